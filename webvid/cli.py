@@ -1,0 +1,144 @@
+"""The ``webvid`` command line: one group, stage commands loaded lazily.
+
+Global options: ``--version``, ``-v/--verbose`` (repeatable), ``--quiet``, ``--debug``.
+Library errors (:class:`webvid.errors.WebvidError`) are shown as one line, exit code 2;
+anything unexpected as one line plus a hint to rerun with ``--debug`` (which shows the
+traceback), exit code 1.
+
+Stage commands live in their stage (``webvid/crawl/cli.py`` …) and are imported only when
+called, so ``webvid --help`` and ``webvid query`` stay fast and need no torch import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from webvid import __version__
+from webvid.cliutil import console, err_console
+from webvid.errors import WebvidError
+
+#: command name → "module:attribute" of its click command, and a one-line help.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "crawl": ("webvid.crawl.cli:crawl", "Collect clips and captions from a stock site or a URL table."),
+    "shard": ("webvid.shards.cli:shard", "Curate crawl dirs into WebDataset shards with Parquet metadata."),
+    "train": ("webvid.train.cli:train", "Train the Frozen-in-Time dual encoder on shards."),
+    "eval": ("webvid.train.cli:eval_cmd", "Text-video retrieval metrics of a checkpoint."),
+    "embed": ("webvid.train.cli:embed", "Embed a shard set into a Parquet index."),
+    "search": ("webvid.train.cli:search", "Text search over an embedding index."),
+    "demo": ("webvid.demo.cli:demo", "The whole pipeline on the built-in demo stock site."),
+    "demo-site": ("webvid.demo.cli:demo_site", "Serve the built-in demo stock site on loopback."),
+    "query": ("webvid.query_cli:query", "DuckDB SQL over all metadata under a data root."),
+    "doctor": ("webvid.doctor:doctor", "Check that everything webvid needs is installed."),
+}
+
+#: What to say when a command's module is not part of this build yet.
+NOT_YET = {
+    "demo": "`webvid demo` is not available in this build yet: it needs the crawl, shard and "
+    "train stages. Run `make test` meanwhile, or see README.md for what works today.",
+}
+
+
+def _available(name: str) -> bool:
+    module = LAZY_COMMANDS[name][0].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if _available(n) or n in NOT_YET})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None or name not in LAZY_COMMANDS:
+            return cmd
+        target, short = LAZY_COMMANDS[name]
+        if not _available(name):
+            return _unavailable(name, short) if name in NOT_YET else None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so `webvid --help` imports no stage.
+        rows = [(n, LAZY_COMMANDS[n][1]) for n in self.list_commands(ctx) if n in LAZY_COMMANDS]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _unavailable(name: str, short: str) -> click.Command:
+    @click.command(name=name, help=short, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def cmd(args: tuple[str, ...]) -> None:
+        raise WebvidError(NOT_YET[name])
+
+    return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="webvid")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for library debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """webvid: build WebVid-scale video-text datasets and train Frozen-in-Time on them.
+
+    \b
+    Stages, joined by files on disk:
+      webvid crawl  SOURCE -o crawl/     stock site or URL table → clips + captions
+      webvid shard  crawl/ -o shards/    curation → WebDataset shards + Parquet
+      webvid train  --recipe train/demo.toml -o runs/x
+      webvid query  "SELECT status, count(*) FROM crawl GROUP BY 1"
+    """
+    from webvid.log import setup_logging
+
+    ctx.ensure_object(dict)
+    ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
+    setup_logging(verbose, quiet=quiet, console=err_console)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: run the group and turn errors into one clear line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        return cli.main(args=args, prog_name="webvid", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: committed work is kept; rerun the same command to resume")
+        sys.exit(130)
+    except WebvidError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+__all__ = ["cli", "main", "console", "err_console"]
+
+if __name__ == "__main__":
+    main()
