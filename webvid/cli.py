@@ -64,7 +64,10 @@ class LazyGroup(click.Group):
         if not _available(name):
             return _unavailable(name, short) if name in NOT_YET else None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr, None)
+        if command is None and name in NOT_YET:
+            return _unavailable(name, short)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so `webvid --help` imports no stage.
