@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:  # the last line of defence
         if debug:
             raise
         err_console.print(

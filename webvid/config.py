@@ -99,7 +99,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "config", p
     if unknown:
         known = ", ".join(sorted(fields))
         raise ConfigError(
-            f"{where}: unknown key {prefix}{unknown[0]!r} (known keys here: {known})"
+            f"{where}: unknown key {prefix + unknown[0]!r} (known keys here: {known})"
         )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
@@ -130,7 +130,7 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
                 return _coerce(arg, value, where, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise errors[0] if len(errors) == 1 else bad(" or ".join(map(_type_name, args)))
+        raise ConfigError(errors[0]) if len(errors) == 1 else bad(" or ".join(map(_type_name, args)))
     if origin is typing.Literal:
         if value not in args:
             raise bad("one of " + ", ".join(repr(a) for a in args))

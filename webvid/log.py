@@ -63,10 +63,12 @@ class RichProgress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress as _RichProgress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as _RichProgress,
         )
 
         self._progress = _RichProgress(
@@ -89,9 +91,10 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for task_id in self._tasks.values():
-            self._progress.refresh()
-            _ = task_id
+        # Show the final figures of every task, even those updated within the rate limit.
+        for task, tid in self._tasks.items():
+            info = "  ".join(f"{k}={_fmt(v)}" for k, v in self._info[task].items())
+            self._progress.update(tid, info=info)
         self._progress.__exit__(*exc)
 
     def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:

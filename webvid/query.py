@@ -1,0 +1,203 @@
+"""DuckDB over a data root: one view per kind of metadata file, read-only by default.
+
+Takes a data root (any folder holding crawl dirs, shard dirs and run dirs, at any depth).
+Produces an in-process DuckDB connection with views over every Parquet file found:
+
+=============  ==================================================  ==========================
+view           files                                               schema
+=============  ==================================================  ==========================
+``crawl``      ``**/records/part-*.parquet``                       ``CRAWL_RECORD_SCHEMA``
+``samples``    ``**/NNNNN.parquet`` (shard sample tables)          ``SAMPLE_SCHEMA``
+``shards``     ``**/index.parquet`` (shard indexes)                ``SHARD_INDEX_SCHEMA``
+``verdicts``   ``**/verdicts.parquet``                             ``VERDICT_SCHEMA``
+other          any other ``*.parquet``, one view per file stem     as written
+=============  ==================================================  ==========================
+
+Every view has a ``filename`` column naming the file each row came from. A contract view
+with no file behind it is still created, empty and typed, so queries do not fail on a
+partial root. :func:`run_query` executes one read-only statement and streams its result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from webvid import contract
+from webvid.errors import InputError, QueryError
+
+#: Statement types a query may run; everything else (INSERT, COPY, CREATE, ATTACH, SET …) is refused.
+_READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+_SKIP_DIRS = {".venv", ".git", "__pycache__", "node_modules", ".cache"}
+_VIEW_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class RootFiles:
+    """Parquet files of a data root, grouped by view name (sorted paths)."""
+
+    groups: dict[str, list[Path]]
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.groups.values())
+
+
+def classify(path: Path) -> str:
+    """The view a Parquet file belongs to, from its name and folder (the contract's layout)."""
+    name = path.name
+    if path.parent.name == "records" and name.startswith("part-"):
+        return "crawl"
+    if name == contract.VERDICTS_NAME:
+        return "verdicts"
+    if name == contract.SHARD_INDEX_NAME:
+        return "shards"
+    if contract.SAMPLE_PARQUET_RE.match(name):
+        return "samples"
+    view = _VIEW_NAME.sub("_", path.stem.lower()).strip("_") or "data"
+    return view if not view[0].isdigit() else f"t_{view}"
+
+
+def scan_root(root: str | os.PathLike[str]) -> RootFiles:
+    """Find every Parquet file under ``root`` (temp files and tool folders skipped)."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"data root not found: {root}")
+    if not root.is_dir():
+        raise InputError(f"data root is not a folder: {root}")
+    groups: dict[str, list[Path]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for fn in filenames:
+            if fn.endswith(".parquet") and not fn.startswith("."):
+                p = Path(dirpath) / fn
+                groups.setdefault(classify(p), []).append(p)
+    return RootFiles({k: sorted(v) for k, v in sorted(groups.items())})
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _empty_view_sql(name: str, schema: pa.Schema) -> str:
+    cols = ", ".join(
+        f"CAST(NULL AS {_duck_type(f.type)}) AS {_ident(f.name)}" for f in schema
+    )
+    return f"CREATE VIEW {_ident(name)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS filename WHERE false"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "VARCHAR"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    raise QueryError(f"no DuckDB type for {t}")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(root: str | os.PathLike[str] = ".", *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per metadata kind under ``root``.
+
+    For notebooks: ``con = webvid.query.connect("data"); con.sql("SELECT …").fetchall()``.
+    Raises :class:`InputError` for a missing root or one without any Parquet file.
+    """
+    files = scan_root(root)
+    if files.total == 0:
+        raise InputError(f"no Parquet files under {Path(root)}: nothing to query (expected crawl, shard or run dirs)")
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    for view, paths in files.groups.items():
+        plist = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
+        try:
+            con.execute(
+                f"CREATE VIEW {_ident(view)} AS SELECT * FROM read_parquet({plist}, union_by_name = true, filename = true)"
+            )
+        except duckdb.Error as exc:
+            raise QueryError(f"cannot read the {view!r} files under {root}: {_first_line(exc)}") from None
+    for view, schema in contract.SCHEMAS.items():
+        if view not in files.groups:
+            con.execute(_empty_view_sql(view, schema))
+    return con
+
+
+def describe(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Views and their columns: ``[(view, [(column, type), …]), …]``."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for view, col, typ in rows:
+        out.setdefault(view, []).append((col, typ))
+    return list(out.items())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """Parse ``sql``: exactly one statement, and a read-only one. Returns it, stripped."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(f"bad SQL: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
+    st = statements[0]
+    kind = st.type.name if hasattr(st.type, "name") else str(st.type)
+    if kind not in _READ_ONLY_TYPES:
+        raise QueryError(
+            f"read-only: {kind} statements are not allowed (webvid query runs SELECT/WITH/EXPLAIN only)"
+        )
+    return sql.strip().rstrip(";")
+
+
+def stream(con: duckdb.DuckDBPyConnection, sql: str, rows_per_batch: int = 65_536) -> pa.RecordBatchReader:
+    """Run one read-only statement and stream its result as Arrow record batches.
+
+    Uses a lazy relation (``con.sql``) so DuckDB produces batches as they are read: memory
+    stays bounded by the batch size, whatever the result size. Errors become one-line
+    :class:`QueryError`s.
+    """
+    sql = check_read_only(con, sql)
+    try:
+        reader = con.sql(sql).to_arrow_reader(rows_per_batch)
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {_first_line(exc)}") from None
+    return _GuardedReader(reader)
+
+
+class _GuardedReader:
+    """Iterates a RecordBatchReader, turning DuckDB/Arrow errors mid-stream into QueryError."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self.reader = reader
+        self.schema = reader.schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self.reader
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise QueryError(f"query failed: {_first_line(exc)}") from None
