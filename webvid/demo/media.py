@@ -1,0 +1,300 @@
+"""Media of the demo site: clips of coloured shapes in motion, thumbnails and still images.
+
+Takes a :class:`~webvid.demo.catalog.Catalog` and :class:`MediaParams`. Produces, in a cache
+folder, one H.264 (yuv420p, ``+faststart``) mp4 per distinct clip, a JPEG thumbnail per clip and
+a JPEG per image, and returns a :class:`MediaStore` mapping item ids to those files.
+
+Speed: frames are drawn with numpy and piped raw into *one* ffmpeg process per batch of clips,
+whose segment muxer cuts the stream into one mp4 per clip at forced key frames — one process
+start-up per batch instead of per clip (about 15 ms per clip on one core, against 135 ms for one
+ffmpeg call per clip). Memory stays bounded: one frame at a time goes down the pipe.
+
+Cache: ``<cache_dir>/v<GENERATOR_VERSION>-<hash of MediaParams>/`` holds files named by a hash of
+their render spec, so any seed reuses every clip it shares with an earlier build and a rebuild
+generates nothing. Files are committed with :func:`webvid.io.atomic_path`, so a file that exists
+is complete; concurrent builders at worst both render the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from webvid.demo.catalog import BACKGROUNDS, COLOURS, Catalog, RenderSpec
+from webvid.errors import WebvidError
+from webvid.io import atomic_path
+from webvid.log import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+#: Bump whenever drawing or encoding changes: it is part of the cache key.
+GENERATOR_VERSION: Final = 1
+_BATCH: Final = 48
+
+
+@dataclass(frozen=True)
+class MediaParams:
+    """How clips and images are rendered (all part of the cache key)."""
+
+    width: int = 160
+    height: int = 120
+    fps: int = 12
+    clip_seconds: float = 3.0
+    short_seconds: float = 0.5
+    jpeg_quality: int = 90
+    crf: int = 23
+
+    def __post_init__(self) -> None:
+        if self.width % 2 or self.height % 2 or self.width < 32 or self.height < 32:
+            raise ValueError("width and height must be even and at least 32 (yuv420p)")
+        if self.fps < 1 or self.clip_seconds <= 0 or self.short_seconds <= 0:
+            raise ValueError("fps, clip_seconds and short_seconds must be positive")
+
+    def frames(self, spec: RenderSpec) -> int:
+        seconds = self.short_seconds if spec.short else self.clip_seconds
+        return max(2, round(seconds * self.fps))
+
+    def digest(self) -> str:
+        text = json.dumps({"v": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def default_cache_dir() -> Path:
+    """``$WEBVID_DEMO_CACHE``, else ``$XDG_CACHE_HOME/webvid/demo``, else ``~/.cache/webvid/demo``."""
+    env = os.environ.get("WEBVID_DEMO_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "webvid" / "demo"
+
+
+def spec_key(spec: RenderSpec) -> str:
+    return hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class MediaStore:
+    """Where each item's files are, and how many files this build made or found."""
+
+    root: Path
+    clips: dict[str, Path] = field(default_factory=dict)
+    thumbs: dict[str, Path] = field(default_factory=dict)
+    images: dict[str, Path] = field(default_factory=dict)
+    generated: int = 0
+    reused: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+# --------------------------------------------------------------------------------------------
+
+
+def shape_mask(shape: str, size: int) -> np.ndarray:
+    """A boolean ``size x size`` mask of the shape."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    c = size / 2
+    if shape == "circle":
+        return (xx - c) ** 2 + (yy - c) ** 2 <= c * c
+    if shape == "square":
+        return np.ones((size, size), dtype=bool)
+    if shape == "triangle":  # apex at the top, base at the bottom
+        return np.abs(xx - c) <= yy / 2
+    if shape == "diamond":
+        return np.abs(xx - c) + np.abs(yy - c) <= c
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def shape_positions(spec: RenderSpec, params: MediaParams, n_frames: int) -> list[tuple[int, int]]:
+    """Top-left (x, y) of the shape in each frame: edge to edge along the direction of motion."""
+    w, h = params.width, params.height
+    size = shape_size(spec, params)
+    margin = max(2, size // 8)
+    span_x, span_y = w - size - 2 * margin, h - size - 2 * margin
+    if spec.motion == "image":
+        return [
+            (margin + round(spec.offset_frac * span_x), margin + round(spec.offset2_frac * span_y))
+        ]
+    out: list[tuple[int, int]] = []
+    for i in range(n_frames):
+        t = 0.5 if spec.motion == "still" else i / (n_frames - 1)
+        if spec.direction in ("left", "right"):
+            along = t if spec.direction == "right" else 1 - t
+            x, y = margin + along * span_x, margin + spec.offset_frac * span_y
+        else:
+            along = t if spec.direction == "down" else 1 - t
+            x, y = margin + spec.offset_frac * span_x, margin + along * span_y
+        out.append((round(x), round(y)))
+    return out
+
+
+def shape_size(spec: RenderSpec, params: MediaParams) -> int:
+    return max(6, round(spec.size_frac * params.height))
+
+
+def render_frames(spec: RenderSpec, params: MediaParams) -> Iterable[np.ndarray]:
+    """The RGB frames (``H x W x 3`` uint8) of a clip, or the one frame of an image."""
+    size = shape_size(spec, params)
+    mask = shape_mask(spec.shape, size)
+    colour = np.array(COLOURS[spec.colour], dtype=np.uint8)
+    background = np.empty((params.height, params.width, 3), dtype=np.uint8)
+    background[:] = BACKGROUNDS[spec.background]
+    n = 1 if spec.motion == "image" else params.frames(spec)
+    for x, y in shape_positions(spec, params, n):
+        frame = background.copy()
+        frame[y : y + size, x : x + size][mask] = colour
+        yield frame
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------------
+
+
+def _ffmpeg_batch(specs: Sequence[RenderSpec], params: MediaParams, workdir: Path) -> list[Path]:
+    """Encode ``specs`` with one ffmpeg process; returns one mp4 path per spec, in order."""
+    counts = [params.frames(s) for s in specs]
+    bounds = np.cumsum(counts)[:-1].tolist()
+    # a key frame on the first frame of every clip (by frame number: times would round)
+    key_expr = "expr:" + "+".join(f"eq(n,{b})" for b in [0, *bounds])
+    # fmt: off
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{params.width}x{params.height}",
+        "-r", str(params.fps), "-i", "-",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(params.crf), "-bf", "0",
+        "-threads", "1", "-pix_fmt", "yuv420p", "-force_key_frames", key_expr,
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+        "-f", "segment", "-reset_timestamps", "1",
+        "-segment_format", "mp4", "-segment_format_options", "movflags=+faststart",
+    ]
+    # fmt: on
+    if bounds:
+        cmd += ["-segment_frames", ",".join(str(b) for b in bounds)]
+    cmd.append(str(workdir / "seg%05d.mp4"))
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        for spec in specs:
+            for frame in render_frames(spec, params):
+                proc.stdin.write(frame.tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise WebvidError(f"ffmpeg failed to encode demo clips: {err.strip()[-500:]}")
+    paths = [workdir / f"seg{i:05d}.mp4" for i in range(len(specs))]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise WebvidError(f"ffmpeg produced no {', '.join(missing[:3])} (segmenting failed)")
+    return paths
+
+
+def corrupt_bytes(data: bytes, key: str) -> bytes:
+    """Keep the mp4's first 40 bytes (``ftyp`` box, start of ``moov``), garbage after them."""
+    rng = random.Random(key)
+    return data[:40] + bytes(rng.getrandbits(8) for _ in range(len(data) - 40))
+
+
+def _save_jpeg(frame: np.ndarray, final: Path, quality: int) -> None:
+    from PIL import Image
+
+    with atomic_path(final, durable=False) as tmp:
+        Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
+
+
+def _commit_clip(segment: Path, final: Path, spec: RenderSpec, key: str) -> None:
+    with atomic_path(final, durable=False) as tmp:
+        if spec.corrupt:
+            tmp.write_bytes(corrupt_bytes(segment.read_bytes(), key))
+        else:
+            os.replace(segment, tmp)
+
+
+def build_media(
+    catalog: Catalog,
+    params: MediaParams | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress | None = None,
+) -> MediaStore:
+    """Render every file the catalogue needs that the cache lacks; map item ids to files."""
+    params = params or MediaParams()
+    progress = progress or NullProgress()
+    if shutil.which("ffmpeg") is None:
+        raise WebvidError("the demo site needs ffmpeg on PATH (Debian: apt-get install ffmpeg)")
+    root = Path(cache_dir or default_cache_dir()) / f"v{GENERATOR_VERSION}-{params.digest()}"
+    store = MediaStore(root)
+    todo: dict[str, RenderSpec] = {}  # clip files to encode, by key
+    for clip in catalog.clips:
+        key = spec_key(clip.render)
+        store.clips[clip.clip_id] = root / "clips" / f"{key}.mp4"
+        store.thumbs[clip.clip_id] = root / "thumbs" / f"{key}.jpg"
+        if not store.clips[clip.clip_id].is_file():
+            todo[key] = clip.render
+    for image in catalog.images:
+        store.images[image.clip_id] = root / "images" / f"{spec_key(image.render)}.jpg"
+    total = len(set(store.clips.values()) | set(store.thumbs.values()) | set(store.images.values()))
+    progress.update("demo media", total=total)
+    _encode_clips(todo, params, root, store, progress)
+    for kind, paths, specs in (
+        ("thumb", store.thumbs, {c.clip_id: c.render for c in catalog.clips}),
+        ("image", store.images, {i.clip_id: i.render for i in catalog.images}),
+    ):
+        done: set[Path] = set()
+        for item_id, path in paths.items():
+            if path in done:
+                continue
+            done.add(path)
+            if path.is_file():
+                store.reused += 1
+            else:
+                spec = specs[item_id]
+                first = next(iter(render_frames(spec, params)))
+                _save_jpeg(first, path, params.jpeg_quality)
+                store.generated += 1
+            progress.update("demo media", advance=1)
+        log.debug("demo %s files ready under %s", kind, root)
+    log.info("demo media: %d generated, %d reused, in %s", store.generated, store.reused, root)
+    return store
+
+
+def _encode_clips(
+    todo: dict[str, RenderSpec],
+    params: MediaParams,
+    root: Path,
+    store: MediaStore,
+    progress: Progress,
+) -> None:
+    n_clip_files = len(set(store.clips.values()))
+    store.reused += n_clip_files - len(todo)
+    progress.update("demo media", advance=n_clip_files - len(todo))
+    if not todo:
+        return
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    items = sorted(todo.items())
+    for start in range(0, len(items), _BATCH):
+        batch = items[start : start + _BATCH]
+        workdir = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
+        try:
+            segments = _ffmpeg_batch([spec for _, spec in batch], params, workdir)
+            for (key, spec), segment in zip(batch, segments, strict=True):
+                _commit_clip(segment, root / "clips" / f"{key}.mp4", spec, key)
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(workdir)
+        store.generated += len(batch)
+        progress.update("demo media", advance=len(batch))
