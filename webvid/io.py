@@ -172,7 +172,7 @@ def safe_join(root: str | os.PathLike[str], relpath: str) -> Path:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def tool_versions() -> dict[str, str]:
