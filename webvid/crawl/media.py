@@ -1,0 +1,105 @@
+"""What a response body is: content-type classes and magic-byte sniffing (pure, no I/O).
+
+Takes a ``Content-Type`` header, the first bytes of a body, or a URL; produces a media kind
+(``"video"`` / ``"image"``), a file extension, and whether the URL or response is something
+yt-dlp should handle (an HTML player page or an HLS/DASH manifest) rather than a direct file.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+#: Bytes needed to recognise every container below (MPEG-TS needs its second sync byte).
+SNIFF_BYTES = 192
+
+MEDIA_EXTS = frozenset(
+    {"mp4", "m4v", "mov", "webm", "mkv", "avi", "flv", "ts", "mpg", "mpeg", "ogv",
+     "jpg", "jpeg", "png", "gif", "webp", "bmp", "avif"}
+)
+MANIFEST_EXTS = frozenset({"m3u8", "mpd"})
+PAGE_EXTS = frozenset({"html", "htm", "php", "asp", "aspx", ""})
+
+_GENERIC_BINARY = frozenset(
+    {"application/octet-stream", "binary/octet-stream", "application/binary", "application/mp4"}
+)
+_MANIFEST_TYPES = frozenset(
+    {"application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl",
+     "audio/x-mpegurl", "application/dash+xml"}
+)
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def mime_of(content_type: str | None) -> str:
+    """``"video/MP4; codecs=..."`` → ``"video/mp4"``; missing → ``""``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def content_type_class(content_type: str | None) -> str:
+    """One of ``media``, ``binary`` (generic, decide by magic), ``html``, ``manifest``,
+    ``missing`` or ``other``."""
+    mime = mime_of(content_type)
+    if not mime:
+        return "missing"
+    if mime.startswith(("video/", "image/")):
+        return "media"
+    if mime in _GENERIC_BINARY:
+        return "binary"
+    if mime in _MANIFEST_TYPES:
+        return "manifest"
+    if mime in _HTML_TYPES:
+        return "html"
+    return "other"
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """``(kind, ext)`` of a body from its first bytes, or None when it is not media we keep."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image", "avif"
+        if brand.startswith(b"qt"):
+            return "video", "mov"
+        return "video", "mp4"
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "video", "mp4"
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        return "video", "webm"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "video", "avi"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image", "webp"
+    if head.startswith(b"FLV"):
+        return "video", "flv"
+    if head.startswith(b"OggS"):
+        return "video", "ogv"
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
+        return "video", "mpg"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image", "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image", "png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image", "gif"
+    if head.startswith(b"BM") and len(head) >= 6:
+        return "image", "bmp"
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return "video", "ts"  # MPEG-TS: a sync byte at the start of two 188-byte packets
+    return None
+
+
+def url_ext(url: str) -> str:
+    """Lower-case extension of a URL's path (no dot), ``""`` when none."""
+    path = urlsplit(url).path
+    name = path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def route_for_url(url: str, via: str) -> str:
+    """``direct`` or ``yt-dlp`` before any request: only ``--via`` and obvious URLs decide.
+
+    ``auto`` sends manifests to yt-dlp and tries everything else directly first; a direct
+    attempt that answers with an HTML page or a manifest is then handed to yt-dlp.
+    """
+    if via in ("direct", "yt-dlp"):
+        return via
+    return "yt-dlp" if url_ext(url) in MANIFEST_EXTS else "direct"

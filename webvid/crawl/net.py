@@ -1,0 +1,221 @@
+"""The network plumbing of one crawl: session, guarded DNS, per-host slots, robots cache.
+
+Takes a :class:`~webvid.crawl.config.CrawlConfig`; produces
+
+* :func:`make_session` — one ``aiohttp.ClientSession`` per run: pooled connector with a
+  global and a per-host connection limit, an in-process DNS cache, every ``ClientTimeout``
+  field set, our honest User-Agent, and (unless ``allow_private``) a resolver that refuses
+  private, loopback and link-local addresses — so the check is on the address actually
+  connected to, after every redirect, and DNS rebinding cannot slip past it;
+* :class:`HostSlots` — per host: a concurrency semaphore, a token bucket (lowered by
+  robots ``Crawl-delay``), and a pause that 429/503 answers extend (adaptive back-off);
+* :class:`RobotsCache` — robots.txt fetched once per host, shared by all waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from webvid.crawl import polite
+from webvid.crawl.config import CrawlConfig
+
+log = logging.getLogger(__name__)
+
+
+class PrivateAddressError(OSError):
+    """A host resolved only to addresses we refuse (private, loopback, link-local...)."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with aiohttp's default resolver, then drops forbidden addresses."""
+
+    def __init__(self, allowlist: tuple[str, ...] = ()) -> None:
+        self._inner = DefaultResolver()
+        self._allowlist = allowlist
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if not polite.is_forbidden_address(r["host"], self._allowlist)]
+        if not allowed:
+            addrs = ", ".join(sorted({r["host"] for r in results}))
+            raise PrivateAddressError(f"{host} resolves to a private/loopback address ({addrs})")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def host_key(url: str) -> str:
+    """``scheme://host:port`` — the unit of politeness."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]:
+    net = cfg.net
+    connector = aiohttp.TCPConnector(
+        limit=cfg.concurrency + cfg.discover.page_concurrency + 8,
+        limit_per_host=cfg.polite.per_host_concurrency + 2,  # +2: robots.txt never starves
+        use_dns_cache=True,
+        ttl_dns_cache=net.dns_cache_ttl_s,
+        resolver=None if cfg.polite.allow_private else GuardedResolver(cfg.polite.private_allowlist),
+        keepalive_timeout=30,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=net.total_timeout_s,
+        connect=net.connect_timeout_s,
+        sock_connect=net.connect_timeout_s,
+        sock_read=net.read_timeout_s,
+        ceil_threshold=5,
+    )
+    headers = {"User-Agent": cfg.polite.user_agent, "Accept-Encoding": "identity"}
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers, auto_decompress=False,
+        max_line_size=16384, max_field_size=16384,
+    ) as session:
+        yield session
+
+
+class HostSlot:
+    def __init__(self, cfg: CrawlConfig) -> None:
+        p = cfg.polite
+        self.sem = asyncio.Semaphore(p.per_host_concurrency)
+        self.bucket = polite.TokenBucket(p.per_host_rps, p.per_host_burst)
+        self.pause_until = 0.0
+        self.consecutive_429 = 0
+        self.base_pause_s = p.host_429_pause_s
+        self.max_pause_s = cfg.net.backoff_max_s
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[None]:
+        async with self.sem:
+            wait = self.bucket.reserve(time.monotonic())
+            while True:
+                wait = max(wait, self.pause_until - time.monotonic())
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+                wait = 0.0
+            yield
+
+    def on_response(self, status: int, retry_after_s: float | None) -> None:
+        if status == 429:
+            self.consecutive_429 += 1
+            pause = self.base_pause_s * 2 ** (self.consecutive_429 - 1)
+            pause = min(self.max_pause_s, max(pause, retry_after_s or 0.0))
+            self.pause_until = max(self.pause_until, time.monotonic() + pause)
+            if self.consecutive_429 >= 3:  # keeps answering 429: halve our rate too
+                self.bucket.set_rate(self.bucket.rate / 2)
+        elif status == 503 and retry_after_s:
+            self.pause_until = max(self.pause_until, time.monotonic() + min(retry_after_s, self.max_pause_s))
+        elif status < 400:
+            self.consecutive_429 = 0
+
+    @property
+    def backing_off(self) -> bool:
+        return self.pause_until > time.monotonic()
+
+
+class HostSlots:
+    def __init__(self, cfg: CrawlConfig) -> None:
+        self.cfg = cfg
+        self.slots: dict[str, HostSlot] = {}
+
+    def get(self, url: str) -> HostSlot:
+        key = host_key(url)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = HostSlot(self.cfg)
+        return slot
+
+    def backing_off(self) -> int:
+        return sum(1 for s in self.slots.values() if s.backing_off)
+
+
+class RobotsCache:
+    """robots.txt per host, fetched once; concurrent askers wait for the same fetch."""
+
+    def __init__(self, cfg: CrawlConfig, session: aiohttp.ClientSession, slots: HostSlots) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.slots = slots
+        self._rules: dict[str, asyncio.Future[polite.RobotsRules]] = {}
+
+    async def rules(self, url: str) -> polite.RobotsRules:
+        if not self.cfg.polite.obey_robots:
+            return polite.ALLOW_ALL
+        key = host_key(url)
+        fut = self._rules.get(key)
+        if fut is None:
+            fut = self._rules[key] = asyncio.get_running_loop().create_future()
+            try:
+                rules = await self._fetch(key)
+            except Exception as exc:
+                log.warning("robots.txt of %s unreachable (%s): not crawling that host", key, exc)
+                rules = polite.DISALLOW_ALL
+            fut.set_result(rules)
+            self._apply_delay(key, rules)
+        return await asyncio.shield(fut)
+
+    async def _fetch(self, key: str) -> polite.RobotsRules:
+        url = key + "/robots.txt"
+        token = self.cfg.polite.robots_token
+        for attempt in range(3):
+            try:
+                async with asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)), self.session.get(
+                    url, max_redirects=self.cfg.net.max_redirects
+                ) as resp:
+                    body = await resp.content.read(512 * 1024)
+                    if resp.status >= 500 or resp.status == 429:
+                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+                    return polite.robots_for_status(resp.status, body.decode("utf-8", "replace"), token)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, PrivateAddressError):
+                    raise
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(self.cfg.net.backoff_base_s * 2**attempt)
+        return polite.DISALLOW_ALL
+
+    def _apply_delay(self, key: str, rules: polite.RobotsRules) -> None:
+        if rules.crawl_delay_s:
+            delay = min(rules.crawl_delay_s, self.cfg.polite.max_crawl_delay_s)
+            slot = self.slots.slots.setdefault(key, HostSlot(self.cfg))
+            slot.bucket.set_rate(min(slot.bucket.rate, 1.0 / delay if delay > 0 else slot.bucket.rate))
+            slot.bucket.burst = 1
+            slot.bucket.tokens = min(slot.bucket.tokens, 1.0)
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """``(reason, detail)`` of a network exception raised while fetching."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timeout", "timed out" + (f": {exc}" if str(exc) else "")
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, PrivateAddressError):
+        return "private_address", str(exc.os_error)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "truncated", f"body cut short: {_short(exc)}"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid_url", f"invalid URL: {exc}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection_error", "server disconnected"
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return "connection_error", f"{type(exc).__name__}: {_short(exc)}"
+    return "connection_error", f"{type(exc).__name__}: {_short(exc)}"
+
+
+def _short(exc: BaseException, n: int = 200) -> str:
+    text: Any = str(exc) or type(exc).__name__
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,280 @@
+"""Politeness and safety rules as pure functions: no I/O, tested as tables.
+
+Takes strings and numbers (a robots.txt body, an ``X-Robots-Tag`` header, a ``Retry-After``
+value, an IP address, the clock); produces decisions:
+
+* :func:`parse_robots` → :class:`RobotsRules` (RFC 9309: groups by user-agent token,
+  longest match wins, ``Allow`` wins ties, ``*`` and ``$`` wildcards, ``Crawl-delay``);
+* :func:`x_robots_opt_out` — whether an ``X-Robots-Tag`` opts out of AI/dataset use, with
+  img2dataset's directive set and UA-scoped directives (``webvid: noai``);
+* :func:`backoff_delay`, :func:`parse_retry_after` — exponential backoff with jitter that
+  honours ``Retry-After``;
+* :class:`TokenBucket` — per-host request rate;
+* :func:`is_forbidden_address` — private, loopback, link-local, reserved targets;
+* :func:`status_of` — the record ``status`` a failure reason maps to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import ipaddress
+import math
+import random
+import re
+import time
+
+from webvid import contract
+
+# --------------------------------------------------------------------------------------------
+# robots.txt
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RobotsRules:
+    """The rules of one robots.txt group (the one that applies to our token)."""
+
+    rules: tuple[tuple[bool, str], ...] = ()  # (allow, path pattern)
+    crawl_delay_s: float | None = None
+    disallow_all: bool = False  # robots.txt unreachable (5xx / network error): RFC 9309 §2.3.1.4
+
+    def allowed(self, path: str) -> bool:
+        """Whether ``path`` (path + query, percent-encoded as sent) may be fetched."""
+        if self.disallow_all:
+            return False
+        if path in ("/robots.txt",):
+            return True
+        best_len, best_allow = -1, True
+        for allow, pattern in self.rules:
+            if not pattern:
+                continue  # "Disallow:" with no value allows everything
+            n = _match_len(pattern, path)
+            if n is None:
+                continue
+            if n > best_len or (n == best_len and allow):
+                best_len, best_allow = n, allow
+        return best_allow
+
+
+ALLOW_ALL = RobotsRules()
+DISALLOW_ALL = RobotsRules(disallow_all=True)
+
+
+def _match_len(pattern: str, path: str) -> int | None:
+    """Length of ``pattern`` when it matches the start of ``path``, else None."""
+    if "*" not in pattern and not pattern.endswith("$"):
+        return len(pattern) if path.startswith(pattern) else None
+    anchored = pattern.endswith("$")
+    body = pattern[:-1] if anchored else pattern
+    regex = ".*".join(re.escape(part) for part in body.split("*")) + ("$" if anchored else "")
+    return len(pattern) if re.match(regex, path) else None
+
+
+def parse_robots(text: str, token: str) -> RobotsRules:
+    """The group for ``token`` (case-insensitive product token), else ``*``, else allow all."""
+    token = token.lower()
+    groups: list[tuple[list[str], list[tuple[bool, str]], list[float]]] = []
+    current: tuple[list[str], list[tuple[bool, str]], list[float]] | None = None
+    last_was_agent = False
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if ":" not in line:
+            continue
+        key, value = (s.strip() for s in line.split(":", 1))
+        key = key.lower()
+        if key == "user-agent":
+            if current is None or not last_was_agent:
+                current = ([], [], [])
+                groups.append(current)
+            current[0].append(value.lower())
+            last_was_agent = True
+            continue
+        last_was_agent = False
+        if current is None:
+            continue
+        if key in ("allow", "disallow"):
+            current[1].append((key == "allow", value))
+        elif key == "crawl-delay":
+            try:
+                delay = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(delay) and delay >= 0:
+                current[2].append(delay)
+    chosen = [g for g in groups if any(a != "*" and a == token for a in g[0])]
+    if not chosen:
+        chosen = [g for g in groups if "*" in g[0]]
+    if not chosen:
+        return ALLOW_ALL
+    rules = tuple(r for g in chosen for r in g[1])
+    delays = [d for g in chosen for d in g[2]]
+    return RobotsRules(rules=rules, crawl_delay_s=max(delays) if delays else None)
+
+
+def robots_for_status(status: int, text: str, token: str) -> RobotsRules:
+    """RFC 9309: 2xx → parse; 4xx → no restrictions; 5xx → assume complete disallow."""
+    if 200 <= status < 300:
+        return parse_robots(text, token)
+    if 400 <= status < 500:
+        return ALLOW_ALL
+    return DISALLOW_ALL
+
+
+# --------------------------------------------------------------------------------------------
+# X-Robots-Tag and meta robots
+# --------------------------------------------------------------------------------------------
+
+#: The directives img2dataset treats as an opt-out of dataset use.
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
+
+
+def x_robots_opt_out(values: list[str] | tuple[str, ...], token: str) -> str | None:
+    """The opt-out directive that applies to us in these header values, or None.
+
+    A value is ``"noai, noindex"`` (everyone) or ``"otherbot: noai"`` / ``"webvid: noai"``
+    (that user agent only). Directives scoped to other agents are ignored.
+    """
+    token = token.lower()
+    for value in values:
+        scope: str | None = None
+        for part in value.split(","):
+            part = part.strip().lower()
+            if not part:
+                continue
+            if ":" in part:
+                head, rest = (s.strip() for s in part.split(":", 1))
+                if head not in ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"):
+                    scope, part = head, rest
+            if scope is not None and scope != token:
+                continue
+            if part in OPT_OUT_DIRECTIVES:
+                return part
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Retries and rates
+# --------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after_s: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Delay before retry number ``attempt`` (1 = first retry): full exponential with jitter.
+
+    ``Retry-After`` is a floor: we never come back sooner than the server asked.
+    """
+    rng = rng or random
+    exp = min(max_s, base_s * (2 ** max(0, attempt - 1)))
+    delay = exp * (0.5 + rng.random())  # jitter in [0.5, 1.5) × so retries do not line up
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return min(delay, max(max_s, retry_after_s or 0.0))
+
+
+class TokenBucket:
+    """A token bucket that hands out future slots: ``reserve(now)`` → seconds to wait.
+
+    Reserving ahead (tokens may go negative) keeps concurrent callers in FIFO order without
+    a lock: each caller learns its own start time at once.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate = float(rate_per_s)
+        self.burst = max(1, int(burst))
+        self.tokens = float(self.burst)
+        self.stamp: float | None = None
+
+    def set_rate(self, rate_per_s: float) -> None:
+        self.rate = max(1e-3, float(rate_per_s))
+
+    def reserve(self, now: float) -> float:
+        if self.stamp is None:
+            self.stamp = now
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+# --------------------------------------------------------------------------------------------
+# Addresses and statuses
+# --------------------------------------------------------------------------------------------
+
+
+def is_forbidden_address(address: str, allowlist: tuple[str, ...] = ()) -> bool:
+    """Private, loopback, link-local, multicast, reserved or unspecified (v4 or v6), unless
+    inside one of the ``allowlist`` networks (CIDR strings)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in ipaddress.ip_network(net, strict=False) for net in allowlist):
+        return False
+    return bool(
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
+    )
+
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+_STATUS_OF_REASON = {
+    "robots_disallowed": contract.STATUS_SKIPPED_ROBOTS,
+    "x_robots_tag": contract.STATUS_SKIPPED_OPT_OUT,
+    "private_address": contract.STATUS_SKIPPED_POLICY,
+    "off_host": contract.STATUS_SKIPPED_POLICY,
+    "invalid_url": contract.STATUS_SKIPPED_POLICY,
+}
+
+
+def status_of(reason: str | None) -> str:
+    """The record ``status`` for a failure ``reason`` (None → success)."""
+    if reason is None:
+        return contract.STATUS_SUCCESS
+    if reason not in contract.CRAWL_REASONS:
+        raise ValueError(f"unknown crawl reason {reason!r}")
+    return _STATUS_OF_REASON.get(reason, contract.STATUS_FAILED_TO_DOWNLOAD)
+
+
+def reason_of_http(status: int) -> str | None:
+    """The failure reason of a final HTTP status (None for 2xx)."""
+    if 200 <= status < 300:
+        return None
+    if status == 429:
+        return "http_429"
+    if status >= 500:
+        return "http_5xx"
+    if status in (404, 410):
+        return "http_404"
+    return "http_4xx"

@@ -1,0 +1,305 @@
+"""``webvid crawl`` as a library call: ``run(config, progress) -> Summary``.
+
+Takes a :class:`~webvid.crawl.config.CrawlConfig` (source, output folder, politeness...) and
+a Progress; produces a crawl dir: ``OUT/media/…``, ``OUT/records/part-*.parquet`` and, last,
+``OUT/manifest.json`` (the commit marker, with the counts and a stats summary).
+
+Pipeline (one asyncio loop, one ``ClientSession``)::
+
+    source (table rows in batches | site discovery)  → Item
+      → bounded queue (2 × concurrency: memory stays flat)  → Item
+      → N workers: policy checks, direct download or yt-dlp  → Outcome
+      → record dict → journal line + Parquet part (RecordStore)
+
+Resume: the records already committed say which clips are done (any status, except
+retryable failures with ``retry_failed`` and ``discovered`` rows of a dry run); those are
+skipped before any request. ``limit`` counts source items, done or not, so rerunning the
+same command finishes the same set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from webvid import config as wconfig
+from webvid import contract, io
+from webvid.crawl import media, sources
+from webvid.crawl.config import CrawlConfig
+from webvid.crawl.fetch import Fetcher
+from webvid.crawl.items import Item, Outcome, make_record
+from webvid.crawl.net import HostSlots, RobotsCache, make_session
+from webvid.crawl.store import RecordStore, summarise
+from webvid.errors import InputError
+from webvid.log import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Summary:
+    out: Path
+    mode: str
+    source: str
+    dry_run: bool
+    attempted: int  # items processed by this run
+    skipped_done: int  # items an earlier run had finished
+    duplicates: int  # source items sharing a clip id with an earlier one (kept once)
+    by_status: dict[str, int]  # this run
+    by_reason: dict[str, int]  # this run
+    bytes: int  # media bytes stored by this run
+    elapsed_s: float
+    totals: dict[str, Any]  # over every committed record of OUT
+    manifest: dict[str, Any]
+
+    @property
+    def items_per_s(self) -> float:
+        return self.attempted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
+    """``(mode, source)``: a table is list mode; an http(s) URL or a recipe's start URLs is
+    discovery mode. Errors name what was expected."""
+    src = cfg.source.strip()
+    if cfg.mode == "list" or (cfg.mode == "auto" and src and not src.lower().startswith(("http://", "https://"))):
+        if not src:
+            raise InputError("list mode needs a table: webvid crawl TABLE -o OUT")
+        sources.table_format(src, cfg.table.format)  # unknown format → one clear line
+        if not Path(src).is_file():
+            raise InputError(f"table not found: {src}")
+        return "list", src
+    if src and not src.lower().startswith(("http://", "https://")):
+        raise InputError(f"discovery mode needs an http(s) start URL, got {src!r}")
+    if not src and not cfg.discover.start_urls:
+        raise InputError("nothing to crawl: give a table, a start URL or a recipe with discover.start_urls")
+    return "discover", src or cfg.discover.start_urls[0]
+
+
+def is_done(status: str, reason: str | None, cfg: CrawlConfig) -> bool:
+    if status == contract.STATUS_DISCOVERED:
+        return cfg.dry_run
+    if cfg.retry_failed and status == contract.STATUS_FAILED_TO_DOWNLOAD:
+        return not contract.is_retryable(reason)
+    return True
+
+
+def run(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None) -> Summary:
+    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``)."""
+    target = Path(out if out is not None else cfg.output.dir)
+    if not str(target):
+        raise InputError("no output folder: pass -o OUT")
+    mode, source = resolve_mode(cfg)
+    return asyncio.run(_Crawl(cfg, target, mode, source, progress or NullProgress()).main())
+
+
+class _Crawl:
+    def __init__(self, cfg: CrawlConfig, out: Path, mode: str, source: str, progress: Progress) -> None:
+        self.cfg, self.out, self.mode, self.source, self.progress = cfg, out, mode, source, progress
+        self.by_status: Counter[str] = Counter()
+        self.by_reason: Counter[str] = Counter()
+        self.bytes = 0
+        self.attempted = 0
+        self.skipped_done = 0
+        self.duplicates = 0
+        self.source_stats: dict[str, int] = {}
+        self.ytdlp: Any = None
+
+    async def main(self) -> Summary:
+        t0 = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
+            (self.out / contract.MANIFEST_NAME).unlink()
+        store = RecordStore(self.out, flush_every=self.cfg.output.flush_every,
+                            flush_interval_s=self.cfg.output.flush_interval_s)
+        self.store = store
+        recovered = store.recover()
+        io.remove_stale_temps(self.out / "media")
+        done = {cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)}
+        if done:
+            self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
+        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
+        try:
+            async with make_session(self.cfg) as session:
+                self.slots = HostSlots(self.cfg)
+                self.fetcher = Fetcher(self.cfg, session, self.slots, RobotsCache(self.cfg, session, self.slots), self.out)
+                workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)]
+                ticker = asyncio.create_task(self._tick())
+                try:
+                    async for item in self._items(done):
+                        await _put(queue, item, workers)
+                    for _ in workers:
+                        await _put(queue, None, workers)
+                    await asyncio.gather(*workers)
+                finally:
+                    ticker.cancel()
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, ticker, return_exceptions=True)
+        finally:
+            store.flush()
+            if self.ytdlp is not None:
+                self.ytdlp.close()
+        store.close()
+        elapsed = time.monotonic() - t0
+        return self._finish(store, elapsed, recovered)
+
+    # -- sources -------------------------------------------------------------------------
+
+    async def _items(self, done: set[str]) -> AsyncIterator[Item]:
+        seen: set[str] = set()
+        limit = self.cfg.limit
+        if self.mode == "list":
+            stream: Any = _aiter(sources.iter_items(self.source, self.cfg.table, self.source_stats))
+        else:
+            from webvid.crawl.discover import Discoverer
+
+            stream = Discoverer(self.cfg, self.fetcher, self.source, done).items()
+        n = 0
+        async for item in stream:
+            if limit is not None and n >= limit:
+                break
+            if item.clip_id in seen:
+                self.duplicates += 1
+                continue
+            seen.add(item.clip_id)
+            n += 1
+            if item.clip_id in done:
+                self.skipped_done += 1
+                self.progress.update("crawl", advance=1, total=limit)
+                continue
+            yield item
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _worker(self, queue: asyncio.Queue[Item | None]) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            started = time.time()
+            t0 = time.monotonic()
+            outcome = await self._process(item)
+            record = make_record(item, outcome, started, time.monotonic() - t0)
+            self.store.add(record)
+            self.attempted += 1
+            self.by_status[record["status"]] += 1
+            if outcome.reason:
+                self.by_reason[outcome.reason] += 1
+            else:
+                self.bytes += outcome.bytes or 0
+            self.progress.update("crawl", advance=1, total=self.cfg.limit)
+
+    async def _process(self, item: Item) -> Outcome:
+        if item.failed is not None:
+            return item.failed
+        url = item.media_url
+        if not url:
+            return Outcome("invalid_url" if self.mode == "list" else "no_media_found", "no media URL")
+        refused = self.fetcher.check_url(url)
+        if refused:
+            return refused
+        if self.cfg.dry_run:
+            return Outcome(dry_run=True)
+        route = media.route_for_url(url, self.cfg.via)
+        if route == "direct":
+            out = await self.fetcher.download(url, item.clip_id)
+            if not (out.handoff and self.cfg.via == "auto"):
+                return out
+            tried = out.attempts
+        else:
+            tried = 0
+        refused = await self.fetcher.robots_check(url)
+        if refused:
+            return refused
+        if self.ytdlp is None:
+            from webvid.crawl.ytdlp import YtdlpPool
+
+            self.ytdlp = YtdlpPool(self.cfg, self.out)
+        async with self.slots.get(url).use():
+            out = await self.ytdlp.download(url, item.clip_id)
+        out.attempts += tried
+        return out
+
+    async def _tick(self) -> None:
+        t0 = time.monotonic()
+        while True:
+            await asyncio.sleep(0.5)
+            self.store.maybe_flush()
+            elapsed = max(1e-6, time.monotonic() - t0)
+            fails = ",".join(f"{r}:{n}" for r, n in self.by_reason.most_common(3))
+            self.progress.update(
+                "crawl",
+                items_s=round(self.attempted / elapsed, 1),
+                MB_s=round(self.bytes / 1e6 / elapsed, 2),
+                in_flight=self.fetcher.in_flight,
+                failed=sum(self.by_reason.values()),
+                reasons=fails or "-",
+                backoff_hosts=self.slots.backing_off(),
+            )
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _finish(self, store: RecordStore, elapsed: float, recovered: dict[str, int]) -> Summary:
+        totals = summarise(store)
+        stats = {
+            "mode": self.mode,
+            "this_run": {
+                "attempted": self.attempted,
+                "skipped_done": self.skipped_done,
+                "duplicates": self.duplicates,
+                "by_status": dict(self.by_status),
+                "by_reason": dict(self.by_reason),
+                "bytes": self.bytes,
+                "elapsed_s": round(elapsed, 3),
+                "items_per_s": round(self.attempted / elapsed, 2) if elapsed else 0.0,
+                "invalid_source_rows": self.source_stats.get("invalid_rows", 0),
+                "recovered": recovered,
+            },
+            "by_reason": totals["by_reason"],
+            "bytes": totals["bytes"],
+        }
+        counts = {"records": totals["records"], **totals["by_status"]}
+        manifest = io.write_manifest(self.out, "crawl", config=wconfig.to_dict(self.cfg), counts=counts,
+                                     source=self.source, stats=stats)
+        return Summary(
+            out=self.out, mode=self.mode, source=self.source, dry_run=self.cfg.dry_run,
+            attempted=self.attempted, skipped_done=self.skipped_done, duplicates=self.duplicates,
+            by_status=dict(self.by_status), by_reason=dict(self.by_reason), bytes=self.bytes,
+            elapsed_s=elapsed, totals=totals, manifest=manifest,
+        )
+
+
+async def _put(queue: asyncio.Queue[Item | None], item: Item | None, workers: list[asyncio.Task[None]]) -> None:
+    """Put on the bounded queue; if a worker dies meanwhile, raise its error instead of
+    waiting forever for room."""
+    if not queue.full():
+        queue.put_nowait(item)
+        return
+    put = asyncio.ensure_future(queue.put(item))
+    while not put.done():
+        await asyncio.wait([put, *workers], return_when=asyncio.FIRST_COMPLETED)
+        for w in workers:
+            if w.done() and not w.cancelled() and w.exception() is not None:
+                put.cancel()
+                raise w.exception()  # type: ignore[misc]
+
+
+async def _aiter(iterator: Any) -> AsyncIterator[Item]:
+    """A sync iterator as an async one; yields to the loop between items."""
+    for i, item in enumerate(iterator):
+        yield item
+        if i % 256 == 255:
+            await asyncio.sleep(0)

@@ -1,0 +1,188 @@
+"""Crawl records on disk: a journal per part, atomic Parquet parts, resume state.
+
+Takes record dicts (:func:`webvid.crawl.items.make_record`) as items finish; produces
+``OUT/records/part-NNNNN.parquet`` (``CRAWL_RECORD_SCHEMA``), written atomically every
+``flush_every`` records or ``flush_interval_s`` seconds.
+
+Why a journal: between two parts, every finished record is also appended as one JSON line
+to ``records/journal-NNNNN.jsonl`` (the journal of the part that will hold it). A ``kill -9``
+loses no record: on the next start :meth:`RecordStore.recover` folds a journal whose part
+does not exist into that part, deletes a journal whose part does (the part was committed
+just before the kill), drops torn last lines, and compacts superseded rows — a clip that was
+retried (``--retry-failed``, or ``discovered`` by a dry run) keeps only its newest row, so
+every clip has exactly one row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from webvid import contract, io
+from webvid.crawl.items import epoch_to_datetime
+
+log = logging.getLogger(__name__)
+
+_PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+_JOURNAL_RE = re.compile(r"^journal-(\d{5,})\.jsonl$")
+
+
+def part_name(n: int) -> str:
+    return f"part-{n:05d}.parquet"
+
+
+def journal_name(n: int) -> str:
+    return f"journal-{n:05d}.jsonl"
+
+
+def to_table(records: list[dict[str, Any]]) -> pa.Table:
+    rows = [dict(r, started_at=epoch_to_datetime(r.get("started_at"))) for r in records]
+    return contract.rows_to_table(rows, contract.CRAWL_RECORD_SCHEMA)
+
+
+class RecordStore:
+    """Appends records; commits them as Parquet parts; knows what earlier runs finished."""
+
+    def __init__(self, out: str | os.PathLike[str], *, flush_every: int, flush_interval_s: float) -> None:
+        self.dir = Path(out) / "records"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.flush_every = flush_every
+        self.flush_interval_s = flush_interval_s
+        self._buffer: list[dict[str, Any]] = []
+        self._journal: IO[str] | None = None
+        self._last_flush = time.monotonic()
+        self._next = 0
+        self.written = 0
+
+    # -- files ---------------------------------------------------------------------------
+
+    def parts(self) -> list[Path]:
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := _PART_RE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def _journals(self) -> list[tuple[int, Path]]:
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := _JOURNAL_RE.match(p.name))]
+        return sorted(found)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def recover(self) -> dict[str, int]:
+        """Make the records folder consistent after any interruption. Returns what it did."""
+        did = {"stale_temps": io.remove_stale_temps(self.dir), "journals_folded": 0, "rows_superseded": 0}
+        existing = {p.name for p in self.parts()}
+        for n, path in self._journals():
+            if part_name(n) in existing:
+                path.unlink()  # its part was committed just before the interruption
+                continue
+            records = list(_read_journal(path))
+            if records:
+                io.write_parquet(self.dir / part_name(n), to_table(records), contract.CRAWL_RECORD_SCHEMA)
+                did["journals_folded"] += 1
+            path.unlink()
+            io.fsync_dir(self.dir)
+        did["rows_superseded"] = self.compact()
+        parts = self.parts()
+        self._next = (int(_PART_RE.match(parts[-1].name).group(1)) + 1) if parts else 0
+        return did
+
+    def compact(self) -> int:
+        """Keep only the newest row of each clip id (newest part wins). Returns rows dropped."""
+        seen: set[str] = set()
+        dropped = 0
+        for path in reversed(self.parts()):
+            ids = pq.read_table(path, columns=["clip_id"]).column("clip_id")
+            keep = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(seen), pa.string())))
+            n_drop = len(ids) - pc.sum(keep).as_py() if len(ids) else 0
+            seen.update(ids.to_pylist())
+            if not n_drop:
+                continue
+            dropped += n_drop
+            table = pq.read_table(path).filter(keep)
+            if table.num_rows:
+                io.write_parquet(path, table, contract.CRAWL_RECORD_SCHEMA)
+            else:
+                path.unlink()
+                io.fsync_dir(self.dir)
+        return dropped
+
+    def final_states(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(clip_id, status, reason)`` of every committed row (after :meth:`recover`)."""
+        for path in self.parts():
+            t = pq.read_table(path, columns=["clip_id", "status", "reason"])
+            yield from zip(*(t.column(c).to_pylist() for c in ("clip_id", "status", "reason")), strict=True)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(self, record: dict[str, Any]) -> None:
+        if self._journal is None:
+            self._journal = open(self.dir / journal_name(self._next), "a", encoding="utf-8")  # noqa: SIM115 - open across calls
+        self._journal.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._journal.flush()  # in the OS's hands now: survives kill -9 of this process
+        self._buffer.append(record)
+        if len(self._buffer) >= self.flush_every:
+            self.flush()
+
+    def maybe_flush(self) -> None:
+        if self._buffer and time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        n = self._next
+        io.write_parquet(self.dir / part_name(n), to_table(self._buffer), contract.CRAWL_RECORD_SCHEMA)
+        self.written += len(self._buffer)
+        self._buffer = []
+        self._next += 1
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / journal_name(n)).unlink()
+
+    def close(self) -> None:
+        self.flush()
+        self.compact()
+
+
+def _read_journal(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                log.warning("%s: dropping a torn last line", path.name)
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: dropping an unreadable line", path.name)
+
+
+def summarise(store: RecordStore) -> dict[str, Any]:
+    """Counts by status and by reason, bytes and items over all committed parts."""
+    by_status: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    total_bytes = 0
+    for path in store.parts():
+        t = pq.read_table(path, columns=["status", "reason", "bytes"])
+        by_status.update(t.column("status").to_pylist())
+        by_reason.update(r for r in t.column("reason").to_pylist() if r)
+        total_bytes += pc.sum(t.column("bytes")).as_py() or 0
+    return {
+        "records": sum(by_status.values()),
+        "by_status": dict(by_status.most_common()),
+        "by_reason": dict(by_reason.most_common()),
+        "bytes": total_bytes,
+    }
