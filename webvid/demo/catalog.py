@@ -302,9 +302,9 @@ def image_caption(template: str, colour: str, shape: str, bg: str) -> str:
 def _fault_plan(rng: random.Random, faults: dict[str, Expected], n: int) -> list[str | None]:
     """Per-item fault names: each fault ``max(1, n // 100)`` times, at most half the items faulty."""
     copies = max(1, n // 100)
-    wanted = [name for name in faults for _ in range(copies)][: n // 2]
-    # the first items stay clean so that a duplicate always has an earlier clean twin
-    slots = rng.sample(range(min(2, n), n), len(wanted)) if n > 2 else []
+    # the first two items stay clean so that a duplicate always has an earlier clean twin
+    wanted = [name for name in faults for _ in range(copies)][: max(0, min(n // 2, n - 2))]
+    slots = rng.sample(range(2, n), len(wanted))
     plan: list[str | None] = [None] * n
     for slot, name in zip(slots, wanted, strict=True):
         plan[slot] = name

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
@@ -41,8 +42,9 @@ from webvid.log import NullProgress, Progress
 log = logging.getLogger(__name__)
 
 #: Bump whenever drawing or encoding changes: it is part of the cache key.
-GENERATOR_VERSION: Final = 1
-_BATCH: Final = 48
+GENERATOR_VERSION: Final = 2
+_BATCH: Final = 64  # clips per ffmpeg process (at most)
+_MAX_WORKERS: Final = 4  # ffmpeg processes at once (never more than the CPU count)
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,15 @@ def _ffmpeg_batch(specs: Sequence[RenderSpec], params: MediaParams, workdir: Pat
 
 
 def corrupt_bytes(data: bytes, key: str) -> bytes:
-    """Keep the mp4's first 40 bytes (``ftyp`` box, start of ``moov``), garbage after them."""
+    """A valid mp4 header (``ftyp``, ``moov``: probes fine), garbage for every frame after it.
+
+    With ``+faststart`` the ``moov`` box comes first, so ffprobe still reports an h264 stream
+    with the right frame count, and only decoding fails: the "undecodable" case of curation.
+    """
+    mdat = data.find(b"mdat")
+    keep = mdat + 4 if mdat > 0 else 40
     rng = random.Random(key)
-    return data[:40] + bytes(rng.getrandbits(8) for _ in range(len(data) - 40))
+    return data[:keep] + bytes(rng.getrandbits(8) for _ in range(len(data) - keep))
 
 
 def _save_jpeg(frame: np.ndarray, final: Path, quality: int) -> None:
@@ -278,7 +286,9 @@ def _encode_clips(
     root: Path,
     store: MediaStore,
     progress: Progress,
+    workers: int | None = None,
 ) -> None:
+    """Encode the missing clips in batches, one ffmpeg process per batch, ``workers`` at once."""
     n_clip_files = len(set(store.clips.values()))
     store.reused += n_clip_files - len(todo)
     progress.update("demo media", advance=n_clip_files - len(todo))
@@ -286,15 +296,25 @@ def _encode_clips(
         return
     (root / "clips").mkdir(parents=True, exist_ok=True)
     items = sorted(todo.items())
-    for start in range(0, len(items), _BATCH):
-        batch = items[start : start + _BATCH]
-        workdir = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
-        try:
-            segments = _ffmpeg_batch([spec for _, spec in batch], params, workdir)
-            for (key, spec), segment in zip(batch, segments, strict=True):
-                _commit_clip(segment, root / "clips" / f"{key}.mp4", spec, key)
-        finally:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(workdir)
-        store.generated += len(batch)
-        progress.update("demo media", advance=len(batch))
+    workers = max(1, min(workers or os.cpu_count() or 1, _MAX_WORKERS, len(items)))
+    n_batches = max(workers, -(-len(items) // _BATCH))
+    size = -(-len(items) // n_batches)
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="demo-encode") as pool:
+        futures = [pool.submit(_encode_batch, batch, params, root) for batch in batches]
+        for future in as_completed(futures):
+            done = future.result()
+            store.generated += done
+            progress.update("demo media", advance=done)
+
+
+def _encode_batch(batch: list[tuple[str, RenderSpec]], params: MediaParams, root: Path) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
+    try:
+        segments = _ffmpeg_batch([spec for _, spec in batch], params, workdir)
+        for (key, spec), segment in zip(batch, segments, strict=True):
+            _commit_clip(segment, root / "clips" / f"{key}.mp4", spec, key)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(workdir)
+    return len(batch)
