@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -239,3 +240,10 @@ def fast_config(**kw: object) -> CrawlConfig:
 @pytest.fixture
 def crawl_config():
     return fast_config
+
+
+@pytest.fixture
+def kit() -> SimpleNamespace:
+    """The server building blocks, for tests that need their own routes or processes."""
+    return SimpleNamespace(SiteState=SiteState, ThreadServer=ThreadServer, make_app=make_app,
+                           fake_mp4=fake_mp4, fake_jpg=fake_jpg, Site=Site)

@@ -1,0 +1,115 @@
+"""``webvid crawl SOURCE -o OUT``: the click command (the only place the crawl prints).
+
+Takes a SOURCE (a URL table → list mode; an http(s) start URL or a ``crawl/*.toml`` recipe →
+discovery mode), options and ``--set`` overrides; runs :func:`webvid.crawl.run.run` under a
+rich progress display and prints a summary table. Errors in the input (missing file, unknown
+format, no URL column) come out as one line from the top-level CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from webvid.cliutil import console, is_quiet, progress_display, recipe_options
+from webvid.config import load_recipe
+from webvid.errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``"200MB"`` → 200000000, ``"64MiB"`` → 67108864, ``"5000"`` → 5000."""
+    m = _SIZE.match(text)
+    unit = (m.group(2) or "").lower() if m else None
+    if not m or unit not in _UNITS:
+        raise ConfigError(f"--max-bytes: not a size: {text!r} (e.g. 500MB, 64MiB, 1000000)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("source", required=False)
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Crawl dir to write (resumed if it exists).")
+@click.option("--url-col", help="Table column holding the media URL (default: url, contentUrl, ...).")
+@click.option("--caption-col", help="Table column holding the caption (default: caption, name, ...).")
+@click.option("--id-col", help="Table column holding a stable id (default: videoid, id, ...).")
+@click.option("--via", type=click.Choice(["auto", "direct", "yt-dlp"]), default=None, help="Downloader [default: auto].")
+@click.option("--limit", type=int, default=None, help="Only the first N items of the source.")
+@click.option("--dry-run", is_flag=True, help="Discover and record items; download nothing.")
+@click.option("--retry-failed", is_flag=True, help="Also retry earlier failures with a retryable reason.")
+@click.option("--max-bytes", default=None, help="Per-item byte cap, e.g. 200MB [default: 512MiB].")
+@click.option("--concurrency", type=int, default=None, help="Items in flight in all [default: 64].")
+@click.option("--per-host-concurrency", type=int, default=None, help="Connections per host [default: 4].")
+@click.option("--per-host-rps", type=float, default=None, help="Requests per second per host [default: 4].")
+@click.option("--user-agent", default=None, help="User-Agent header (keep a contact URL in it).")
+@click.option("--allow-private", is_flag=True, help="Allow loopback/private/link-local addresses (tests, the demo).")
+@recipe_options()
+@click.pass_context
+def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, overrides: tuple[str, ...], **opts: Any) -> None:
+    """Collect clips and captions from a stock site or a URL table.
+
+    \b
+    SOURCE decides the mode:
+      table.csv / .tsv / .parquet / .jsonl (.gz too)   list mode
+      https://site/ or crawl/site.toml                 discovery mode
+    \b
+    Examples:
+      webvid crawl results_2M_val.csv -o crawl/webvid --recipe crawl/webvid-csv.toml
+      webvid crawl Train_GCC-training.tsv -o crawl/cc3m --limit 1000
+      webvid crawl crawl/demo-site.toml -o crawl/demo --allow-private
+    """
+    from webvid.crawl.config import CrawlConfig
+    from webvid.crawl.run import run
+
+    if source and source.lower().endswith(".toml"):
+        if recipe:
+            raise ConfigError("give the recipe either as SOURCE or with --recipe, not both")
+        recipe, source = source, None
+    sets = list(overrides)
+    if source:
+        sets.insert(0, f"source={json.dumps(source)}")
+    table_opts = {"url_col": "table.url_col", "caption_col": "table.caption_col", "id_col": "table.id_col",
+                  "via": "via", "limit": "limit", "concurrency": "concurrency",
+                  "per_host_concurrency": "polite.per_host_concurrency", "per_host_rps": "polite.per_host_rps",
+                  "user_agent": "polite.user_agent"}
+    for name, key in table_opts.items():
+        if opts.get(name) is not None:
+            sets.append(f"{key}={json.dumps(opts[name])}")
+    for flag, key in (("dry_run", "dry_run"), ("retry_failed", "retry_failed"), ("allow_private", "polite.allow_private")):
+        if opts.get(flag):
+            sets.append(f"{key}=true")
+    if opts.get("max_bytes"):
+        sets.append(f"max_bytes={parse_size(opts['max_bytes'])}")
+    sets.append(f"output.dir={json.dumps(str(Path(out)))}")
+    cfg = load_recipe(CrawlConfig, recipe, sets)
+    with progress_display(ctx) as progress:
+        summary = run(cfg, progress)
+    if not is_quiet(ctx):
+        print_summary(summary)
+
+
+def print_summary(summary: Any) -> None:
+    title = f"crawl {'(dry run) ' if summary.dry_run else ''}of {summary.source} → {summary.out}"
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("status / reason")
+    table.add_column("this run", justify="right")
+    table.add_column("all records", justify="right")
+    totals = summary.totals
+    for status in sorted(set(summary.by_status) | set(totals["by_status"])):
+        table.add_row(status, str(summary.by_status.get(status, 0)), str(totals["by_status"].get(status, 0)))
+    for reason in sorted(set(summary.by_reason) | set(totals["by_reason"])):
+        table.add_row(f"  [dim]{reason}[/]", str(summary.by_reason.get(reason, 0)), str(totals["by_reason"].get(reason, 0)))
+    table.add_row("[bold]items", str(summary.attempted), str(totals["records"]))
+    console.print(table)
+    console.print(
+        f"{summary.attempted} items in {summary.elapsed_s:.1f}s ({summary.items_per_s:.1f} items/s, "
+        f"{summary.mb_per_s:.2f} MB/s); {summary.skipped_done} already done, "
+        f"{summary.duplicates} duplicate ids skipped"
+    )
