@@ -155,6 +155,9 @@ class RobotsCache:
         self._rules: dict[str, asyncio.Future[polite.RobotsRules]] = {}
 
     async def rules(self, url: str) -> polite.RobotsRules:
+        """The rules for ``url``'s host. A host whose robots.txt cannot be reached at all
+        (refused, reset, private address) raises that error for every item of the host, so
+        they fail fast with a retryable reason; a 5xx robots.txt means "disallow all"."""
         if not self.cfg.polite.obey_robots:
             return polite.ALLOW_ALL
         key = host_key(url)
@@ -163,9 +166,14 @@ class RobotsCache:
             fut = self._rules[key] = asyncio.get_running_loop().create_future()
             try:
                 rules = await self._fetch(key)
+            except asyncio.CancelledError:
+                del self._rules[key]
+                fut.cancel()
+                raise
             except Exception as exc:
-                log.warning("robots.txt of %s unreachable (%s): not crawling that host", key, exc)
-                rules = polite.DISALLOW_ALL
+                fut.set_exception(exc)
+                fut.exception()  # retrieved here: no "never retrieved" warning
+                raise
             fut.set_result(rules)
             self._apply_delay(key, rules)
         return await asyncio.shield(fut)
@@ -173,21 +181,24 @@ class RobotsCache:
     async def _fetch(self, key: str) -> polite.RobotsRules:
         url = key + "/robots.txt"
         token = self.cfg.polite.robots_token
+        status = 0
         for attempt in range(3):
+            if attempt:
+                await asyncio.sleep(self.cfg.net.backoff_base_s * 2**attempt)
             try:
                 async with asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)), self.session.get(
                     url, max_redirects=self.cfg.net.max_redirects
                 ) as resp:
+                    status = resp.status
                     body = await resp.content.read(512 * 1024)
-                    if resp.status >= 500 or resp.status == 429:
-                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
-                    return polite.robots_for_status(resp.status, body.decode("utf-8", "replace"), token)
             except (TimeoutError, aiohttp.ClientError) as exc:
-                if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, PrivateAddressError):
+                if attempt == 2 or (isinstance(exc, aiohttp.ClientConnectorError)
+                                    and isinstance(exc.os_error, PrivateAddressError)):
                     raise
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(self.cfg.net.backoff_base_s * 2**attempt)
+                continue
+            if status < 500 and status != 429:
+                return polite.robots_for_status(status, body.decode("utf-8", "replace"), token)
+        log.warning("robots.txt of %s answers HTTP %d: treating the host as disallowed", key, status)
         return polite.DISALLOW_ALL
 
     def _apply_delay(self, key: str, rules: polite.RobotsRules) -> None:
