@@ -82,9 +82,13 @@ class ModelConfig:
         if self.text_pooling not in ("cls", "mean"):
             raise ValueError(f"text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
+            raise ValueError(
+                f"embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}"
+            )
         if self.img_size % self.patch_size:
-            raise ValueError(f"img_size {self.img_size} not a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"img_size {self.img_size} not a multiple of patch_size {self.patch_size}"
+            )
         if self.num_frames < 1 or self.temperature <= 0:
             raise ValueError("num_frames must be >= 1 and temperature > 0")
 

@@ -108,7 +108,11 @@ def _no_pooler_kwargs(cfg: Any) -> dict[str, Any]:
         cls = AutoModel._model_mapping[type(cfg)]
     except KeyError:
         return {}
-    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(cls).parameters else {}
+    return (
+        {"add_pooling_layer": False}
+        if "add_pooling_layer" in inspect.signature(cls).parameters
+        else {}
+    )
 
 
 def load_tokenizer(ref: str) -> Any:
