@@ -97,8 +97,8 @@ VERDICT_REASONS: Final[tuple[str, ...]] = (
     "caption_too_long",
     "caption_language",
     "caption_templated",
+    "black",  # black or blank frames (before "still": a black clip is also still)
     "still",  # motion score below the threshold
-    "black",  # black or blank frames
     "scene_cut",
     "duplicate_exact",  # same media sha256 as an earlier clip
     "duplicate_near",  # perceptual hash within the Hamming threshold
