@@ -154,14 +154,14 @@ class Fetcher:
     # -- pages ---------------------------------------------------------------------------
 
     async def get_page(self, url: str, hosts: frozenset[str] | None = None) -> tuple[Outcome, str | None, str]:
-        """``(outcome, html text or None, final url)`` of an HTML page."""
+        """``(outcome, html text or None, final url)`` of an HTML page. A page opted out by
+        ``X-Robots-Tag`` comes back with reason ``x_robots_tag`` *and* its text: its links
+        may still be followed, its content is not used."""
         holder: dict[str, Any] = {}
 
         async def handler(resp: aiohttp.ClientResponse, final: str) -> Outcome:
             holder["url"] = final
-            refused = self.opt_out(resp)
-            if refused:
-                return refused
+            refused = self.opt_out(resp)  # the page's content is off limits; its links are not
             ctype = resp.headers.get("Content-Type")
             if media.content_type_class(ctype) not in ("html", "missing"):
                 return Outcome("bad_content_type", f"expected an HTML page, got {media.mime_of(ctype)}",
@@ -170,10 +170,11 @@ class Fetcher:
             if len(body) > self.cfg.discover.page_max_bytes:
                 return Outcome("too_large", "page over discover.page_max_bytes", http_status=resp.status)
             holder["text"] = body.decode(resp.charset or "utf-8", "replace")
-            return Outcome(None, http_status=resp.status, content_type=ctype, bytes=len(body))
+            return refused or Outcome(None, http_status=resp.status, content_type=ctype, bytes=len(body))
 
         out = await self.request(url, handler, hosts=hosts)
-        return out, holder.get("text") if out.reason is None else None, holder.get("url", url)
+        text = holder.get("text") if out.reason in (None, "x_robots_tag") else None
+        return out, text, holder.get("url", url)
 
     # -- media ---------------------------------------------------------------------------
 
