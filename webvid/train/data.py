@@ -223,7 +223,7 @@ class TrainStream(IterableDataset):
                  tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]], *, seed: int,
                  rank: int = 0, world_size: int = 1, shuffle_buffer: int = 1000,
                  resume: Mapping[int, tuple[int, int]] | None = None, num_workers: int = 0,
-                 reseed: int = 0) -> None:
+                 reseed: int = 0, worker_offset: int = 0) -> None:
         super().__init__()
         self.shards, self.kind, self.source, self.plan = list(shards), kind, source, plan
         self.opts, self.tokenize, self.seed = opts, tokenize, seed
@@ -231,15 +231,19 @@ class TrainStream(IterableDataset):
         self.resume = dict(resume or {})
         self.num_workers = num_workers
         self.reseed = reseed
+        # The DataLoader asks physical worker 0 first; a resumed stream whose next batch
+        # belongs to logical worker k lets physical worker p play logical worker (p + k) % W.
+        self.worker_offset = worker_offset
 
     def _rng(self, worker: int, what: str, pos: int = 0) -> random.Random:
         # str seeds hash with sha512: stable across processes and Python runs
         return random.Random(f"{self.seed}/{self.reseed}/{self.source}/{self.rank}/{worker}/{what}/{pos}")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        worker, workers = worker_identity()
+        physical, workers = worker_identity()
         if workers != max(1, self.num_workers):
             raise RuntimeError(f"stream built for {self.num_workers} workers runs in {workers}")
+        worker = (physical + self.worker_offset) % workers
         mine = shards_for(self.shards, self.rank, self.world_size, worker, workers)
         tar_errors = _TarErrors()
         raw = wds.tariterators.tarfile_samples(_shard_urls(mine, self._rng(worker, "shards")), handler=tar_errors)
@@ -318,7 +322,13 @@ class EvalStream(IterableDataset):
         if self.items is not None:
             for i, item in enumerate(self.items):
                 if i % n == slot:
-                    yield dict(item)
+                    sample = dict(item)
+                    path = sample.pop("path", None)
+                    if path is not None:  # folder items are read lazily, one at a time
+                        ext = Path(path).suffix.lstrip(".").lower()
+                        sample[ext] = Path(path).read_bytes() if Path(path).is_file() else b""
+                        sample["__url__"] = str(path)
+                    yield sample
             return
         urls = self.shards[self.rank::self.world_size][worker::workers]
         yield from wds.tariterators.tarfile_samples(({"url": u} for u in urls), handler=_TarErrors())

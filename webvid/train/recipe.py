@@ -39,7 +39,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelSection:
     """A preset of the model library plus per-field overrides (None keeps the preset's value)."""
 
-    preset: str = "tiny"
+    preset: Literal["tiny", "base"] = "tiny"
     img_size: int | None = None
     patch_size: int | None = None
     embed_dim: int | None = None
@@ -51,6 +51,10 @@ class ModelSection:
     text_model: str | None = None
     text_pretrained: bool | None = None
     text_pooling: Literal["cls", "mean"] | None = None
+    text_layers: int | None = None
+    text_hidden: int | None = None
+    text_heads: int | None = None
+    tokenizer: str | None = None
     projection_dim: int | None = None
     temperature: float | None = None
     #: ImageNet ViT weights (timm or transformers layout) loaded into the video encoder.
@@ -60,7 +64,7 @@ class ModelSection:
     init_temporal_fix: TemporalFix = "zeros"
 
     def overrides(self) -> dict[str, Any]:
-        skip = {"preset", "vit_weights", "init", "init_temporal_fix"}
+        skip = {"preset", "vit_weights", "init", "init_temporal_fix", "relative_to"}
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
