@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from webvid.demo.catalog import BACKGROUNDS, build_catalog
+from webvid.demo.catalog import BACKGROUNDS, Catalog, build_catalog
 from webvid.demo.media import MediaParams, build_media
 
 
@@ -147,6 +147,14 @@ def test_second_build_reuses_every_file_and_repairs_a_missing_one(tmp_path):
     # other render parameters live under another cache key
     other = build_media(catalog, MediaParams(fps=10), tmp_path)
     assert other.generated == 15 and other.root != first.root
+
+
+def test_a_clips_bytes_do_not_depend_on_its_batch(tmp_path):
+    clips = build_catalog(8, 5, 0, faults=False).clips
+    alone = build_media(Catalog(8, clips[-1:], ()), MediaParams(), tmp_path / "alone")
+    mixed = build_media(Catalog(8, clips[::-1], ()), MediaParams(), tmp_path / "mixed")
+    cid = clips[-1].clip_id
+    assert alone.clips[cid].read_bytes() == mixed.clips[cid].read_bytes()
 
 
 def test_same_seed_same_bytes_in_fresh_caches(tmp_path):

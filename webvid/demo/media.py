@@ -42,7 +42,7 @@ from webvid.log import NullProgress, Progress
 log = logging.getLogger(__name__)
 
 #: Bump whenever drawing or encoding changes: it is part of the cache key.
-GENERATOR_VERSION: Final = 2
+GENERATOR_VERSION: Final = 3
 _BATCH: Final = 64  # clips per ffmpeg process (at most)
 _MAX_WORKERS: Final = 4  # ffmpeg processes at once (never more than the CPU count)
 
@@ -57,7 +57,7 @@ class MediaParams:
     clip_seconds: float = 3.0
     short_seconds: float = 0.5
     jpeg_quality: int = 90
-    crf: int = 23
+    qp: int = 23  # constant quantiser: no rate-control state shared between clips
 
     def __post_init__(self) -> None:
         if self.width % 2 or self.height % 2 or self.width < 32 or self.height < 32:
@@ -166,18 +166,29 @@ def render_frames(spec: RenderSpec, params: MediaParams) -> Iterable[np.ndarray]
 
 
 def _ffmpeg_batch(specs: Sequence[RenderSpec], params: MediaParams, workdir: Path) -> list[Path]:
-    """Encode ``specs`` with one ffmpeg process; returns one mp4 path per spec, in order."""
-    counts = [params.frames(s) for s in specs]
+    """Encode ``specs`` with one ffmpeg process; returns one mp4 path per spec, in order.
+
+    A clip's bytes must not depend on its neighbours in the batch (the cache mixes clips
+    encoded in different batches): constant QP (no rate-control state carried over), CAVLC
+    (the CABAC coder's last bytes depended on the batch), no B-frames or scene-cut key frames,
+    x264's version SEI stripped, and a one-frame spacer segment between clips, so that every
+    clip starts with the same IDR picture id (x264 alternates it between consecutive IDRs).
+    """
+    counts: list[int] = []
+    for i, spec in enumerate(specs):
+        counts += ([1] if i else []) + [params.frames(spec)]
     bounds = np.cumsum(counts)[:-1].tolist()
-    # a key frame on the first frame of every clip (by frame number: times would round)
+    # a key frame at the start of every segment (by frame number: times would round)
     key_expr = "expr:" + "+".join(f"eq(n,{b})" for b in [0, *bounds])
     # fmt: off
     cmd = [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{params.width}x{params.height}",
         "-r", str(params.fps), "-i", "-",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(params.crf), "-bf", "0",
-        "-threads", "1", "-pix_fmt", "yuv420p", "-force_key_frames", key_expr,
+        "-c:v", "libx264", "-preset", "veryfast", "-qp", str(params.qp), "-bf", "0",
+        "-g", "100000", "-sc_threshold", "0", "-threads", "1", "-pix_fmt", "yuv420p",
+        "-force_key_frames", key_expr, "-forced-idr", "1", "-x264-params", "cabac=0",
+        "-bsf:v", "filter_units=remove_types=6",
         "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
         "-f", "segment", "-reset_timestamps", "1",
         "-segment_format", "mp4", "-segment_format_options", "movflags=+faststart",
@@ -188,8 +199,11 @@ def _ffmpeg_batch(specs: Sequence[RenderSpec], params: MediaParams, workdir: Pat
     cmd.append(str(workdir / "seg%05d.mp4"))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stderr is not None
+    spacer = np.zeros((params.height, params.width, 3), dtype=np.uint8).tobytes()
     try:
-        for spec in specs:
+        for i, spec in enumerate(specs):
+            if i:
+                proc.stdin.write(spacer)
             for frame in render_frames(spec, params):
                 proc.stdin.write(frame.tobytes())
         proc.stdin.close()
@@ -198,7 +212,7 @@ def _ffmpeg_batch(specs: Sequence[RenderSpec], params: MediaParams, workdir: Pat
     err = proc.stderr.read().decode(errors="replace")
     if proc.wait() != 0:
         raise WebvidError(f"ffmpeg failed to encode demo clips: {err.strip()[-500:]}")
-    paths = [workdir / f"seg{i:05d}.mp4" for i in range(len(specs))]
+    paths = [workdir / f"seg{2 * i:05d}.mp4" for i in range(len(specs))]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise WebvidError(f"ffmpeg produced no {', '.join(missing[:3])} (segmenting failed)")
