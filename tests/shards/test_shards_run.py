@@ -154,3 +154,24 @@ def test_media_deleted_after_crawl_is_missing_media(tmp_path: Path, make_crawl, 
     next((crawl / "media").rglob("a2.mp4")).unlink()
     s = run(shards_recipe(), [crawl], tmp_path / "o")
     assert s.kept == 1 and dict(s.funnel) == {"missing_media": 1}
+
+
+def test_scene_cut_templated_and_source_id(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+    from webvid.shards.synth import Entry
+
+    m = shards_media
+    crawl = make_crawl([
+        Entry("cut0", "Two different scenes joined by a hard cut", m["cut"]),
+        *(Entry(f"tpl{i}", "Abstract colorful background.", m[f"moving{i}"]) for i in range(3)),
+        Entry("id-a", "A dog runs along the beach at sunset", m["moving4"], source_id="777"),
+        Entry("id-b", "A dog runs along the beach at sunset, new caption", m["moving5"], source_id="777"),
+    ])
+    out = tmp_path / "out"
+    run(shards_recipe("filters.scene_cut=reject", "filters.max_caption_repeats=2"), [crawl], out)
+    rows = {r["clip_id"]: r for r in pq.read_table(out / contract.VERDICTS_NAME).to_pylist()}
+    assert rows["cut0"]["reason"] == "scene_cut" and rows["cut0"]["scene_cuts"] == 1
+    assert all(rows[f"tpl{i}"]["reason"] == "caption_templated" and rows[f"tpl{i}"]["caption_count"] == 3
+               for i in range(3))
+    assert rows["tpl0"]["transform"] is None and rows["tpl0"]["motion_score"] > 0  # scored, not transcoded
+    assert rows["id-a"]["kept"] and rows["id-b"]["reason"] == "duplicate_source_id"
+    assert rows["id-b"]["duplicate_of"] == "id-a"

@@ -115,14 +115,14 @@ def score_reasons(
 ) -> list[str]:
     """Checks on the decoded frames: still, black or blank, scene cuts (when the policy rejects)."""
     out: list[str] = []
-    if cfg.min_motion is not None and motion_score is not None and motion_score < cfg.min_motion:
-        out.append("still")
     if (
         cfg.max_black_fraction is not None
         and black_fraction is not None
         and black_fraction > cfg.max_black_fraction
     ):
         out.append("black")
+    if cfg.min_motion is not None and motion_score is not None and motion_score < cfg.min_motion:
+        out.append("still")
     if cfg.scene_cut == "reject" and scene_cuts:
         out.append("scene_cut")
     return out
@@ -136,13 +136,14 @@ _CUT_OFF_MARKS = ("partial file", "Invalid NAL unit size", "Error splitting the 
 def decode_reason(*, returncode: int, frames: int, expected_frames: int, stderr: str) -> str | None:
     """Whether the analysis decode proved the clip decodes: None, ``truncated`` or ``undecodable``.
 
-    ``expected_frames`` is what the probed duration promises at the analysis rate. A clip that
-    stops early with errors, or decodes under half of what it promises, is truncated.
+    ``expected_frames`` is what the probed duration promises at the analysis rate. A clip whose
+    data ends before the container says (ffmpeg reports a partial file or cut NAL units), that
+    fails part-way, or that decodes under half of what it promises with errors, is truncated.
     """
     cut_off = any(mark in stderr for mark in _CUT_OFF_MARKS)
     if frames == 0:
         return "truncated" if cut_off else "undecodable"
-    if returncode != 0:
+    if returncode != 0 or cut_off:
         return "truncated"
     if expected_frames >= 4 and frames < expected_frames // 2 and stderr.strip():
         return "truncated"
