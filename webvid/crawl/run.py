@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from webvid import config as wconfig
 from webvid import contract, io
@@ -72,7 +73,10 @@ def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
     """``(mode, source)``: a table is list mode; an http(s) URL or a recipe's start URLs is
     discovery mode. Errors name what was expected."""
     src = cfg.source.strip()
-    if cfg.mode == "list" or (cfg.mode == "auto" and src and not src.lower().startswith(("http://", "https://"))):
+    is_url = src.lower().startswith(("http://", "https://"))
+    if is_url and (cfg.mode == "list" or (cfg.mode == "auto" and sources.looks_like_table(urlsplit(src).path))):
+        return "list", src  # a table on the web: fetched politely into OUT/sources/ first
+    if cfg.mode == "list" or (cfg.mode == "auto" and src and not is_url):
         if not src:
             raise InputError("list mode needs a table: webvid crawl TABLE -o OUT")
         sources.table_format(src, cfg.table.format)  # unknown format → one clear line
@@ -160,7 +164,9 @@ class _Crawl:
         seen: set[str] = set()
         limit = self.cfg.limit
         if self.mode == "list":
-            stream: Any = _aiter(sources.iter_items(self.source, self.cfg.table, self.source_stats))
+            path = await self._remote_table() if self.source.lower().startswith(("http://", "https://")) else self.source
+            items = sources.iter_items(path, self.cfg.table, self.source_stats)
+            stream: Any = _aiter(_renamed(items, self.source))
         else:
             from webvid.crawl.discover import Discoverer
 
@@ -181,6 +187,25 @@ class _Crawl:
             yield item
         if hasattr(stream, "aclose"):
             await stream.aclose()
+
+    async def _remote_table(self) -> Path:
+        """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/."""
+        name = Path(urlsplit(self.source).path).name or "table"
+        final = self.out / "sources" / name
+        holder: dict[str, Path] = {}
+
+        async def handler(resp: Any, _final_url: str) -> Outcome:
+            with io.atomic_path(final) as tmp:
+                with open(tmp, "wb") as fh:
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        fh.write(chunk)
+                holder["path"] = final
+            return Outcome(None, http_status=resp.status)
+
+        out = await self.fetcher.request(self.source, handler)
+        if out.reason is not None:
+            raise InputError(f"cannot fetch the table {self.source}: {out.reason} ({out.message})")
+        return holder["path"]
 
     # -- workers -------------------------------------------------------------------------
 
@@ -295,6 +320,12 @@ async def _put(queue: asyncio.Queue[Item | None], item: Item | None, workers: li
             if w.done() and not w.cancelled() and w.exception() is not None:
                 put.cancel()
                 raise w.exception()  # type: ignore[misc]
+
+
+def _renamed(items: Any, source: str) -> Any:
+    for item in items:
+        item.source = source
+        yield item
 
 
 async def _aiter(iterator: Any) -> AsyncIterator[Item]:
