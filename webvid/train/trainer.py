@@ -203,7 +203,7 @@ class Trainer:
         while self.step < end:
             stage = self.plan.stage_at(self.step)
             frames = self.plan.stages[stage].frames
-            if frames > self.trained_frames and self.step == self.plan.starts[stage]:
+            if stage > 0 and frames > self.trained_frames and self.step == self.plan.starts[stage]:
                 inflate_in_place(self.model, self.trained_frames, self.plan.stages[stage].temporal_fix)
                 self._log({"event": "stage", "step": self.step, "stage": self.plan.stages[stage].name,
                            "frames": frames, "temporal_fix": self.plan.stages[stage].temporal_fix})
