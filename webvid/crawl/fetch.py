@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,22 @@ class Fetcher:
                 ipaddress.ip_address(host.strip("[]"))
                 if polite.is_forbidden_address(host.strip("[]"), self.cfg.polite.private_allowlist):
                     return Outcome("private_address", f"{host} is a private/loopback address (use --allow-private)")
+        return None
+
+    async def resolves_private(self, url: str) -> Outcome | None:
+        """For hand-offs to yt-dlp, which connects on its own: refuse a host name that
+        resolves to a forbidden address (checked once here, not per yt-dlp request)."""
+        if self.cfg.polite.allow_private:
+            return None
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return Outcome("connection_error", f"cannot resolve {host}: {exc}")
+        addrs = {info[4][0] for info in infos}
+        allow = self.cfg.polite.private_allowlist
+        if any(polite.is_forbidden_address(a, allow) for a in addrs):
+            return Outcome("private_address", f"{host} resolves to a private/loopback address")
         return None
 
     async def robots_check(self, url: str) -> Outcome | None:

@@ -246,7 +246,7 @@ class _Crawl:
             tried = out.attempts
         else:
             tried = 0
-        refused = await self.fetcher.robots_check(url)
+        refused = await self.fetcher.robots_check(url) or await self.fetcher.resolves_private(url)
         if refused:
             return refused
         if self.ytdlp is None:
