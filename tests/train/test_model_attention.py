@@ -107,7 +107,7 @@ def test_video_model_equals_reference_forward_and_backward(frames: int) -> None:
         torch.testing.assert_close(g, g_ref, atol=1e-4, rtol=1e-4)
 
 
-def test_time_attention_starts_at_zero_and_learns() -> None:
+def test_time_attention_starts_at_zero() -> None:
     torch.manual_seed(0)
     model = SpaceTimeTransformer(
         img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=4, num_frames=1
@@ -116,9 +116,30 @@ def test_time_attention_starts_at_zero_and_learns() -> None:
     x = torch.randn(2, 1 + 16, 48)
     out = block.timeattn(block.norm3(x), 1, "time")
     assert torch.equal(out, torch.zeros_like(out))
+    assert torch.equal(block.timeattn.qkv.weight, torch.zeros(144, 48))
     assert torch.equal(block.timeattn.proj.weight, torch.ones(48, 48))
-    model(torch.randn(2, 1, 3, 32, 32)).sum().backward()
-    assert block.timeattn.qkv.weight.grad.abs().sum() > 0  # the all-ones proj lets qkv learn
+
+
+def test_all_ones_projection_is_invisible_behind_norm1() -> None:
+    """An observation about the official design (docs/model.md): with ``proj`` all ones the time
+    attention adds the same value to every feature of a token, which ``norm1`` removes; so its
+    ``qkv`` has no effect and gets (up to rounding) no gradient until ``proj`` moves."""
+    torch.manual_seed(0)
+    model = SpaceTimeTransformer(
+        img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=4, num_frames=2
+    )
+    video = torch.randn(2, 2, 3, 32, 32)
+    model(video).square().sum().backward()
+    blk = model.blocks[0]
+    assert blk.timeattn.qkv.weight.grad.norm() < 1e-5 * blk.attn.qkv.weight.grad.norm()
+    before = model(video)
+    with torch.no_grad():
+        blk.timeattn.qkv.weight.normal_(0, 0.5)
+        blk.timeattn.qkv.bias.normal_(0, 0.5)
+    torch.testing.assert_close(model(video), before, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        blk.timeattn.proj.weight.normal_(0, 0.5)  # a general proj makes it visible
+    assert (model(video) - before).abs().max() > 1e-3
 
 
 def test_residual_skips_to_block_input() -> None:

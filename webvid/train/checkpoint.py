@@ -112,7 +112,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         state[k] = v
     if not state:
         raise InputError(f"{file}: holds no weights")
-    if isinstance(meta.get("config"), OfficialConfigStub):
+    if isinstance(meta.get("config"), OfficialConfigStub):  # keep the object, expose its JSON
+        meta["config_object"] = meta["config"]
         meta["config"] = meta["config"].config
     return state, meta
 

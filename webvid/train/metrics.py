@@ -9,7 +9,8 @@ ordered **video-major**: with ``k = num_texts // num_videos`` captions per video
   the number of videos scored *strictly* higher (ties broken optimistically).
 * ``v2t_metrics``: each video is a query over all captions; a caption's rank averages over its
   ties (``#higher + (#equal - 1) / 2``), and the video keeps the best rank among its ``k``
-  captions. R@K counts ranks ``< K``, so an averaged tie at the top (rank 0.5) is not an R@1 hit.
+  captions. R@1 counts ranks ``== 0`` (so an averaged tie at the top, rank 0.5, is not a hit) and
+  R@K for K > 1 counts ranks ``< K``, as the official ``cols2metrics`` does.
 
 ``query_masks`` (``(num_videos, k)`` or flat, truthy = caption present) drops missing captions:
 t2v ignores those queries, v2t ignores those captions — as the official code does.
@@ -56,7 +57,8 @@ def ranks_to_metrics(ranks: np.ndarray) -> dict[str, float]:
     if n == 0:
         raise ValueError("no queries to score")
     out: dict[str, float] = {}
-    for k in (1, 5, 10, 50):
+    out["R1"] = 100.0 * float(np.sum(ranks == 0)) / n  # official: == 0, so a 0.5 tie misses
+    for k in (5, 10, 50):
         out[f"R{k}"] = 100.0 * float(np.sum(ranks < k)) / n
     out["MedR"] = float(np.median(ranks)) + 1.0
     out["MeanR"] = float(np.mean(ranks)) + 1.0

@@ -15,6 +15,7 @@ function, a class, anything a malicious ``__reduce__`` could name — is refused
 
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import collections
 import os
@@ -130,6 +131,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose ``find_class`` only answers from :func:`allowed_globals`."""
 
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol < 3 pickles spell Python 2 names (``__builtin__.set``); map them as pickle does.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         try:
             return allowed_globals()[(module, name)]
         except KeyError:
