@@ -69,6 +69,17 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"\x1aE\xdf\xa3",
+          b"FLV", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3", b"OggS", b"qoif")
+
+
+def looks_like_media(head: bytes) -> bool:
+    """Whether the first bytes are those of an image or video container we know."""
+    if _looks_isobmff(head) or head.startswith(_MAGIC):
+        return True
+    return head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"AVI ")
+
+
 def _looks_isobmff(head: bytes) -> bool:
     return len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
@@ -180,6 +191,11 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> ProbeInfo:
     rotation = 0
     if video is not None:
         width, height = _num(video.get("width"), int), _num(video.get("height"), int)
+        if not width or not height:  # ffprobe guessed a format from the name alone
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            raise MediaError("undecodable" if looks_like_media(head) else "not_media",
+                             f"no picture size ({container})")
         rotation = _rotation(video)
         if rotation in (90, 270) and width and height:
             width, height = height, width

@@ -73,6 +73,24 @@ def make_image(path: Path, *, seed: int = 1, size: str = "96x64", extra: Sequenc
     return path
 
 
+def make_picture(path: Path, *, seed: int = 1, size: tuple[int, int] = (96, 64), quality: int = 90,
+                 exif_orientation: int | None = None) -> Path:
+    """Write a textured still with Pillow: a seeded 8x6 grid of colours, smoothly upscaled."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(grid, "RGB").resize(size, Image.Resampling.BILINEAR)
+    kw: dict[str, object] = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kw["exif"] = exif
+    img.save(path, **kw)
+    return path
+
+
 @dataclass(frozen=True)
 class Entry:
     clip_id: str

@@ -94,7 +94,7 @@ def build_command(src: Path, p: ProbeInfo, plan: VideoPlan | None, out_tmp: Path
                   tcfg: TransformConfig, acfg: AnalysisConfig) -> list[str]:
     """The ffmpeg command: analysis frames to stdout, plus the output file when ``out_tmp``."""
     window = min(p.duration_s or tcfg.max_duration_s, tcfg.max_duration_s)
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-threads", str(tcfg.threads),
+    cmd = ["ffmpeg", "-nostdin", "-y", "-hide_banner", "-v", "error", "-threads", str(tcfg.threads),
            "-t", f"{window:.3f}", "-i", str(src), "-filter_complex_threads", "1"]
     if out_tmp is None or plan is None or plan.kind != "transcode":
         cmd += ["-filter_complex", f"[0:v:0]{_analysis_filter(acfg)}[an]"]
@@ -150,7 +150,7 @@ def extract_frames(video: Path, duration_s: float, k: int, quality: int, out_pre
         return []
     rate = k / duration_s
     tmp_pattern = out_prefix.with_name(f".tmp-{out_prefix.name}.f%02d.jpg")
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-threads", "1", "-i", str(video),
+    cmd = ["ffmpeg", "-nostdin", "-y", "-hide_banner", "-v", "error", "-threads", "1", "-i", str(video),
            "-vf", f"fps=fps={rate:.6f}:start_time={duration_s / (2 * k):.6f}", "-frames:v", str(k),
            "-start_number", "0", "-q:v", str(quality), *BITEXACT, "-f", "image2", str(tmp_pattern)]
     proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
