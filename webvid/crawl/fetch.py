@@ -10,36 +10,30 @@ hop is checked before it is sent: scheme, host allow-list, private IP literals, 
 of that hop's host; names are checked on their resolved address by the guarded resolver.
 Each attempt runs under one total deadline, so a trickling server cannot hold a worker.
 
-Media bodies stream to ``<clip_id>.part`` with sha256 computed on the way, a byte cap, a
-content-type and a magic-byte check; only a complete, verified file is fsynced and renamed
-to its final name. A body cut short is resumed with ``Range`` (+ ``If-Range``) when the
-server accepts ranges — within a run's retries and across runs (``<clip_id>.partjson``
-remembers the validators).
+Media bodies go to :class:`webvid.crawl.sink.MediaSink` (sha256 on the way, byte cap,
+content-type and magic checks, verified commit, Range resume).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
-import json
 import logging
-import os
 import re
 import socket
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from webvid import contract, io
+from webvid import contract
 from webvid.crawl import media, polite
 from webvid.crawl.config import CrawlConfig
 from webvid.crawl.items import Outcome
 from webvid.crawl.net import HostSlots, RobotsCache, describe_exception
+from webvid.crawl.sink import Disk, MediaSink
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +43,13 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 class Fetcher:
-    def __init__(self, cfg: CrawlConfig, session: aiohttp.ClientSession, slots: HostSlots, robots: RobotsCache, out: Path) -> None:
+    def __init__(self, cfg: CrawlConfig, session: aiohttp.ClientSession, slots: HostSlots, robots: RobotsCache,
+                 disk: Disk) -> None:
         self.cfg = cfg
+        self.disk = disk
         self.session = session
         self.slots = slots
         self.robots = robots
-        self.out = Path(out)
         self.in_flight = 0
 
     # -- policy of one hop ---------------------------------------------------------------
@@ -196,143 +191,14 @@ class Fetcher:
     # -- media ---------------------------------------------------------------------------
 
     async def download(self, url: str, cid: str) -> Outcome:
-        sink = MediaSink(self, cid, url)
+        """Fetch ``url`` as the media of clip ``cid`` (see :mod:`webvid.crawl.sink`)."""
+        sink = MediaSink(self.cfg, self.disk, self.opt_out, cid, url)
         try:
             out = await self.request(url, sink.handle, headers=sink.range_headers)
         except BaseException:
-            sink.discard(keep_partial=True)
+            await sink.discard(keep_partial=True)
             raise
         if out.reason is not None:
-            sink.discard(keep_partial=contract.is_retryable(out.reason))
+            await sink.discard(keep_partial=contract.is_retryable(out.reason))
         out.via = "direct"
         return out
-
-
-class MediaSink:
-    """Streams one media body to ``<clip_id>.part``; commits it only when verified."""
-
-    def __init__(self, fetcher: Fetcher, cid: str, url: str) -> None:
-        self.f = fetcher
-        self.cfg = fetcher.cfg
-        self.cid = cid
-        self.url = url
-        self.part = fetcher.out / contract.media_relpath(cid, "part")
-        self.meta = fetcher.out / contract.media_relpath(cid, "partjson")
-
-    def _saved_meta(self) -> dict[str, Any] | None:
-        try:
-            meta = json.loads(self.meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return meta if meta.get("url") == self.url and self.part.is_file() else None
-
-    def range_headers(self) -> dict[str, str]:
-        meta = self._saved_meta()
-        size = self.part.stat().st_size if meta else 0
-        if not meta or size <= 0:
-            return {}
-        headers = {"Range": f"bytes={size}-"}
-        validator = meta.get("etag") or meta.get("last_modified")
-        if validator:
-            headers["If-Range"] = validator
-        return headers
-
-    async def handle(self, resp: aiohttp.ClientResponse, final_url: str) -> Outcome:
-        ctype = resp.headers.get("Content-Type")
-        base = {"http_status": resp.status, "content_type": ctype}
-        refused = self.f.opt_out(resp)
-        if refused:
-            return refused
-        cls = media.content_type_class(ctype)
-        if cls in ("html", "manifest", "other"):
-            handoff = cls in ("html", "manifest") and media.url_ext(self.url) not in media.MEDIA_EXTS
-            return Outcome("bad_content_type", f"not media: Content-Type {media.mime_of(ctype)}",
-                           handoff=handoff, **base)
-        offset = self._resume_offset(resp)
-        total = self._expected_total(resp, offset)
-        if total is not None and total > self.cfg.max_bytes:
-            return Outcome("too_large", f"{total} bytes is over --max-bytes {self.cfg.max_bytes}", **base)
-        if offset == 0:
-            self._start_fresh(resp, total)
-        hasher = hashlib.sha256()
-        head = self._hash_existing(hasher) if offset else b""
-        size = offset
-        with open(self.part, "ab" if offset else "wb") as fh:
-            async for chunk in resp.content.iter_chunked(self.cfg.net.chunk_bytes):
-                size += len(chunk)
-                if size > self.cfg.max_bytes:
-                    return Outcome("too_large", f"body over --max-bytes {self.cfg.max_bytes}", bytes=size, **base)
-                if len(head) < media.SNIFF_BYTES:
-                    head += chunk[: media.SNIFF_BYTES - len(head)]
-                    if len(head) >= media.SNIFF_BYTES and media.sniff(head) is None:
-                        return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
-                hasher.update(chunk)
-                fh.write(chunk)
-        if total is not None and size < total:
-            return Outcome("truncated", f"got {size} of {total} bytes", bytes=size, **base)
-        if size == 0:
-            return Outcome("empty_body", "empty body", bytes=0, **base)
-        kind_ext = media.sniff(head)
-        if kind_ext is None:
-            return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
-        kind, ext = kind_ext
-        rel = contract.media_relpath(self.cid, ext)
-        await asyncio.to_thread(self._commit, io.safe_join(self.f.out, rel))
-        return Outcome(None, bytes=size, sha256=hasher.hexdigest(), media_path=rel, media_kind=kind, **base)
-
-    def _resume_offset(self, resp: aiohttp.ClientResponse) -> int:
-        if resp.status != 206:
-            return 0
-        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-        have = self.part.stat().st_size if self.part.is_file() else 0
-        if not m or int(m.group(1)) != have or have == 0:
-            self.discard(keep_partial=False)  # start over on the next attempt
-            raise aiohttp.ClientPayloadError("206 answer does not continue the partial file")
-        return have
-
-    def _expected_total(self, resp: aiohttp.ClientResponse, offset: int) -> int | None:
-        if resp.status == 206:
-            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-            if m and m.group(3) != "*":
-                return int(m.group(3))
-        length = resp.headers.get("Content-Length")
-        return offset + int(length) if length and length.isdigit() else None
-
-    def _start_fresh(self, resp: aiohttp.ClientResponse, total: int | None) -> None:
-        self.part.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.meta.unlink()
-        if resp.headers.get("Accept-Ranges", "").lower() == "bytes" and total:
-            meta = {"url": self.url, "etag": resp.headers.get("ETag"),
-                    "last_modified": resp.headers.get("Last-Modified"), "total": total}
-            self.meta.write_text(json.dumps(meta), encoding="utf-8")
-
-    def _hash_existing(self, hasher: Any) -> bytes:
-        head = b""
-        with open(self.part, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                if len(head) < media.SNIFF_BYTES:
-                    head += chunk[: media.SNIFF_BYTES - len(head)]
-                hasher.update(chunk)
-        return head
-
-    def _commit(self, final: Path) -> None:
-        if self.cfg.output.fsync_media:
-            fd = os.open(self.part, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(self.part, final)
-        if self.cfg.output.fsync_media:
-            io.fsync_dir(final.parent)
-        with contextlib.suppress(FileNotFoundError):
-            self.meta.unlink()
-
-    def discard(self, *, keep_partial: bool) -> None:
-        """Drop a failed body, unless it may be resumed later with a Range request."""
-        if keep_partial and self._saved_meta() is not None:
-            return
-        for path in (self.part, self.meta):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()

@@ -37,6 +37,7 @@ from webvid.crawl.config import CrawlConfig
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.items import Item, Outcome, make_record
 from webvid.crawl.net import HostSlots, RobotsCache, make_session
+from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
@@ -128,7 +129,7 @@ class _Crawl:
                             flush_interval_s=self.cfg.output.flush_interval_s)
         self.store = store
         recovered = store.recover()
-        io.remove_stale_temps(self.out / "media")
+        self.disk = Disk(self.out, self.cfg)
         done = {cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)}
         if done:
             self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
@@ -136,7 +137,8 @@ class _Crawl:
         try:
             async with make_session(self.cfg) as session:
                 self.slots = HostSlots(self.cfg)
-                self.fetcher = Fetcher(self.cfg, session, self.slots, RobotsCache(self.cfg, session, self.slots), self.out)
+                self.fetcher = Fetcher(self.cfg, session, self.slots, RobotsCache(self.cfg, session, self.slots),
+                                       self.disk)
                 workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)]
                 ticker = asyncio.create_task(self._tick())
                 try:
@@ -154,6 +156,7 @@ class _Crawl:
             store.flush()
             if self.ytdlp is not None:
                 self.ytdlp.close()
+            self.disk.close()
         store.close()
         elapsed = time.monotonic() - t0
         return self._finish(store, elapsed, recovered)
@@ -252,7 +255,7 @@ class _Crawl:
         if self.ytdlp is None:
             from webvid.crawl.ytdlp import YtdlpPool
 
-            self.ytdlp = YtdlpPool(self.cfg, self.out)
+            self.ytdlp = YtdlpPool(self.cfg, self.disk)
         async with self.slots.get(url).use():
             out = await self.ytdlp.download(url, item.clip_id)
         out.attempts += tried

@@ -14,17 +14,16 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
-import os
 import re
 import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
-from webvid import contract, io
 from webvid.crawl import media
 from webvid.crawl.config import CrawlConfig
 from webvid.crawl.items import Outcome
+from webvid.crawl.sink import Disk
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +68,10 @@ def classify(message: str) -> str:
 
 
 class YtdlpPool:
-    def __init__(self, cfg: CrawlConfig, out: Path) -> None:
+    def __init__(self, cfg: CrawlConfig, disk: Disk) -> None:
         self.cfg = cfg
-        self.out = Path(out)
+        self.disk = disk
+        self.out = disk.out
         self.scratch = self.out / "media" / ".tmp-ytdlp"
         self._pool = concurrent.futures.ThreadPoolExecutor(cfg.ytdlp_threads, thread_name_prefix="yt-dlp")
         self._local = threading.local()
@@ -148,18 +148,7 @@ class YtdlpPool:
         if kind_ext is None:
             return Outcome("bad_magic", f"yt-dlp output is not a known container (starts {head[:8]!r})", bytes=size)
         kind, ext = kind_ext
-        rel = contract.media_relpath(cid, ext)
-        final = io.safe_join(self.out, rel)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if self.cfg.output.fsync_media:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(path, final)
-        if self.cfg.output.fsync_media:
-            io.fsync_dir(final.parent)
+        rel = self.disk.commit(cid, ext, None, path)
         ctype = f"{kind}/{'jpeg' if ext == 'jpg' else ext}"
         return Outcome(None, bytes=size, sha256=hasher.hexdigest(), media_path=rel, media_kind=kind,
                        content_type=ctype)

@@ -1,0 +1,298 @@
+"""Crawl throughput and memory on loopback: webvid crawl vs a naive thread-pool baseline.
+
+Takes sizes from the command line; produces a JSON summary on stdout (and a Markdown table
+with --markdown). A loopback server runs in a *separate process* and serves N clips of
+~100 KB (fake MP4 bodies: an ``ftyp`` box + bytes unique to each clip), listing pages with
+``rel=next`` and clip pages with JSON-LD for discovery mode, and optionally answers 5 % of
+first requests with 503.
+
+Every measured run is its own child process (``python -m webvid.cli crawl ...``, or the
+baseline), timed from spawn to exit — so items/s are wall-clock *with* interpreter start-up —
+and its peak RSS is polled with psutil (children included). Measurements:
+
+* list mode (a CSV of N URLs), median of --repeat runs, per-host limits raised;
+* discovery mode (start URL → listing pages → clip pages → media);
+* the naive baseline in the same session: a ThreadPoolExecutor of ``urllib`` GETs writing
+  files (img2dataset's approach, 64 threads);
+* the same list with 5 % of responses answered 503: every item must end as success and every
+  stored file must be the real clip (sha256 of the served body), never an error page;
+* a 1,000,000-row table crawled with ``--limit 1000``: peak RSS.
+
+Usage: nice .venv/bin/python benchmarks/crawl_bench.py [--n 2000] [--repeat 3] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+CLIP_BYTES = 100_000
+PAGE_SIZE = 50
+FAST = ["--allow-private", "--concurrency", "64", "--per-host-concurrency", "64",
+        "--per-host-rps", "100000", "--set", "polite.per_host_burst=100000",
+        "--set", "net.backoff_base_s=0.05", "--set", "net.retries=4"]
+
+
+def clip_body(i: int) -> bytes:
+    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    seed = hashlib.sha256(str(i).encode()).digest()
+    return head + seed * ((CLIP_BYTES - len(head)) // len(seed))
+
+
+# --------------------------------------------------------------------------------------------
+# The server (separate process)
+# --------------------------------------------------------------------------------------------
+
+
+def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    hits: dict[int, int] = {}
+
+    async def clip(req: web.Request) -> web.Response:
+        i = int(req.match_info["i"])
+        hits[i] = hits.get(i, 0) + 1
+        if fail_pct and i % 100 < fail_pct and hits[i] == 1:
+            return web.Response(status=503, text="<html>busy, try later</html>" * 20, content_type="text/html")
+        return web.Response(body=clip_body(i), content_type="video/mp4")
+
+    async def listing(req: web.Request) -> web.Response:
+        p = int(req.match_info["p"])
+        ids = range(p * PAGE_SIZE, min(n, (p + 1) * PAGE_SIZE))
+        links = "".join(f'<a class="clip-link" href="/clip/{i}">clip {i}</a>\n' for i in ids)
+        nxt = f'<link rel="next" href="/videos/page/{p + 1}">' if (p + 1) * PAGE_SIZE < n else ""
+        return web.Response(text=f"<html><head>{nxt}</head><body>{links}</body></html>", content_type="text/html")
+
+    async def page(req: web.Request) -> web.Response:
+        i = int(req.match_info["i"])
+        ld = json.dumps({"@context": "https://schema.org", "@type": "VideoObject", "name": f"clip {i} moving left",
+                         "contentUrl": f"/cdn/{i}.mp4", "duration": "PT0H0M4S", "width": 320, "height": 240})
+        html = (f'<html><head><title>clip {i}</title><script type="application/ld+json">{ld}</script></head>'
+                f'<body><h1>clip {i}</h1><video poster="/t/{i}.jpg"><source src="/cdn/{i}.mp4" type="video/mp4">'
+                f'</video><img src="/t/{i}.jpg" alt="clip {i} moving left"><a href="/videos/page/0">all</a></body></html>')
+        return web.Response(text=html, content_type="text/html")
+
+    async def robots(_: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nDisallow: /private/\n")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/robots.txt", robots)
+        app.router.add_get("/cdn/{i}.mp4", clip)
+        app.router.add_get("/videos/page/{p}", listing)
+        app.router.add_get("/clip/{i}", page)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_q.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Server:
+    def __init__(self, n: int, fail_pct: int = 0) -> None:
+        q: multiprocessing.Queue = multiprocessing.Queue()
+        self.proc = multiprocessing.Process(target=serve, args=(q, n, fail_pct), daemon=True)
+        self.proc.start()
+        self.url = f"http://127.0.0.1:{q.get(timeout=60)}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.join(10)
+
+
+# --------------------------------------------------------------------------------------------
+# Measured child processes
+# --------------------------------------------------------------------------------------------
+
+
+def measure(cmd: list[str]) -> dict[str, float]:
+    """Wall seconds from spawn to exit and peak RSS (MB) of the process tree."""
+    env = dict(os.environ, WEBVID_NO_PROGRESS="1", PYTHONHASHSEED="0")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": peak / 1e6}
+
+
+def crawl_cmd(source: str, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "webvid.cli", "-q", "crawl", source, "-o", str(out), *FAST, *extra]
+
+
+def baseline_child(table: str, out: str, threads: int) -> None:
+    """img2dataset's approach: a thread pool of blocking urllib GETs, one file per item."""
+    os.makedirs(out, exist_ok=True)
+    with open(table) as fh:
+        next(fh)
+        rows = [line.strip().split(",", 1) for line in fh if line.strip()]
+
+    def get(row: list[str]) -> bool:
+        cid, url = row
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                data = resp.read()
+            with open(os.path.join(out, f"{cid}.mp4"), "wb") as f:
+                f.write(data)
+            return True
+        except OSError:
+            return False
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        ok = sum(pool.map(get, rows))
+    if ok != len(rows):
+        raise SystemExit(f"baseline: {len(rows) - ok} failures")
+
+
+def records(out: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [r for p in sorted((out / "records").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+def write_table(path: Path, base: str, n: int) -> Path:
+    with open(path, "w") as fh:
+        fh.write("id,url\n")
+        for i in range(n):
+            fh.write(f"c{i},{base}/cdn/{i}.mp4\n")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--big-rows", type=int, default=1_000_000)
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--skip", default="", help="comma list of: list,discover,baseline,faults,big")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
+    result: dict[str, object] = {"n": args.n, "clip_bytes": CLIP_BYTES, "repeat": args.repeat,
+                                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        server = Server(args.n)
+        table = write_table(work / "list.csv", server.url, args.n)
+        runs: dict[str, list[dict[str, float]]] = {"list": [], "discover": [], "baseline": []}
+        for r in range(args.repeat):  # interleaved, so load changes hit every variant alike
+            if "list" not in skip:
+                out = work / f"list{r}"
+                m = measure(crawl_cmd(str(table), out))
+                recs = records(out)
+                assert len(recs) == args.n and all(x["status"] == "success" for x in recs)
+                runs["list"].append(m)
+            if "baseline" not in skip:
+                runs["baseline"].append(measure([sys.executable, __file__, "_baseline", str(table), str(work / f"base{r}"), "64"]))
+            if "discover" not in skip:
+                out = work / f"disc{r}"
+                m = measure(crawl_cmd(server.url + "/videos/page/0", out, "--set", 'discover.item_patterns=["/clip/\\\\d+$"]',
+                                      "--set", 'discover.follow_patterns=["/videos/page/\\\\d+$"]',
+                                      "--set", "discover.page_concurrency=32"))
+                recs = records(out)
+                assert len(recs) == args.n and all(x["status"] == "success" for x in recs), len(recs)
+                runs["discover"].append(m)
+            for d in work.glob("*[0-9]"):
+                shutil.rmtree(d, ignore_errors=True)
+        server.close()
+        mb = args.n * CLIP_BYTES / 1e6
+        for name, ms in runs.items():
+            if not ms:
+                continue
+            wall = statistics.median(m["wall_s"] for m in ms)
+            result[name] = {"items_per_s": round(args.n / wall, 1), "mb_per_s": round(mb / wall, 1),
+                            "wall_s": round(wall, 2), "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
+                            "walls": [round(m["wall_s"], 2) for m in ms]}
+        if runs["list"] and runs["baseline"]:
+            result["list_vs_baseline"] = round(result["baseline"]["wall_s"] / result["list"]["wall_s"], 2)  # type: ignore[index]
+
+        if "faults" not in skip:
+            server = Server(args.n, fail_pct=5)
+            table = write_table(work / "faulty.csv", server.url, args.n)
+            out = work / "faulty"
+            m = measure(crawl_cmd(str(table), out))
+            server.close()
+            recs = records(out)
+            bad_bodies = sum(1 for x in recs if x["sha256"] != hashlib.sha256(clip_body(int(x["clip_id"][1:]))).hexdigest())
+            retried = sum(1 for x in recs if x["attempts"] > 1)
+            result["faults_5pct_503"] = {
+                "items_per_s": round(args.n / m["wall_s"], 1), "success": sum(x["status"] == "success" for x in recs),
+                "items": len(recs), "retried": retried, "wrong_bodies_stored": bad_bodies,
+                "peak_rss_mb": round(m["peak_rss_mb"], 1)}
+            shutil.rmtree(out, ignore_errors=True)
+
+        if "big" not in skip:
+            server = Server(2000)
+            big = work / "big.csv"
+            with open(big, "w") as fh:
+                fh.write("videoid,contentUrl,duration,page_dir,name\n")
+                for i in range(args.big_rows):
+                    fh.write(f"{i},{server.url}/cdn/{i % 2000}.mp4,PT00H00M10S,000001_000050,a synthetic caption number {i}\n")
+            out = work / "big"
+            m = measure(crawl_cmd(str(big), out, "--limit", "1000"))
+            server.close()
+            assert len(records(out)) == 1000
+            result["big_table_limit_1000"] = {"rows": args.big_rows, "table_mb": round(big.stat().st_size / 1e6, 1),
+                                              "wall_s": round(m["wall_s"], 2), "peak_rss_mb": round(m["peak_rss_mb"], 1)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    if args.markdown:
+        print(markdown(result))
+
+
+def markdown(r: dict) -> str:
+    lines = ["| run | items/s (wall, start-up incl.) | MB/s | peak RSS MB | note |", "|---|---|---|---|---|"]
+    for name in ("list", "discover", "baseline"):
+        if name in r:
+            x = r[name]
+            lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['peak_rss_mb']} | walls {x['walls']} |")
+    if "faults_5pct_503" in r:
+        x = r["faults_5pct_503"]
+        lines.append(f"| list, 5 % 503 | {x['items_per_s']} | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "
+                     f"{x['retried']} retried, {x['wrong_bodies_stored']} wrong bodies stored |")
+    if "big_table_limit_1000" in r:
+        x = r["big_table_limit_1000"]
+        lines.append(f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |")
+    if "list_vs_baseline" in r:
+        lines.append(f"\nlist mode vs naive baseline: {r['list_vs_baseline']}× faster (median wall)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_baseline":
+        baseline_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        main()

@@ -1,0 +1,256 @@
+"""Media bodies → verified files under ``OUT/media/<xx>/<clip_id>.<ext>``.
+
+Takes an aiohttp response (streamed) for one clip; produces an
+:class:`~webvid.crawl.items.Outcome`: success with size, sha256, kind and the committed
+file, or the reason it was refused (opt-out header, wrong content type, over the byte cap,
+bad magic bytes, truncated, empty).
+
+How a body travels: sha256 is computed while it streams; a body up to
+``output.buffer_bytes`` stays in memory and is written in one go; a larger one spills to
+``media/.partial/<clip_id>.part``. Either way the file is written under a temp name,
+optionally fsynced, and renamed to its final name only once complete and verified — a
+killed process never leaves a partial file under a final name. A spilled body cut short is
+kept with ``<clip_id>.partjson`` (URL + validators) and resumed with ``Range``/``If-Range``
+by the next attempt or the next run.
+
+All file-system calls run on a small thread pool (:class:`Disk`): on a busy disk an
+``open`` takes a millisecond, which the event loop must not wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+from webvid import contract, io
+from webvid.crawl import media
+from webvid.crawl.config import CrawlConfig
+from webvid.crawl.items import Outcome
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class Disk:
+    """The crawl dir's media side: a thread pool for file calls and the partials index."""
+
+    def __init__(self, out: Path, cfg: CrawlConfig) -> None:
+        self.out = Path(out)
+        self.fsync = cfg.output.fsync_media
+        self.partial_dir = self.out / "media" / ".partial"
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        self.pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="webvid-io")
+        self._dirs: set[Path] = set()
+        self.partials = self._scan_partials()
+
+    def _scan_partials(self) -> set[str]:
+        """Clip ids with a resumable partial body; removes temps and orphans of a kill."""
+        names = {p.name for p in self.partial_dir.iterdir()}
+        keep = {n[: -len(".partjson")] for n in names if n.endswith(".partjson") and n[: -len("json")] in names}
+        for name in names:
+            stem = name.rsplit(".", 1)[0]
+            if stem not in keep:
+                with contextlib.suppress(OSError):
+                    (self.partial_dir / name).unlink()
+        return keep
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def ensure_dir(self, folder: Path) -> None:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
+
+    def commit(self, cid: str, ext: str, data: bytes | None, part: Path | None) -> str:
+        """Write ``data`` (or move the finished ``part``) to the clip's final path."""
+        rel = contract.media_relpath(cid, ext)
+        final = self.out / rel  # safe by construction: media_relpath only takes clip ids
+        self.ensure_dir(final.parent)
+        if data is not None:
+            tmp = self.partial_dir / f"{io.TMP_PREFIX}{cid}.{ext}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            src = tmp
+        else:
+            assert part is not None
+            if self.fsync:
+                fd = os.open(part, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            src = part
+        os.replace(src, final)
+        if self.fsync:
+            io.fsync_dir(final.parent)
+        return rel
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        with contextlib.suppress(OSError):
+            self.partial_dir.rmdir()  # only when empty: resumable partials stay
+
+
+class MediaSink:
+    """One clip's body: checks, hashing, buffering or spilling, verified commit."""
+
+    def __init__(self, cfg: CrawlConfig, disk: Disk, opt_out: Callable[[aiohttp.ClientResponse], Outcome | None],
+                 cid: str, url: str) -> None:
+        self.cfg = cfg
+        self.disk = disk
+        self.opt_out = opt_out
+        self.cid = cid
+        self.url = url
+        self.part = disk.partial_dir / f"{cid}.part"
+        self.meta = disk.partial_dir / f"{cid}.partjson"
+        self.spilled = False
+
+    # -- resume --------------------------------------------------------------------------
+
+    def _saved_meta(self) -> dict[str, Any] | None:
+        if self.cid not in self.disk.partials:
+            return None
+        try:
+            meta = json.loads(self.meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if meta.get("url") == self.url and self.part.is_file() else None
+
+    def range_headers(self) -> dict[str, str]:
+        meta = self._saved_meta()
+        size = self.part.stat().st_size if meta else 0
+        if not meta or size <= 0:
+            return {}
+        headers = {"Range": f"bytes={size}-"}
+        validator = meta.get("etag") or meta.get("last_modified")
+        if validator:
+            headers["If-Range"] = validator
+        return headers
+
+    def _resume_offset(self, resp: aiohttp.ClientResponse) -> int:
+        if resp.status != 206:
+            return 0
+        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        have = self.part.stat().st_size if self.part.is_file() else 0
+        if not m or int(m.group(1)) != have or have == 0:
+            self._remove()  # start over on the next attempt
+            raise aiohttp.ClientPayloadError("206 answer does not continue the partial file")
+        return have
+
+    @staticmethod
+    def _expected_total(resp: aiohttp.ClientResponse, offset: int) -> int | None:
+        if resp.status == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if m and m.group(3) != "*":
+                return int(m.group(3))
+        length = resp.headers.get("Content-Length")
+        return offset + int(length) if length and length.isdigit() else None
+
+    # -- the body ------------------------------------------------------------------------
+
+    async def handle(self, resp: aiohttp.ClientResponse, final_url: str) -> Outcome:
+        ctype = resp.headers.get("Content-Type")
+        base = {"http_status": resp.status, "content_type": ctype}
+        refused = self.opt_out(resp)
+        if refused:
+            return refused
+        cls = media.content_type_class(ctype)
+        if cls in ("html", "manifest", "other"):
+            handoff = cls in ("html", "manifest") and media.url_ext(self.url) not in media.MEDIA_EXTS
+            return Outcome("bad_content_type", f"not media: Content-Type {media.mime_of(ctype)}",
+                           handoff=handoff, **base)
+        offset = self._resume_offset(resp)
+        total = self._expected_total(resp, offset)
+        if total is not None and total > self.cfg.max_bytes:
+            return Outcome("too_large", f"{total} bytes is over --max-bytes {self.cfg.max_bytes}", **base)
+        hasher = hashlib.sha256()
+        head, fh = (await self.disk.run(self._reopen, hasher)) if offset else (b"", None)
+        size, buf = offset, bytearray()
+        try:
+            async for chunk in resp.content.iter_chunked(self.cfg.net.chunk_bytes):
+                size += len(chunk)
+                if size > self.cfg.max_bytes:
+                    return Outcome("too_large", f"body over --max-bytes {self.cfg.max_bytes}", bytes=size, **base)
+                if len(head) < media.SNIFF_BYTES:
+                    head += chunk[: media.SNIFF_BYTES - len(head)]
+                    if len(head) >= media.SNIFF_BYTES and media.sniff(head) is None:
+                        return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
+                hasher.update(chunk)
+                if fh is None and len(buf) + len(chunk) <= self.cfg.output.buffer_bytes:
+                    buf += chunk
+                    continue
+                if fh is None:
+                    fh = await self.disk.run(self._spill, bytes(buf), resp.headers.copy(), total)
+                    buf = bytearray()
+                await self.disk.run(fh.write, chunk)
+        finally:
+            if fh is not None:
+                await self.disk.run(fh.close)
+        if total is not None and size < total:
+            return Outcome("truncated", f"got {size} of {total} bytes", bytes=size, **base)
+        if size == 0:
+            return Outcome("empty_body", "empty body", bytes=0, **base)
+        kind_ext = media.sniff(head)
+        if kind_ext is None:
+            return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
+        kind, ext = kind_ext
+        rel = await self.disk.run(self.disk.commit, self.cid, ext, None if fh else bytes(buf), self.part if fh else None)
+        if fh is not None:
+            await self.disk.run(self._remove_meta)
+        return Outcome(None, bytes=size, sha256=hasher.hexdigest(), media_path=rel, media_kind=kind, **base)
+
+    def _spill(self, data: bytes, headers: Any, total: int | None) -> IO[bytes]:
+        """Switch from memory to ``.part`` (and remember validators when resumable)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.meta.unlink()
+        self.disk.partials.discard(self.cid)
+        fh = open(self.part, "wb")  # noqa: SIM115 - closed by handle()
+        self.spilled = True
+        fh.write(data)
+        if headers.get("Accept-Ranges", "").lower() == "bytes" and total:
+            meta = {"url": self.url, "etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified"),
+                    "total": total}
+            self.meta.write_text(json.dumps(meta), encoding="utf-8")
+            self.disk.partials.add(self.cid)
+        return fh
+
+    def _reopen(self, hasher: Any) -> tuple[bytes, IO[bytes]]:
+        """Hash what a resumed partial already holds; open it for appending."""
+        head = b""
+        with open(self.part, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if len(head) < media.SNIFF_BYTES:
+                    head += chunk[: media.SNIFF_BYTES - len(head)]
+                hasher.update(chunk)
+        self.spilled = True
+        return head, open(self.part, "ab")
+
+    def _remove_meta(self) -> None:
+        self.disk.partials.discard(self.cid)
+        with contextlib.suppress(FileNotFoundError):
+            self.meta.unlink()
+
+    def _remove(self) -> None:
+        self.disk.partials.discard(self.cid)
+        for path in (self.part, self.meta):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    async def discard(self, *, keep_partial: bool) -> None:
+        """Drop a failed body, unless it may be resumed later with a Range request."""
+        if keep_partial and self.cid in self.disk.partials:
+            return
+        if self.spilled or self.cid in self.disk.partials:
+            await self.disk.run(self._remove)
