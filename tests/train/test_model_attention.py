@@ -219,3 +219,21 @@ def test_bf16_autocast_runs_and_stays_close() -> None:
     assert out.dtype == torch.float32  # the final LayerNorm runs in fp32 under autocast
     assert (out - ref).abs().max() < 0.1
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_every_attention_call_is_eligible_for_the_fused_flash_kernel() -> None:
+    """Forced onto the flash backend (CPU build here), SDPA raises for any call it cannot fuse
+    (e.g. 5-D inputs silently fall back to the slow math kernel otherwise)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    model = SpaceTimeTransformer(
+        img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=4, num_frames=4
+    )
+    _randomise_time_attention(model, seed=4)
+    video = torch.randn(2, 4, 3, 32, 32)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        model(video).sum().backward()
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION), pytest.raises(RuntimeError, match="kernel"):
+        q = torch.randn(2, 3, 4, 16, 8)
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)

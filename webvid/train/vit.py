@@ -43,36 +43,37 @@ def divided_attention(q: Tensor, k: Tensor, v: Tensor, frames: int, pattern: Pat
     """Frozen-in-Time divided attention with SDPA; returns ``(B, L, heads * head_dim)``.
 
     ``q, k, v``: ``(B, h, L, d)`` with ``L = 1 + frames * n`` (CLS first, frame-major patches),
-    unscaled (SDPA applies ``d ** -0.5``).
+    unscaled (SDPA applies ``d ** -0.5``). Every SDPA call gets 4-D ``(N, h, len, d)`` tensors
+    with a unit-stride last dimension, which the fused CUDA kernels (flash, memory-efficient)
+    require; groups are formed by reshapes, so there is no Python loop over frames or patches.
     """
+    if pattern not in ("space", "time"):
+        raise ValueError(f"unknown attention pattern {pattern!r} (expected 'space' or 'time')")
     b, h, length, d = q.shape
     n = (length - 1) // frames
     # CLS query: joint attention over every token of the clip.
     cls_out = F.scaled_dot_product_attention(q[:, :, :1], k, v)  # (B, h, 1, d)
-    qp = q[:, :, 1:].unflatten(2, (frames, n))  # (B, h, F, n, d), a view
-    kp = k[:, :, 1:].unflatten(2, (frames, n))
-    vp = v[:, :, 1:].unflatten(2, (frames, n))
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # token-major (B, L, h, d) views
+
+    def groups(t: Tensor) -> Tensor:
+        """Patches as (B, groups, group_len, h, d): per frame (space) or per location (time)."""
+        t = t[:, 1:].unflatten(1, (frames, n))  # (B, F, n, h, d)
+        return t if pattern == "space" else t.transpose(1, 2)
+
+    g, glen = (frames, n) if pattern == "space" else (n, frames)
+    qg = groups(qt).reshape(b * g, glen, h, d)
+    # keys / values: the clip's CLS in front of every group → (B*g, 1 + glen, h, d)
+    kg = torch.cat([kt[:, None, :1].expand(b, g, 1, h, d), groups(kt)], dim=2)
+    vg = torch.cat([vt[:, None, :1].expand(b, g, 1, h, d), groups(vt)], dim=2)
+    out = F.scaled_dot_product_attention(
+        qg.transpose(1, 2),
+        kg.view(b * g, glen + 1, h, d).transpose(1, 2),
+        vg.view(b * g, glen + 1, h, d).transpose(1, 2),
+    ).transpose(1, 2)  # (B*g, glen, h, d)
     if pattern == "space":
-        # groups = frames: (B, h, F, n, d); keys [CLS] + the frame's n patches.
-        kc = k[:, :, :1, None].expand(b, h, frames, 1, d)
-        vc = v[:, :, :1, None].expand(b, h, frames, 1, d)
-        out = F.scaled_dot_product_attention(
-            qp, torch.cat([kc, kp], dim=3), torch.cat([vc, vp], dim=3)
-        )  # (B, h, F, n, d)
-        patches = out.permute(0, 2, 3, 1, 4)  # (B, F, n, h, d)
-    elif pattern == "time":
-        # groups = spatial locations: (B, h, n, F, d); keys [CLS] + that location in each frame.
-        kc = k[:, :, :1, None].expand(b, h, n, 1, d)
-        vc = v[:, :, :1, None].expand(b, h, n, 1, d)
-        out = F.scaled_dot_product_attention(
-            qp.transpose(2, 3),
-            torch.cat([kc, kp.transpose(2, 3)], dim=3),
-            torch.cat([vc, vp.transpose(2, 3)], dim=3),
-        )  # (B, h, n, F, d)
-        patches = out.permute(0, 3, 2, 1, 4)  # (B, F, n, h, d)
+        patches = out.reshape(b, frames * n, h * d)
     else:
-        raise ValueError(f"unknown attention pattern {pattern!r} (expected 'space' or 'time')")
-    patches = patches.reshape(b, frames * n, h * d)
+        patches = out.reshape(b, n, frames, h * d).transpose(1, 2).reshape(b, frames * n, h * d)
     return torch.cat([cls_out.transpose(1, 2).reshape(b, 1, h * d), patches], dim=1)
 
 
