@@ -205,3 +205,35 @@ def test_bad_paths_and_layouts(tmp_path: Path) -> None:
         load_checkpoint(model, tmp_path / "junk.pth")
     with pytest.raises(ValueError, match="temporal_fix"):
         load_checkpoint(model, tmp_path / "other.pt", temporal_fix="cubic")
+
+
+def test_training_extras_round_trip(tmp_path: Path) -> None:
+    """RNG states, optimiser state and numpy values (what a trainer saves) pass the allow-list."""
+    import random
+
+    model = _model(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.loss(*model(model.tokenize(["a", "b"]), torch.randn(2, 1, 3, 32, 32))).backward()
+    opt.step()
+    extras = {
+        "optim_state": opt.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "generator": np.random.default_rng(3).bit_generator.state,
+        },
+        "best": {"val_loss": np.float32(1.25)},
+        "dtype": torch.bfloat16,
+    }
+    save_checkpoint(tmp_path / "state.pt", model, **extras)
+    _, meta = read_checkpoint(tmp_path / "state.pt")
+    assert meta["format"] == "webvid.frozen-in-time/1"
+    assert "optim_state" in meta
+    assert torch.equal(meta["rng"]["torch"], extras["rng"]["torch"])
+    assert np.array_equal(meta["rng"]["numpy"][1], extras["rng"]["numpy"][1])
+    assert meta["rng"]["python"] == extras["rng"]["python"]
+    assert meta["rng"]["generator"] == extras["rng"]["generator"]
+    assert meta["best"]["val_loss"] == np.float32(1.25) and meta["dtype"] is torch.bfloat16
+    fresh = torch.optim.AdamW(_model(1).parameters(), lr=1e-3)
+    fresh.load_state_dict(meta["optim_state"])

@@ -237,3 +237,17 @@ def test_every_attention_call_is_eligible_for_the_fused_flash_kernel() -> None:
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION), pytest.raises(RuntimeError, match="kernel"):
         q = torch.randn(2, 3, 4, 16, 8)
         torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+
+def test_compiles_as_one_graph() -> None:
+    """``torch.compile(fullgraph=True)`` raises on any graph break (dynamo capture only)."""
+    torch.manual_seed(0)
+    model = SpaceTimeTransformer(
+        img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=4, num_frames=4
+    )
+    _randomise_time_attention(model, seed=5)
+    video = torch.randn(2, 4, 3, 32, 32)
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    out = compiled(video)
+    out.sum().backward()
+    torch.testing.assert_close(out, model(video))

@@ -1,0 +1,187 @@
+"""Benchmark: the space-time ViT's SDPA attention against the reference formulation.
+
+Takes no data (random clips) and prints, and optionally writes as JSON, forward+backward
+clips/s of the video model with our :func:`webvid.train.vit.divided_attention` against a plain
+softmax(q·kᵀ)·v formulation of the official ``VarAttention`` (same weights, same run, runs
+interleaved so load on a shared machine hits both alike).
+
+* CPU (default): a small ViT (ViT-S/16-224 widths, 2 blocks), fp32, 4 frames, 2 clips/step;
+  ``nice`` it on shared machines.
+* ``--gpu``: ViT-B/16-224, 4 frames; ours in bf16 autocast + SDPA (flash) against the
+  reference in fp32, with peak memory per variant and an fp32 equivalence check.
+
+    .venv/bin/python benchmarks/model_bench.py [--json out.json]
+    python benchmarks/model_bench.py --gpu --json $OUT/model_bench_gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from webvid.train.vit import SpaceTimeTransformer, divided_attention
+
+
+def reference_attention(q, k, v, frames: int, pattern: str) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The official formulation (a copy of the one in tests/train/test_model_attention.py)."""
+    b, h, length, d = q.shape
+    n = (length - 1) // frames
+    q, k, v = (t.reshape(b * h, length, d) for t in (q, k, v))
+    q = q * d**-0.5
+
+    def attn(qq, kk, vv):  # type: ignore[no-untyped-def]
+        sim = torch.einsum("bid,bjd->bij", qq, kk)
+        return torch.einsum("bij,bjd->bid", sim.softmax(dim=-1), vv)
+
+    cls_out = attn(q[:, :1], k, v)
+
+    def group(t: torch.Tensor) -> torch.Tensor:
+        t = t.reshape(b * h, frames, n, d)
+        if pattern == "space":
+            return t.reshape(b * h * frames, n, d)
+        return t.transpose(1, 2).reshape(b * h * n, frames, d)
+
+    r = frames if pattern == "space" else n
+    q_, k_, v_ = group(q[:, 1:]), group(k[:, 1:]), group(v[:, 1:])
+    k_ = torch.cat([k[:, :1].repeat_interleave(r, dim=0), k_], dim=1)
+    v_ = torch.cat([v[:, :1].repeat_interleave(r, dim=0), v_], dim=1)
+    out = attn(q_, k_, v_)
+    if pattern == "space":
+        out = out.reshape(b * h, frames * n, d)
+    else:
+        out = out.reshape(b * h, n, frames, d).transpose(1, 2).reshape(b * h, frames * n, d)
+    out = torch.cat([cls_out, out], dim=1).reshape(b, h, length, d)
+    return out.transpose(1, 2).reshape(b, length, h * d)
+
+
+def _randomise_time_attention(model: SpaceTimeTransformer) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "timeattn" in name:
+                p.normal_(0, 0.02)
+
+
+def _step_fn(
+    model: SpaceTimeTransformer, video: torch.Tensor, autocast: torch.dtype | None
+) -> Callable[[], None]:
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        if autocast is not None:
+            with torch.autocast(video.device.type, dtype=autocast):
+                out = model(video)
+        else:
+            out = model(video)
+        out.float().square().mean().backward()
+
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    device = torch.device("cuda" if args.gpu else "cpu")
+    if args.gpu:
+        dims = dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)
+        batch = args.batch or 8
+        variants = {"ours_bf16_sdpa": (divided_attention, torch.bfloat16)}
+        variants["reference_fp32"] = (reference_attention, None)
+        if args.with_ours_fp32:
+            variants["ours_fp32_sdpa"] = (divided_attention, None)
+    else:
+        torch.set_num_threads(args.threads)
+        # ViT-S/16-224 widths (384 wide, 6 heads), 2 blocks: a small ViT at the real token count
+        dims = dict(img_size=224, patch_size=16, embed_dim=384, depth=2, num_heads=6)
+        batch = args.batch or 2
+        variants = {"ours_fp32_sdpa": (divided_attention, None)}
+        variants["reference_fp32"] = (reference_attention, None)
+    torch.manual_seed(0)
+    model = SpaceTimeTransformer(num_frames=args.frames, **dims).to(device).train()
+    _randomise_time_attention(model)
+    size = dims["img_size"]
+    video = torch.randn(batch, args.frames, 3, size, size, device=device)
+
+    # fp32 equivalence of the two kernels on this device, whole model, same weights
+    with torch.no_grad():
+        model.set_attention(reference_attention)
+        ref = model.forward_tokens(video[:2])
+        model.set_attention(divided_attention)
+        ours = model.forward_tokens(video[:2])
+    max_abs_diff = (ours - ref).abs().max().item()
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    peak: dict[str, float] = {}
+    for name, (fn, dtype) in variants.items():  # warm-up + peak memory
+        model.set_attention(fn)
+        step = _step_fn(model, video, dtype)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(args.warmup):
+            step()
+        _sync(device)
+        if device.type == "cuda":
+            peak[name] = torch.cuda.max_memory_allocated() / 2**30
+    for _ in range(args.repeats):  # interleaved timing
+        for name, (fn, dtype) in variants.items():
+            model.set_attention(fn)
+            step = _step_fn(model, video, dtype)
+            _sync(device)
+            t0 = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    result: dict[str, object] = {
+        "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "model": dims,
+        "frames": args.frames,
+        "batch": batch,
+        "repeats": args.repeats,
+        "fp32_max_abs_diff_vs_reference": max_abs_diff,
+        "clips_per_s": {},
+        "median_step_s": {},
+        "peak_mem_gib": peak,
+    }
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        result["median_step_s"][name] = med  # type: ignore[index]
+        result["clips_per_s"][name] = batch / med  # type: ignore[index]
+    rates = result["clips_per_s"]
+    main = "ours_bf16_sdpa" if args.gpu else "ours_fp32_sdpa"
+    result["speedup_vs_reference"] = rates[main] / rates["reference_fp32"]  # type: ignore[index]
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", action="store_true", help="ViT-B/16-224 on CUDA, bf16 vs fp32 ref")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=0, help="clips per step (0: 2 CPU / 8 GPU)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
+    ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")
+    ap.add_argument("--json", type=Path, help="also write the result here")
+    args = ap.parse_args()
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
