@@ -8,7 +8,18 @@ from collections import Counter
 import pytest
 
 from webvid import contract
-from webvid.demo.catalog import CLIP_FAULTS, DIRECTIONS, IMAGE_FAULTS, Expected, build_catalog
+from webvid.demo.catalog import (
+    BACKGROUNDS,
+    CLIP_FAULTS,
+    COLOURS,
+    DIRECTIONS,
+    IMAGE_FAULTS,
+    SHAPES,
+    Expected,
+    appearance_combos,
+    build_catalog,
+    luma,
+)
 
 DIRECTION_WORD = {d: re.compile(rf"\b{d}(wards)?\b") for d in DIRECTIONS}
 
@@ -27,8 +38,20 @@ def test_direction_is_independent_of_appearance():
             dirs = Counter(c.direction for c in catalog.clips if getattr(c, attr) == value)
             assert max(dirs.values()) == min(dirs.values()), (attr, value, dirs)
     assert all(c.colour != c.background for c in catalog.clips)
-    # 400 clips: each (appearance, direction) pair, hence each clean caption's content, is unique
-    assert len(by_look) == 400
+    # up to 4 x (number of appearances) clips, every (appearance, direction) is distinct
+    assert len(by_look) == min(400, 4 * len(appearance_combos()))
+
+
+def test_every_shape_stands_out_from_its_background():
+    combos = appearance_combos()
+    assert len(combos) >= 80 and {s for _, s, _ in combos} == set(SHAPES)
+    assert {c for c, _, _ in combos} == set(COLOURS) and {b for _, _, b in combos} == set(
+        BACKGROUNDS
+    )
+    for colour, _, bg in combos:
+        # visible to a grey-scale motion detector; never a near-black (dark) frame
+        assert abs(luma(COLOURS[colour]) - luma(BACKGROUNDS[bg])) >= 55
+        assert luma(BACKGROUNDS[bg]) >= 30
 
 
 def test_captions_state_colour_shape_background_and_direction():

@@ -18,26 +18,29 @@ a correct crawler and curator should reach, in the status and reason vocabulary 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 from webvid import contract
 
 COLOURS: Final[dict[str, tuple[int, int, int]]] = {
-    "red": (220, 40, 40),
-    "green": (60, 200, 70),
-    "blue": (50, 90, 230),
-    "yellow": (245, 215, 40),
-    "white": (248, 248, 248),
-    "purple": (150, 60, 200),
+    "red": (230, 35, 35),
+    "green": (50, 215, 70),
+    "blue": (50, 110, 255),
+    "yellow": (250, 220, 40),
+    "white": (250, 250, 250),
+    "purple": (170, 60, 220),
 }
+#: Backgrounds are never near-black (mean luma >= 30), so no clean clip reads as a black frame.
 BACKGROUNDS: Final[dict[str, tuple[int, int, int]]] = {
-    "black": (12, 12, 12),
-    "grey": (120, 120, 120),
+    "black": (34, 34, 34),
+    "grey": (128, 128, 128),
     "white": (232, 232, 232),
-    "blue": (20, 40, 120),
-    "green": (20, 90, 40),
+    "blue": (15, 30, 110),
+    "green": (15, 75, 30),
 }
+#: Least luma difference between a shape and its background: motion must show in grey too.
+MIN_LUMA_CONTRAST: Final = 55.0
 SHAPES: Final[tuple[str, ...]] = ("circle", "square", "triangle", "diamond")
 DIRECTIONS: Final[tuple[str, ...]] = ("left", "right", "up", "down")
 
@@ -204,6 +207,7 @@ class RenderSpec:
     offset2_frac: float = 0.5  # y position for images
     short: bool = False  # a clip well under one second
     corrupt: bool = False  # valid mp4 header, garbage after it
+    texture: int = 0  # seed of the background's faint texture (0: plain)
 
 
 @dataclass(frozen=True)
@@ -283,9 +287,26 @@ class Catalog:
         return [it.truth(base_url) for it in (*self.clips, *self.images)]
 
 
+def luma(rgb: tuple[int, int, int]) -> float:
+    """BT.601 luma of an RGB colour (what a grey-scale analysis of the clip sees)."""
+    r, g, b = rgb
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
 def appearance_combos() -> list[tuple[str, str, str]]:
-    """Every (colour, shape, background) with the shape's colour unlike its background."""
-    return [(c, s, b) for c in COLOURS for s in SHAPES for b in BACKGROUNDS if b != c]
+    """Every (colour, shape, background) whose shape stands out from its background.
+
+    The colour must differ from the background's by name and by at least
+    ``MIN_LUMA_CONTRAST`` in luma, so that motion (and so direction) is visible even to a
+    grey-scale motion or still-frame detector.
+    """
+    return [
+        (c, s, b)
+        for c in COLOURS
+        for s in SHAPES
+        for b in BACKGROUNDS
+        if b != c and abs(luma(COLOURS[c]) - luma(BACKGROUNDS[b])) >= MIN_LUMA_CONTRAST
+    ]
 
 
 def clip_caption(template: str, colour: str, shape: str, bg: str, direction: str) -> str:
@@ -344,6 +365,7 @@ def build_catalog(seed: int, n_clips: int, n_images: int, *, faults: bool = True
             "move",
             size_frac=round(rng.uniform(0.26, 0.34), 3),
             offset_frac=round(rng.uniform(0.2, 0.8), 3),
+            texture=rng.randrange(1, 2**31),
         )
         if fault == "non_english":
             language = rng.choice(("es", "fr", "de"))
@@ -351,34 +373,14 @@ def build_catalog(seed: int, n_clips: int, n_images: int, *, faults: bool = True
         elif fault == "boilerplate":
             caption = rng.choice(BOILERPLATE).format(caption=english, id=cid)
         elif fault == "still":
-            render = RenderSpec(
-                colour, shape, bg, direction, "still", render.size_frac, render.offset_frac
-            )
+            render = replace(render, motion="still")
             # a motionless clip cannot honestly claim a direction
             english = caption = image_caption(rng.choice(IMAGE_TEMPLATES), colour, shape, bg)
             direction = None
         elif fault == "too_short":
-            render = RenderSpec(
-                colour,
-                shape,
-                bg,
-                direction,
-                "move",
-                render.size_frac,
-                render.offset_frac,
-                short=True,
-            )
+            render = replace(render, short=True)
         elif fault == "corrupt":
-            render = RenderSpec(
-                colour,
-                shape,
-                bg,
-                direction,
-                "move",
-                render.size_frac,
-                render.offset_frac,
-                corrupt=True,
-            )
+            render = replace(render, corrupt=True)
         elif fault == "duplicate":
             twin = next(c for c in reversed(clips) if c.fault is None)
             duplicate_of, render = twin.clip_id, twin.render
@@ -435,6 +437,7 @@ def _build_images(rng: random.Random, n: int, faults: bool) -> list[Item]:
             size_frac=round(rng.uniform(0.3, 0.45), 3),
             offset_frac=round(rng.uniform(0.25, 0.75), 3),
             offset2_frac=round(rng.uniform(0.25, 0.75), 3),
+            texture=rng.randrange(1, 2**31),
         )
         expected = IMAGE_FAULTS[fault] if fault else Expected(contract.STATUS_SUCCESS)
         images.append(

@@ -1,0 +1,275 @@
+"""``webvid demo``: the whole pipeline on the built-in demo stock site, on a laptop CPU.
+
+Takes a :class:`DemoConfig` (output folder, clip count, seed, quick mode). Produces, all under
+``out``:
+
+* ``crawl/videos`` — a discovery-mode crawl of the demo site (robots, opt-outs, 429s planted);
+* ``crawl/images`` — a list-mode crawl of the site's CC3M-style image table;
+* ``shards/videos``, ``shards/images`` — curated WebDataset shards (verdicts, reports);
+* ``run/`` — joint image + video training through the 1 → 4 frame curriculum, with the
+  1-frame stage's end kept as ``run/stage1.pt`` (the run is stopped there and resumed, which
+  exercises the resume path);
+* ``eval.json`` and ``report.html`` — retrieval at the end of each stage, the direction-of-motion
+  test (captions that differ only in direction), example searches with thumbnails.
+
+Everything is deterministic for a seed (up to thread scheduling in the crawl). The recipes are
+the shipped ones (``crawl/demo-site.toml``, ``shards/demo.toml``, ``shards/cc3m.toml``,
+``train/demo.toml``) with the demo's paths and sizes set by overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import webvid
+from webvid import io as wio
+from webvid.config import from_dict, load_recipe
+from webvid.errors import InputError
+from webvid.log import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Clip captions of the direction test: one neutral template, four directions.
+DIRECTION_TEMPLATE = "{Colour} {shape} moving {d} over a {bg} background"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("demo-run")
+    clips: int | None = None  # default: 256, quick: 96
+    images: int | None = None  # default: as many as clips
+    seed: int = 0
+    quick: bool = False
+    steps: tuple[int, int] | None = None  # training steps of the 1-frame and 4-frame stages
+    workers: int = 2  # shard workers and data-loader workers
+
+    @property
+    def n_clips(self) -> int:
+        return self.clips if self.clips is not None else (96 if self.quick else 256)
+
+    @property
+    def n_images(self) -> int:
+        return self.images if self.images is not None else self.n_clips
+
+    @property
+    def stage_steps(self) -> tuple[int, int]:
+        if self.steps is not None:
+            return self.steps
+        return (60, 60) if self.quick else (300, 400)
+
+
+@dataclass
+class DemoSummary:
+    out: Path
+    site_url: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+    crawl: dict[str, Any] = field(default_factory=dict)  # videos/images → Summary
+    shards: dict[str, Any] = field(default_factory=dict)  # videos/images → ShardSummary
+    train: Any = None
+    evals: dict[str, dict[str, float]] = field(default_factory=dict)  # stage → metrics
+    searches: list[dict[str, Any]] = field(default_factory=list)
+    chance_r1: float = 0.0
+    report: Path | None = None
+
+
+def recipes_root() -> Path:
+    """The source checkout's top level (where ``crawl/``, ``shards/``, ``train/`` recipes live)."""
+    root = Path(webvid.__file__).resolve().parents[1]
+    if not (root / "crawl" / "demo-site.toml").is_file():
+        raise InputError(
+            f"the demo recipes are not next to the package ({root}/crawl/demo-site.toml): "
+            "run the demo from a source checkout (git clone …; make demo)"
+        )
+    return root
+
+
+def _timed(summary: DemoSummary, name: str, progress: Progress, fn: Callable[[], T]) -> T:
+    progress.message(f"[bold]» {name}[/]")
+    t0 = time.monotonic()
+    try:
+        return fn()
+    finally:
+        summary.timings_s[name] = round(time.monotonic() - t0, 2)
+
+
+def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
+    """Run the whole demo into ``cfg.out`` and return what happened."""
+    from webvid.demo.site import SiteConfig, start_in_thread
+
+    progress = progress or NullProgress()
+    root = recipes_root()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = DemoSummary(out=out)
+    t_start = time.monotonic()
+
+    site_cfg = SiteConfig(seed=cfg.seed, n_clips=cfg.n_clips, n_images=cfg.n_images, faults=True)
+    site = _timed(summary, "site", progress, lambda: start_in_thread(site_cfg))
+    summary.site_url = site.url
+    try:
+        summary.crawl["videos"] = _timed(summary, "crawl videos", progress, lambda: _crawl(root, site.url, out / "crawl" / "videos", progress, discover=True))
+        summary.crawl["images"] = _timed(summary, "crawl images", progress, lambda: _crawl(root, site.url + "/cc3m.tsv", out / "crawl" / "images", progress, discover=False))
+    finally:
+        site.stop()
+    summary.shards["videos"] = _timed(summary, "shard videos", progress, lambda: _shard(root, "demo.toml", out / "crawl" / "videos", out / "shards" / "videos", cfg, progress))
+    summary.shards["images"] = _timed(summary, "shard images", progress, lambda: _shard(root, "cc3m.toml", out / "crawl" / "images", out / "shards" / "images", cfg, progress))
+    summary.train = _timed(summary, "train", progress, lambda: _train(root, out, cfg, progress))
+    _timed(summary, "evaluate", progress, lambda: _evaluate(out, cfg, summary, site_cfg, progress))
+    _timed(summary, "search", progress, lambda: _searches(out, summary, progress))
+    summary.timings_s["total"] = round(time.monotonic() - t_start, 2)
+    from webvid.demo.report import write_report
+
+    summary.report = write_report(summary)
+    wio.write_json(out / "summary.json", summary_json(summary))
+    return summary
+
+
+# ---- stages -------------------------------------------------------------------------------
+
+
+def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: bool) -> Any:
+    from webvid.crawl.config import CrawlConfig
+    from webvid.crawl.run import run as crawl_run
+
+    sets = [f"source={json.dumps(source)}", "polite.allow_private=true", "net.total_timeout_s=30.0"]
+    if discover:
+        recipe = root / "crawl" / "demo-site.toml"
+        sets.append("discover.start_urls=[]")
+    else:
+        recipe = root / "crawl" / "cc3m-tsv.toml"
+        sets += ["polite.per_host_rps=50.0", "polite.per_host_burst=20", "polite.per_host_concurrency=8",
+                 "net.retries=4", "net.backoff_base_s=0.25"]
+    cfg = load_recipe(CrawlConfig, recipe, sets)
+    return crawl_run(cfg, progress, out=out)
+
+
+def _shard(root: Path, recipe: str, crawl_dir: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
+    from webvid.shards.recipe import ShardRecipe
+    from webvid.shards.run import run as shard_run
+
+    sets = [f"workers={cfg.workers}", "output.val_fraction=0.25"]
+    shard_cfg = load_recipe(ShardRecipe, root / "shards" / recipe, sets)
+    return shard_run(shard_cfg, [crawl_dir], out, progress)
+
+
+def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
+    from webvid.train.recipe import TrainRecipe
+
+    with open(root / "train" / "demo.toml", "rb") as fh:
+        data = tomllib.load(fh)
+    videos, images = out / "shards" / "videos", out / "shards" / "images"
+    for src in data.get("sources", []):
+        src["shards"] = [str((videos if src["kind"] == "video" else images) / "train" / "*.tar")]
+    data["evals"] = [
+        {"name": "val", "kind": "video", "shards": [str(videos / "val" / "*.tar")], "frames": 0,
+         "batch_size": 16}
+    ]
+    s1, s2 = cfg.stage_steps
+    stages = data.get("stages", [])
+    if len(stages) != 2:
+        raise InputError("train/demo.toml must have two stages (1 frame, then 4)")
+    stages[0]["steps"], stages[1]["steps"] = s1, s2
+    stages[0].pop("epochs", None)
+    stages[1].pop("epochs", None)
+    data["seed"] = cfg.seed
+    data.setdefault("data", {})["num_workers"] = cfg.workers
+    train = data.setdefault("train", {})
+    train["eval_every_steps"] = max(1, (s1 + s2) // 4)
+    train["select_metric"] = "val/t2v_R1"
+    return from_dict(TrainRecipe, data, where=str(root / "train" / "demo.toml"))
+
+
+def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
+    from webvid.train.trainer import run as train_run
+
+    recipe = _train_recipe(root, out, cfg)
+    run_dir = out / "run"
+    s1 = recipe.stages[0].steps
+    stage1 = run_dir / "stage1.pt"
+    if not stage1.exists():
+        # Stop at the stage boundary, keep that state, then resume: the 1-frame model is kept
+        # for the comparison, and the resume path is exercised on every demo.
+        train_run(recipe, run_dir, progress=progress, stop_after=s1)
+        shutil.copyfile(run_dir / "latest.pt", stage1)
+    return train_run(recipe, run_dir, progress=progress)
+
+
+def _evaluate(out: Path, cfg: DemoConfig, summary: DemoSummary, site_cfg: Any, progress: Progress) -> None:
+    from webvid.demo.evaluate import direction_and_retrieval
+
+    val = out / "shards" / "videos" / "val"
+    final = out / "run" / "latest.pt"
+    catalog_items = _catalog_items(site_cfg)
+    summary.evals["1 frame (end of stage 1)"] = direction_and_retrieval(out / "run" / "stage1.pt", val, 1, catalog_items, progress)
+    summary.evals["4 frames (end of stage 2)"] = direction_and_retrieval(final, val, 4, catalog_items, progress)
+    n_val = int(summary.evals["4 frames (end of stage 2)"].get("videos", 0))
+    summary.chance_r1 = 100.0 / n_val if n_val else 0.0
+    wio.write_json(out / "eval.json", {"evals": summary.evals, "chance_t2v_R1": summary.chance_r1})
+
+
+def _catalog_items(site_cfg: Any) -> dict[str, Any]:
+    from webvid.demo.catalog import build_catalog
+
+    catalog = build_catalog(site_cfg.seed, site_cfg.n_clips, site_cfg.n_images, faults=site_cfg.faults)
+    return {it.clip_id: it for it in catalog.items if it.kind == "video"}
+
+
+SEARCH_QUERIES = (
+    "red circle moving left",
+    "a blue square moving up",
+    "yellow triangle on a grey background",
+    "white diamond moving down over a black background",
+)
+
+
+def _searches(out: Path, summary: DemoSummary, progress: Progress) -> None:
+    from webvid.train.search import build_index, search
+
+    index = out / "run" / "index.parquet"
+    ckpt = out / "run" / "latest.pt"
+    build_index(ckpt, out / "shards" / "videos" / "val", index, frames=4, progress=progress)
+    hits = search(index, list(SEARCH_QUERIES), k=3, checkpoint=ckpt)
+    summary.searches = [
+        {"query": q, "hits": [{"key": h.key, "caption": h.caption, "score": h.score, "source": h.source} for h in hs]}
+        for q, hs in zip(SEARCH_QUERIES, hits, strict=True)
+    ]
+
+
+# ---- summary ------------------------------------------------------------------------------
+
+
+def crawl_counts(crawl_summary: Any) -> dict[str, Any]:
+    totals = getattr(crawl_summary, "totals", {}) or {}
+    return {
+        "by_status": dict(totals.get("by_status", crawl_summary.by_status)),
+        "by_reason": dict(totals.get("by_reason", crawl_summary.by_reason)),
+    }
+
+
+def summary_json(s: DemoSummary) -> dict[str, Any]:
+    return {
+        "out": str(s.out),
+        "timings_s": s.timings_s,
+        "crawl": {k: crawl_counts(v) for k, v in s.crawl.items()},
+        "shards": {
+            k: {"inputs": v.inputs, "kept": v.kept, "funnel": v.funnel, "samples": v.samples, "shards": v.shards}
+            for k, v in s.shards.items()
+        },
+        "train": {
+            "steps": getattr(s.train, "steps", None),
+            "last_loss": getattr(s.train, "last_loss", None),
+            "broken": getattr(s.train, "broken", None),
+        },
+        "evals": s.evals,
+        "chance_t2v_R1": s.chance_r1,
+        "searches": s.searches,
+    }
