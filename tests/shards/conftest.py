@@ -11,7 +11,7 @@ from webvid.shards import recipe, synth
 from webvid.shards.recipe import ShardRecipe
 
 #: Test recipe: tiny 64x48 media pass the size filter; small shards so rolling over is exercised.
-TEST_OVERRIDES = ("filters.min_short_side=32", "output.max_samples=3", "workers=1")
+TEST_OVERRIDES = ("filters.min_short_side=32", "output.max_samples=3", "workers=1", "output.report=false")
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +22,9 @@ def shards_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     media["still"] = synth.make_video(d / "still.mp4", "still", seed=7)
     media["black"] = synth.make_video(d / "black.mp4", "black")
     media["cut"] = synth.make_video(d / "cut.mp4", "cut", seed=9, duration=3.0)
-    # the same picture as moving0, re-encoded smaller and worse: a near-duplicate
+    # the same picture as moving0 at another resolution and bitrate: a near-duplicate
     near = d / "near0.mp4"
-    synth._ffmpeg(["-i", str(media["moving0"]), "-vf", "scale=48:36", "-c:v", "libx264", "-crf", "35",
+    synth._ffmpeg(["-i", str(media["moving0"]), "-vf", "scale=128:96", "-c:v", "libx264", "-crf", "28",
                    "-pix_fmt", "yuv420p", str(near)])
     media["near0"] = near
     return media
@@ -68,7 +68,7 @@ def standard_entries(media: dict[str, Path]) -> list[synth.Entry]:
         E("still0", "A quiet room with nothing moving at all", media["still"]),
         E("black0", "A night scene where the screen stays dark", media["black"]),
         E("zdup0", "The same red ball again on the table", media["moving0"]),
-        E("znear0", "The ball on the table once more, smaller", media["near0"]),
+        E("znear0", "The ball on the table once more, sharper", media["near0"]),
         E("french0", "Une balle rouge roule lentement sur une table en bois", media["moving6"]),
         E("gone0", "A clip that never arrived", None, status="failed_to_download"),
     ]

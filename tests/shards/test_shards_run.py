@@ -23,15 +23,21 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def standard_out(tmp_path: Path, standard_crawl: Path, shards_recipe) -> tuple[Path, object]:
-    out = tmp_path / "out"
-    summary = run(shards_recipe(), [standard_crawl], out)
-    return out, summary
+@pytest.fixture(scope="module")
+def standard_out(tmp_path_factory: pytest.TempPathFactory, shards_media) -> tuple[Path, object, Path]:
+    """One run over the standard crawl, shared by the tests that only read its outputs."""
+    from webvid.shards import recipe, synth
+
+    from .conftest import TEST_OVERRIDES, standard_entries
+
+    base = tmp_path_factory.mktemp("standard")
+    crawl = synth.write_crawl_dir(base / "crawl", standard_entries(shards_media))
+    summary = run(recipe.load(None, [*TEST_OVERRIDES, "output.report=true"]), [crawl], base / "out")
+    return base / "out", summary, crawl
 
 
 def test_funnel_and_verdicts(standard_out) -> None:
-    out, summary = standard_out
+    out, summary, _ = standard_out
     assert summary.inputs == len(EXPECTED) and summary.kept == 6 and summary.skipped_records == 1
     v = pq.read_table(out / contract.VERDICTS_NAME)
     assert v.schema.equals(contract.VERDICT_SCHEMA)
@@ -46,14 +52,14 @@ def test_funnel_and_verdicts(standard_out) -> None:
     assert "stock footage" in rows["clip5"]["caption_raw"]
     # every score is stored whether or not it rejected the clip
     for r in rows.values():
-        assert r["motion_score"] is not None and r["phash"] and r["sha256"] and r["width"] in (48, 64)
+        assert r["motion_score"] is not None and r["phash"] and r["sha256"] and r["width"] in (64, 128)
     assert rows["still0"]["motion_score"] < 0.002 < rows["clip1"]["motion_score"]
     assert dict(summary.funnel) == {"caption_language": 1, "black": 1, "still": 1,
                                     "duplicate_exact": 1, "duplicate_near": 1}
 
 
 def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
-    out, summary = standard_out
+    out, summary, _ = standard_out
     tars = sorted((out / "train").glob("*.tar"))
     assert [t.name for t in tars] == ["00000.tar", "00001.tar"]  # 6 samples, 3 per shard
     # tarfile: sorted members, fixed mtime, every sample complete
@@ -100,7 +106,7 @@ def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
 
 
 def test_kept_media_plays_and_meets_target(standard_out) -> None:
-    out, _ = standard_out
+    out, _, _ = standard_out
     with tarfile.open(out / "train" / "00000.tar") as tf:
         member = next(m for m in tf.getmembers() if m.name.endswith(".mp4"))
         data = tf.extractfile(member).read()
@@ -115,10 +121,10 @@ def test_kept_media_plays_and_meets_target(standard_out) -> None:
     assert meta["transform"] == "remux"  # the generated clips lack +faststart only
 
 
-def test_rerun_is_a_no_op_and_other_recipe_refused(standard_out, standard_crawl, shards_recipe) -> None:
-    out, _ = standard_out
+def test_rerun_is_a_no_op_and_other_recipe_refused(standard_out, shards_recipe) -> None:
+    out, _, standard_crawl = standard_out
     before = {p.name: p.stat().st_mtime_ns for p in (out / "train").iterdir()}
-    again = run(shards_recipe(), [standard_crawl], out)
+    again = run(shards_recipe("output.report=true"), [standard_crawl], out)
     assert again.already_done and again.kept == 6
     assert {p.name: p.stat().st_mtime_ns for p in (out / "train").iterdir()} == before
     with pytest.raises(InputError, match="other inputs or another recipe"):
@@ -175,3 +181,31 @@ def test_scene_cut_templated_and_source_id(tmp_path: Path, make_crawl, shards_me
     assert rows["tpl0"]["transform"] is None and rows["tpl0"]["motion_score"] > 0  # scored, not transcoded
     assert rows["id-a"]["kept"] and rows["id-b"]["reason"] == "duplicate_source_id"
     assert rows["id-b"]["duplicate_of"] == "id-a"
+
+
+def test_pre_extracted_frames(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+    from webvid.shards.synth import Entry
+
+    crawl = make_crawl([Entry("f1", "A card slides over the colours", shards_media["moving1"]),
+                        Entry("f2", "Another card slides the other way", shards_media["moving2"])])
+    out = tmp_path / "out"
+    run(shards_recipe("transform.frames=3", "transform.max_short_side=32"), [crawl], out)
+    with tarfile.open(out / "train" / "00000.tar") as tf:
+        names = tf.getnames()
+    assert names[:6] == ["000000000.f00.jpg", "000000000.f01.jpg", "000000000.f02.jpg",
+                         "000000000.json", "000000000.mp4", "000000000.txt"]
+    samples = list(wds.WebDataset(str(out / "train" / "00000.tar"), shardshuffle=False,
+                                  empty_check=False).decode("pil"))
+    assert len(samples) == 2 and samples[0]["f01.jpg"].size == (42, 32)  # 64x48 → short side 32
+    assert samples[0]["json"]["frames"] == 3 and samples[0]["json"]["transform"] == "transcode"
+    rows = pq.read_table(out / "train" / "00000.parquet").to_pylist()
+    assert [r["frames"] for r in rows] == [3, 3] and rows[0]["width"] == 42
+
+
+def test_report_is_self_contained(standard_out) -> None:
+    out, summary, _ = standard_out
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 2  # funnel + histograms
+    assert page.count("data:image/jpeg;base64,") == 3  # thumbnails of the first shard's samples
+    assert "duplicate_near" in page and "A red ball rolls across a wooden table" in page
+    assert "http://" not in page and "src=\"/" not in page

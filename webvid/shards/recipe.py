@@ -117,6 +117,7 @@ class OutputConfig:
     max_bytes: int = 1_000_000_000  # per shard tar, roll over before crossing it
     val_fraction: float = 0.0  # stable hash of the clip id
     mtime: int = 0  # tar member mtime: fixed so tars are reproducible
+    report: bool = True  # write report.html (matplotlib plots, thumbnails)
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:

@@ -245,12 +245,13 @@ def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
     summary.skipped_records = skipped
     summary.funnel = _funnel(ordered)
     summary.samples = {s: sum(len(p.samples) for p in plans if p.split == s) for s in SPLITS}
-    try:
-        from webvid.shards.report import write_report
+    if config.output.report:
+        try:
+            from webvid.shards.report import write_report
 
-        write_report(out, ordered, summary)
-    except Exception as exc:  # the report must never lose a finished run
-        log.warning("report.html not written: %s", exc)
+            write_report(out, ordered, summary)
+        except Exception as exc:  # the report must never lose a finished run
+            log.warning("report.html not written: %s", exc)
     counts = {"inputs": summary.inputs, "kept": summary.kept, "rejected": summary.rejected,
               "skipped_records": skipped, "shards": len(plans),
               **{f"samples_{s}": n for s, n in summary.samples.items()},
