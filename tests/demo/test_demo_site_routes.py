@@ -174,6 +174,8 @@ async def test_range_requests_return_the_right_bytes(demo_site):
         assert status == 206 and body == data[-50:]
         status, headers, _ = await get(s, clean["media_url"], headers={"Range": f"bytes={size}-"})
         assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+        async with s.head(clean["media_url"]) as r:
+            assert r.status == 200 and r.content_length == size and await r.read() == b""
 
 
 async def test_thumbnails_images_and_cc3m_table(demo_site):

@@ -55,10 +55,18 @@ def direction_and_retrieval(
         raise InputError(f"checkpoint not found: {checkpoint}")
     model = load_for_inference(checkpoint)
     tokenize = Tokenize(model.config.tokenizer_ref, 64)
-    stream = make_stream(Path(val_dir), "video", frames, ClipOptions(size=model.config.img_size, train=False))
+    stream = make_stream(
+        Path(val_dir), "video", frames, ClipOptions(size=model.config.img_size, train=False)
+    )
     emb = embed(
-        model, stream, tokenize, device=torch.device("cpu"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        batch_size=16, progress=progress,
+        model,
+        stream,
+        tokenize,
+        device=torch.device("cpu"),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        batch_size=16,
+        progress=progress,
     )
     metrics = retrieval_metrics(emb)
     clips = key_to_clip(Path(val_dir))

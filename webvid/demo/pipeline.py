@@ -116,12 +116,38 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     site = _timed(summary, "site", progress, lambda: start_in_thread(site_cfg))
     summary.site_url = site.url
     try:
-        summary.crawl["videos"] = _timed(summary, "crawl videos", progress, lambda: _crawl(root, site.url, out / "crawl" / "videos", progress, discover=True))
-        summary.crawl["images"] = _timed(summary, "crawl images", progress, lambda: _crawl(root, site.url + "/cc3m.tsv", out / "crawl" / "images", progress, discover=False))
+        summary.crawl["videos"] = _timed(
+            summary,
+            "crawl videos",
+            progress,
+            lambda: _crawl(root, site.url, out / "crawl" / "videos", progress, discover=True),
+        )
+        summary.crawl["images"] = _timed(
+            summary,
+            "crawl images",
+            progress,
+            lambda: _crawl(
+                root, site.url + "/cc3m.tsv", out / "crawl" / "images", progress, discover=False
+            ),
+        )
     finally:
         site.stop()
-    summary.shards["videos"] = _timed(summary, "shard videos", progress, lambda: _shard(root, "demo.toml", out / "crawl" / "videos", out / "shards" / "videos", cfg, progress))
-    summary.shards["images"] = _timed(summary, "shard images", progress, lambda: _shard(root, "cc3m.toml", out / "crawl" / "images", out / "shards" / "images", cfg, progress))
+    summary.shards["videos"] = _timed(
+        summary,
+        "shard videos",
+        progress,
+        lambda: _shard(
+            root, "demo.toml", out / "crawl" / "videos", out / "shards" / "videos", cfg, progress
+        ),
+    )
+    summary.shards["images"] = _timed(
+        summary,
+        "shard images",
+        progress,
+        lambda: _shard(
+            root, "cc3m.toml", out / "crawl" / "images", out / "shards" / "images", cfg, progress
+        ),
+    )
     summary.train = _timed(summary, "train", progress, lambda: _train(root, out, cfg, progress))
     _timed(summary, "evaluate", progress, lambda: _evaluate(out, cfg, summary, site_cfg, progress))
     _timed(summary, "search", progress, lambda: _searches(out, summary, progress))
@@ -146,13 +172,20 @@ def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: 
         sets.append("discover.start_urls=[]")
     else:
         recipe = root / "crawl" / "cc3m-tsv.toml"
-        sets += ["polite.per_host_rps=50.0", "polite.per_host_burst=20", "polite.per_host_concurrency=8",
-                 "net.retries=4", "net.backoff_base_s=0.25"]
+        sets += [
+            "polite.per_host_rps=50.0",
+            "polite.per_host_burst=20",
+            "polite.per_host_concurrency=8",
+            "net.retries=4",
+            "net.backoff_base_s=0.25",
+        ]
     cfg = load_recipe(CrawlConfig, recipe, sets)
     return crawl_run(cfg, progress, out=out)
 
 
-def _shard(root: Path, recipe: str, crawl_dir: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
+def _shard(
+    root: Path, recipe: str, crawl_dir: Path, out: Path, cfg: DemoConfig, progress: Progress
+) -> Any:
     from webvid.shards.recipe import ShardRecipe
     from webvid.shards.run import run as shard_run
 
@@ -170,8 +203,13 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
     for src in data.get("sources", []):
         src["shards"] = [str((videos if src["kind"] == "video" else images) / "train" / "*.tar")]
     data["evals"] = [
-        {"name": "val", "kind": "video", "shards": [str(videos / "val" / "*.tar")], "frames": 0,
-         "batch_size": 16}
+        {
+            "name": "val",
+            "kind": "video",
+            "shards": [str(videos / "val" / "*.tar")],
+            "frames": 0,
+            "batch_size": 16,
+        }
     ]
     s1, s2 = cfg.stage_steps
     stages = data.get("stages", [])
@@ -203,14 +241,20 @@ def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
     return train_run(recipe, run_dir, progress=progress)
 
 
-def _evaluate(out: Path, cfg: DemoConfig, summary: DemoSummary, site_cfg: Any, progress: Progress) -> None:
+def _evaluate(
+    out: Path, cfg: DemoConfig, summary: DemoSummary, site_cfg: Any, progress: Progress
+) -> None:
     from webvid.demo.evaluate import direction_and_retrieval
 
     val = out / "shards" / "videos" / "val"
     final = out / "run" / "latest.pt"
     catalog_items = _catalog_items(site_cfg)
-    summary.evals["1 frame (end of stage 1)"] = direction_and_retrieval(out / "run" / "stage1.pt", val, 1, catalog_items, progress)
-    summary.evals["4 frames (end of stage 2)"] = direction_and_retrieval(final, val, 4, catalog_items, progress)
+    summary.evals["1 frame (end of stage 1)"] = direction_and_retrieval(
+        out / "run" / "stage1.pt", val, 1, catalog_items, progress
+    )
+    summary.evals["4 frames (end of stage 2)"] = direction_and_retrieval(
+        final, val, 4, catalog_items, progress
+    )
     n_val = int(summary.evals["4 frames (end of stage 2)"].get("videos", 0))
     summary.chance_r1 = 100.0 / n_val if n_val else 0.0
     wio.write_json(out / "eval.json", {"evals": summary.evals, "chance_t2v_R1": summary.chance_r1})
@@ -219,7 +263,9 @@ def _evaluate(out: Path, cfg: DemoConfig, summary: DemoSummary, site_cfg: Any, p
 def _catalog_items(site_cfg: Any) -> dict[str, Any]:
     from webvid.demo.catalog import build_catalog
 
-    catalog = build_catalog(site_cfg.seed, site_cfg.n_clips, site_cfg.n_images, faults=site_cfg.faults)
+    catalog = build_catalog(
+        site_cfg.seed, site_cfg.n_clips, site_cfg.n_images, faults=site_cfg.faults
+    )
     return {it.clip_id: it for it in catalog.items if it.kind == "video"}
 
 
@@ -239,7 +285,13 @@ def _searches(out: Path, summary: DemoSummary, progress: Progress) -> None:
     build_index(ckpt, out / "shards" / "videos" / "val", index, frames=4, progress=progress)
     hits = search(index, list(SEARCH_QUERIES), k=3, checkpoint=ckpt)
     summary.searches = [
-        {"query": q, "hits": [{"key": h.key, "caption": h.caption, "score": h.score, "source": h.source} for h in hs]}
+        {
+            "query": q,
+            "hits": [
+                {"key": h.key, "caption": h.caption, "score": h.score, "source": h.source}
+                for h in hs
+            ],
+        }
         for q, hs in zip(SEARCH_QUERIES, hits, strict=True)
     ]
 
@@ -261,7 +313,13 @@ def summary_json(s: DemoSummary) -> dict[str, Any]:
         "timings_s": s.timings_s,
         "crawl": {k: crawl_counts(v) for k, v in s.crawl.items()},
         "shards": {
-            k: {"inputs": v.inputs, "kept": v.kept, "funnel": v.funnel, "samples": v.samples, "shards": v.shards}
+            k: {
+                "inputs": v.inputs,
+                "kept": v.kept,
+                "funnel": v.funnel,
+                "samples": v.samples,
+                "shards": v.shards,
+            }
             for k, v in s.shards.items()
         },
         "train": {

@@ -65,8 +65,23 @@ def thumbnail(shard_dir: Path, key: str) -> bytes | None:
             if fh is None:
                 return None
             proc = subprocess.run(
-                ["ffmpeg", "-v", "error", "-i", "pipe:0", "-frames:v", "1", "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
-                input=fh.read(), capture_output=True, timeout=60,
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-i",
+                    "pipe:0",
+                    "-frames:v",
+                    "1",
+                    "-f",
+                    "image2",
+                    "-c:v",
+                    "mjpeg",
+                    "pipe:1",
+                ],
+                input=fh.read(),
+                capture_output=True,
+                timeout=60,
             )
             return proc.stdout or None
     return None
@@ -94,60 +109,85 @@ def _crawl_section(s: Any) -> str:
 def _shard_section(s: Any) -> str:
     out = ["<h2>2. Curation</h2>"]
     for name, summ in s.shards.items():
-        rows = [["inputs", summ.inputs]] + [[f"removed: {r}", n] for r, n in summ.funnel] + [["kept", summ.kept]]
+        rows = (
+            [["inputs", summ.inputs]]
+            + [[f"removed: {r}", n] for r, n in summ.funnel]
+            + [["kept", summ.kept]]
+        )
         out.append(f"<h3>{html.escape(name)}</h3>")
         out.append(_table(["step", "clips"], rows))
-        out.append(f'<p class="muted">full report: shards/{html.escape(name)}/report.html; samples per split: '
-                   f"{html.escape(str(summ.samples))}</p>")
+        out.append(
+            f'<p class="muted">full report: shards/{html.escape(name)}/report.html; samples per split: '
+            f"{html.escape(str(summ.samples))}</p>"
+        )
     return "\n".join(out)
 
 
 def _eval_section(s: Any) -> str:
     rows = []
     for name, m in s.evals.items():
-        rows.append([name, m.get("t2v_R1", float("nan")), m.get("t2v_R5", float("nan")),
-                     m.get("t2v_R10", float("nan")), m.get("t2v_MedR", float("nan")),
-                     m.get("direction_acc", float("nan"))])
-    return "\n".join([
-        "<h2>3. Training and evaluation</h2>",
-        _png(s.out / "run" / "curves.png"),
-        "<p>Held-out clips (the <code>val</code> split of the video shards). Text→video recall in %, "
-        f"chance R@1 = {s.chance_r1:.2f}%. Direction accuracy: the clip's four captions that differ "
-        "only in direction of motion, scored against the clip; chance = 25%.</p>",
-        _table(["model", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MedR", "direction acc. %"], rows),
-    ])
+        rows.append(
+            [
+                name,
+                m.get("t2v_R1", float("nan")),
+                m.get("t2v_R5", float("nan")),
+                m.get("t2v_R10", float("nan")),
+                m.get("t2v_MedR", float("nan")),
+                m.get("direction_acc", float("nan")),
+            ]
+        )
+    return "\n".join(
+        [
+            "<h2>3. Training and evaluation</h2>",
+            _png(s.out / "run" / "curves.png"),
+            "<p>Held-out clips (the <code>val</code> split of the video shards). Text→video recall in %, "
+            f"chance R@1 = {s.chance_r1:.2f}%. Direction accuracy: the clip's four captions that differ "
+            "only in direction of motion, scored against the clip; chance = 25%.</p>",
+            _table(
+                ["model", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MedR", "direction acc. %"], rows
+            ),
+        ]
+    )
 
 
 def _search_section(s: Any) -> str:
     out = ["<h2>4. Text search over held-out clips</h2>"]
     val = s.out / "shards" / "videos" / "val"
     for entry in s.searches:
-        out.append(f"<h3>“{html.escape(entry['query'])}”</h3><div class=\"hits\">")
+        out.append(f'<h3>“{html.escape(entry["query"])}”</h3><div class="hits">')
         for hit in entry["hits"]:
             jpg = thumbnail(val, hit["key"])
-            img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(jpg).decode()}">' if jpg else "")
-            out.append(f'<div class="hit">{img}<br>{html.escape(hit["caption"])}<br>'
-                       f'<span class="muted">{hit["key"]} · {hit["score"]:.3f}</span></div>')
+            img = (
+                f'<img src="data:image/jpeg;base64,{base64.b64encode(jpg).decode()}">'
+                if jpg
+                else ""
+            )
+            out.append(
+                f'<div class="hit">{img}<br>{html.escape(hit["caption"])}<br>'
+                f'<span class="muted">{hit["key"]} · {hit["score"]:.3f}</span></div>'
+            )
         out.append("</div>")
     return "\n".join(out)
 
 
 def write_report(s: Any) -> Path:
     timings = _table(["stage", "seconds"], [[k, v] for k, v in s.timings_s.items()])
-    page = "\n".join([
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>webvid demo</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>webvid demo</h1>",
-        f"<p>Built-in demo stock site, crawled, curated, trained on and evaluated on this machine. "
-        f"Output folder: <code>{html.escape(str(s.out))}</code>. Query everything with "
-        f"<code>webvid query --root {html.escape(str(s.out))} --schema</code>.</p>",
-        timings,
-        _crawl_section(s),
-        _shard_section(s),
-        _eval_section(s),
-        _search_section(s),
-        "</body></html>",
-    ])
+    page = "\n".join(
+        [
+            '<!doctype html><html><head><meta charset="utf-8"><title>webvid demo</title>',
+            f"<style>{CSS}</style></head><body>",
+            "<h1>webvid demo</h1>",
+            f"<p>Built-in demo stock site, crawled, curated, trained on and evaluated on this machine. "
+            f"Output folder: <code>{html.escape(str(s.out))}</code>. Query everything with "
+            f"<code>webvid query --root {html.escape(str(s.out))} --schema</code>.</p>",
+            timings,
+            _crawl_section(s),
+            _shard_section(s),
+            _eval_section(s),
+            _search_section(s),
+            "</body></html>",
+        ]
+    )
     path = Path(s.out) / "report.html"
     wio.write_text(path, page)
     return path

@@ -364,7 +364,7 @@ async def _fault_redirect(
 async def _fault_content_type(
     request: web.Request, st: SiteState, path: Path, n: int
 ) -> web.StreamResponse:
-    return web.Response(body=path.read_bytes(), content_type="text/html")
+    return web.FileResponse(path, headers={"Content-Type": "text/html"})
 
 
 async def _fault_truncated(
@@ -393,15 +393,17 @@ async def _fault_reset_always(
 async def _fault_slow(
     request: web.Request, st: SiteState, path: Path, n: int
 ) -> web.StreamResponse:
-    data = path.read_bytes()
+    """The whole body, in 8 pieces spread over ``slow_body_s``."""
     steps = 8
+    size = path.stat().st_size
     resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-    resp.content_length = len(data)
+    resp.content_length = size
     await resp.prepare(request)
-    size = -(-len(data) // steps)
-    for i in range(steps):
-        await asyncio.sleep(st.config.slow_body_s / steps)
-        await resp.write(data[i * size : (i + 1) * size])
+    piece = -(-size // steps)
+    with path.open("rb") as fh:
+        for _ in range(steps):
+            await asyncio.sleep(st.config.slow_body_s / steps)
+            await resp.write(fh.read(piece))
     await resp.write_eof()
     return resp
 
@@ -418,11 +420,18 @@ def _abort(request: web.Request) -> None:
 
 
 async def _cut_body(request: web.Request, path: Path, *, abort: bool) -> web.StreamResponse:
-    data = path.read_bytes()
+    """Announce the whole file, send its first half (streamed from disk), then hang up."""
+    size = path.stat().st_size
+    chunk = _state(request).config.chunk_bytes
     resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-    resp.content_length = len(data)
+    resp.content_length = size
     await resp.prepare(request)
-    await resp.write(data[: len(data) // 2])
+    left = size // 2
+    with path.open("rb") as fh:
+        while left > 0:
+            data = fh.read(min(chunk, left))
+            await resp.write(data)
+            left -= len(data)
     await asyncio.sleep(0.05)  # let the first half reach the client
     if abort:
         _abort(request)
