@@ -31,18 +31,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("webvid.train.cli:eval_cmd", "Text-video retrieval metrics of a checkpoint."),
     "embed": ("webvid.train.cli:embed", "Embed a shard set into a Parquet index."),
     "search": ("webvid.train.cli:search", "Text search over an embedding index."),
-    "demo": ("webvid.demo.cli:demo", "The whole pipeline on the built-in demo stock site."),
+    "demo": ("webvid.demo.command:demo", "The whole pipeline on the built-in demo stock site."),
     "demo-site": ("webvid.demo.cli:demo_site", "Serve the built-in demo stock site on loopback."),
     "query": ("webvid.query_cli:query", "DuckDB SQL over all metadata under a data root."),
     "doctor": ("webvid.doctor:doctor", "Check that everything webvid needs is installed."),
 }
-
-#: What to say when a command's module is not part of this build yet.
-NOT_YET = {
-    "demo": "`webvid demo` is not available in this build yet: it needs the crawl, shard and "
-    "train stages. Run `make test` meanwhile, or see README.md for what works today.",
-}
-
 
 def _available(name: str) -> bool:
     module = LAZY_COMMANDS[name][0].split(":")[0]
@@ -54,20 +47,17 @@ def _available(name: str) -> bool:
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if _available(n) or n in NOT_YET})
+        return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if _available(n)})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         cmd = super().get_command(ctx, name)
         if cmd is not None or name not in LAZY_COMMANDS:
             return cmd
-        target, short = LAZY_COMMANDS[name]
+        target = LAZY_COMMANDS[name][0]
         if not _available(name):
-            return _unavailable(name, short) if name in NOT_YET else None
+            return None
         module, attr = target.split(":")
-        command = getattr(importlib.import_module(module), attr, None)
-        if command is None and name in NOT_YET:
-            return _unavailable(name, short)
-        return command
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so `webvid --help` imports no stage.
@@ -75,15 +65,6 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _unavailable(name: str, short: str) -> click.Command:
-    @click.command(name=name, help=short, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def cmd(args: tuple[str, ...]) -> None:
-        raise WebvidError(NOT_YET[name])
-
-    return cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -197,7 +197,10 @@ def _shard(
 def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
     from webvid.train.recipe import TrainRecipe
 
-    with open(root / "train" / "demo.toml", "rb") as fh:
+    path = root / "train" / "demo.toml"
+    if not path.is_file():
+        raise InputError(f"training recipe not found: {path}")
+    with open(path, "rb") as fh:
         data = tomllib.load(fh)
     videos, images = out / "shards" / "videos", out / "shards" / "images"
     for src in data.get("sources", []):
