@@ -221,6 +221,7 @@ def test_bf16_autocast_runs_and_stays_close() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.filterwarnings("ignore:.*(Flash attention kernel not used|fused kernels requires)")
 def test_every_attention_call_is_eligible_for_the_fused_flash_kernel() -> None:
     """Forced onto the flash backend (CPU build here), SDPA raises for any call it cannot fuse
     (e.g. 5-D inputs silently fall back to the slow math kernel otherwise)."""

@@ -201,3 +201,26 @@ def test_config_validation() -> None:
         ModelConfig.tiny(num_heads=5)
     with pytest.raises(InputError, match="text_pretrained"):
         FrozenInTime(ModelConfig.tiny(text_model=MINILM, text_pretrained=True))
+
+
+def test_pretrained_text_weights_load_from_a_local_directory() -> None:
+    """text_pretrained=True loads the directory's real weights (MiniLM ships with the package)."""
+    from webvid.train.text import text_forward
+
+    cfg = ModelConfig.tiny(
+        text_model=MINILM,
+        text_pretrained=True,
+        text_layers=None,
+        text_hidden=None,
+        text_heads=None,
+        text_pooling="mean",
+    )
+    model = FrozenInTime(cfg).eval()
+    assert not hasattr(model.text_model, "pooler") or model.text_model.pooler is None
+    batch = model.tokenize(
+        ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock fell 5%."]
+    )
+    with torch.no_grad():
+        feats = text_forward(model.text_model, batch, "mean")
+    sims = similarity(feats, feats)
+    assert sims[0, 1] > 0.5 > sims[0, 2] + 0.3  # trained weights: paraphrases close, others far
