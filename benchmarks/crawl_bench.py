@@ -59,49 +59,73 @@ def clip_body(i: int) -> bytes:
 
 
 def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
+    """A lean HTTP/1.1 server (asyncio protocol, keep-alive): it must not be the bottleneck.
+
+    Routes: /robots.txt, /cdn/<i>.mp4, /videos/page/<p> (listing, rel=next), /clip/<i>
+    (a clip page with JSON-LD and <video>). Anything else: 404.
+    """
     import asyncio
 
-    from aiohttp import web
+    try:
+        import uvloop
 
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
     hits: dict[int, int] = {}
+    bodies: dict[int, bytes] = {}
 
-    async def clip(req: web.Request) -> web.Response:
-        i = int(req.match_info["i"])
-        hits[i] = hits.get(i, 0) + 1
-        if fail_pct and i % 100 < fail_pct and hits[i] == 1:
-            return web.Response(status=503, text="<html>busy, try later</html>" * 20, content_type="text/html")
-        return web.Response(body=clip_body(i), content_type="video/mp4")
+    def response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
+        head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n")
+        return head.encode() + body
 
-    async def listing(req: web.Request) -> web.Response:
-        p = int(req.match_info["p"])
-        ids = range(p * PAGE_SIZE, min(n, (p + 1) * PAGE_SIZE))
-        links = "".join(f'<a class="clip-link" href="/clip/{i}">clip {i}</a>\n' for i in ids)
-        nxt = f'<link rel="next" href="/videos/page/{p + 1}">' if (p + 1) * PAGE_SIZE < n else ""
-        return web.Response(text=f"<html><head>{nxt}</head><body>{links}</body></html>", content_type="text/html")
+    def route(path: str) -> tuple[str, str, bytes]:
+        if path.startswith("/cdn/") and path.endswith(".mp4"):
+            i = int(path[5:-4])
+            hits[i] = hits.get(i, 0) + 1
+            if fail_pct and i % 100 < fail_pct and hits[i] == 1:
+                return "503 Service Unavailable", "text/html", b"<html>busy, try later</html>" * 20
+            body = bodies.get(i) or bodies.setdefault(i, clip_body(i))
+            return "200 OK", "video/mp4", body
+        if path.startswith("/videos/page/"):
+            p = int(path.rsplit("/", 1)[1])
+            ids = range(p * PAGE_SIZE, min(n, (p + 1) * PAGE_SIZE))
+            links = "".join(f'<a class="clip-link" href="/clip/{i}">clip {i}</a>\n' for i in ids)
+            nxt = f'<link rel="next" href="/videos/page/{p + 1}">' if (p + 1) * PAGE_SIZE < n else ""
+            return "200 OK", "text/html", f"<html><head>{nxt}</head><body>{links}</body></html>".encode()
+        if path.startswith("/clip/"):
+            i = int(path[6:])
+            ld = json.dumps({"@context": "https://schema.org", "@type": "VideoObject", "name": f"clip {i} moving left",
+                             "contentUrl": f"/cdn/{i}.mp4", "duration": "PT0H0M4S", "width": 320, "height": 240})
+            html = (f'<html><head><title>clip {i}</title><script type="application/ld+json">{ld}</script></head>'
+                    f'<body><h1>clip {i}</h1><video poster="/t/{i}.jpg"><source src="/cdn/{i}.mp4" type="video/mp4">'
+                    f'</video><img src="/t/{i}.jpg" alt="clip {i} moving left"><a href="/videos/page/0">all</a></body></html>')
+            return "200 OK", "text/html", html.encode()
+        if path == "/robots.txt":
+            return "200 OK", "text/plain", b"User-agent: *\nDisallow: /private/\n"
+        return "404 Not Found", "text/plain", b"not found"
 
-    async def page(req: web.Request) -> web.Response:
-        i = int(req.match_info["i"])
-        ld = json.dumps({"@context": "https://schema.org", "@type": "VideoObject", "name": f"clip {i} moving left",
-                         "contentUrl": f"/cdn/{i}.mp4", "duration": "PT0H0M4S", "width": 320, "height": 240})
-        html = (f'<html><head><title>clip {i}</title><script type="application/ld+json">{ld}</script></head>'
-                f'<body><h1>clip {i}</h1><video poster="/t/{i}.jpg"><source src="/cdn/{i}.mp4" type="video/mp4">'
-                f'</video><img src="/t/{i}.jpg" alt="clip {i} moving left"><a href="/videos/page/0">all</a></body></html>')
-        return web.Response(text=html, content_type="text/html")
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t = transport
+            self.buf = b""
 
-    async def robots(_: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nDisallow: /private/\n")
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while b"\r\n\r\n" in self.buf:
+                head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                close = any(h.lower().startswith("connection:") and "close" in h.lower() for h in lines[1:])
+                self.t.write(response(*route(path), close))  # type: ignore[attr-defined]
+                if close:
+                    self.t.close()
+                    return
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/robots.txt", robots)
-        app.router.add_get("/cdn/{i}.mp4", clip)
-        app.router.add_get("/videos/page/{p}", listing)
-        app.router.add_get("/clip/{i}", page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        port_q.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", 0, backlog=1024)
+        port_q.put(server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()
 
     asyncio.run(main())

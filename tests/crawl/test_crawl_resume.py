@@ -118,8 +118,9 @@ def test_recover_folds_journal_and_drops_torn_line(tmp_path: Path) -> None:
     store.flush()  # part 0 committed
     for i in range(3, 6):
         store.add(make_record(Item(clip_id=f"a{i}", source="s", source_index=i), Outcome("timeout"), time.time(), 0.1))
-    store._journal.write('{"clip_id": "torn')  # a kill in the middle of a write
-    store._journal.flush()
+    store._journal.close()  # the background writer has put every line in the OS
+    with open(tmp_path / "records" / journal_name(1), "a") as fh:
+        fh.write('{"clip_id": "torn')  # a kill in the middle of a write
     # simulate the kill: nothing else is flushed; a stale journal of a committed part lingers
     (tmp_path / "records" / journal_name(0)).write_text('{"clip_id": "a0"}\n')
     again = RecordStore(tmp_path, flush_every=1000, flush_interval_s=1e9)

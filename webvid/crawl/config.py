@@ -83,7 +83,7 @@ class OutputConfig:
     dir: str = ""  # the crawl dir (-o OUT)
     flush_every: int = 2000  # records per Parquet part
     flush_interval_s: float = 30.0  # ... or this long since the last part
-    fsync_media: bool = True  # fsync each media file before its rename (power-loss safety)
+    fsync_media: bool = True  # sync the file system before each records part is committed
     buffer_bytes: int = 512 * 1024  # bodies up to this size are written in one go; larger
     # ones stream to media/.partial/<id>.part (resumable with Range)
 

@@ -57,7 +57,7 @@ class Fetcher:
     def check_url(self, url: str, hosts: frozenset[str] | None = None) -> Outcome | None:
         """A policy failure for ``url`` (bad scheme, off-host, private literal), else None."""
         try:
-            parts = urlsplit(url)
+            parts = media.split_url(url)
             host = (parts.hostname or "").lower()
             _ = parts.port
         except ValueError as exc:
@@ -66,7 +66,7 @@ class Fetcher:
             return Outcome("invalid_url", f"not an http(s) URL: {url[:200]}")
         if hosts is not None and host not in hosts:
             return Outcome("off_host", f"{host} is not an allowed host")
-        if not self.cfg.polite.allow_private:
+        if not self.cfg.polite.allow_private and (host[:1].isdigit() or ":" in host):
             with contextlib.suppress(ValueError):
                 ipaddress.ip_address(host.strip("[]"))
                 if polite.is_forbidden_address(host.strip("[]"), self.cfg.polite.private_allowlist):
@@ -91,7 +91,7 @@ class Fetcher:
 
     async def robots_check(self, url: str) -> Outcome | None:
         rules = await self.robots.rules(url)
-        parts = urlsplit(url)
+        parts = media.split_url(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if rules.allowed(path):
             return None

@@ -7,7 +7,8 @@ yt-dlp should handle (an HTML player page or an HLS/DASH manifest) rather than a
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import functools
+from urllib.parse import SplitResult, urlsplit
 
 #: Bytes needed to recognise every container below (MPEG-TS needs its second sync byte).
 SNIFF_BYTES = 192
@@ -87,9 +88,15 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
+def split_url(url: str) -> SplitResult:
+    """``urlsplit`` with a small cache: each URL is looked at by several checks."""
+    return urlsplit(url)
+
+
 def url_ext(url: str) -> str:
     """Lower-case extension of a URL's path (no dot), ``""`` when none."""
-    path = urlsplit(url).path
+    path = split_url(url).path
     name = path.rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 

@@ -21,7 +21,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -29,6 +28,7 @@ from aiohttp.resolver import DefaultResolver
 
 from webvid.crawl import polite
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.media import split_url
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class GuardedResolver(AbstractResolver):
 
 def host_key(url: str) -> str:
     """``scheme://host:port`` — the unit of politeness."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
@@ -176,6 +176,8 @@ class RobotsCache:
                 raise
             fut.set_result(rules)
             self._apply_delay(key, rules)
+        if fut.done():
+            return fut.result()
         return await asyncio.shield(fut)
 
     async def _fetch(self, key: str) -> polite.RobotsRules:

@@ -45,7 +45,6 @@ class Disk:
 
     def __init__(self, out: Path, cfg: CrawlConfig) -> None:
         self.out = Path(out)
-        self.fsync = cfg.output.fsync_media
         self.partial_dir = self.out / "media" / ".partial"
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         self.pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="webvid-io")
@@ -80,22 +79,19 @@ class Disk:
             tmp = self.partial_dir / f"{io.TMP_PREFIX}{cid}.{ext}"
             with open(tmp, "wb") as fh:
                 fh.write(data)
-                if self.fsync:
-                    os.fsync(fh.fileno())
             src = tmp
         else:
             assert part is not None
-            if self.fsync:
-                fd = os.open(part, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
             src = part
+        # Complete and verified before the rename, so a final name never holds a partial
+        # body, even after kill -9. Durability against power loss is batched: the records
+        # part that first names this file is committed only after a file-system sync
+        # (RecordStore.write_batch), and journal recovery re-checks sha256.
         os.replace(src, final)
-        if self.fsync:
-            io.fsync_dir(final.parent)
         return rel
+
+    def commit_bytes(self, cid: str, ext: str, data: bytes) -> tuple[str, str]:
+        return hashlib.sha256(data).hexdigest(), self.commit(cid, ext, data, None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -187,14 +183,13 @@ class MediaSink:
                     head += chunk[: media.SNIFF_BYTES - len(head)]
                     if len(head) >= media.SNIFF_BYTES and media.sniff(head) is None:
                         return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
-                hasher.update(chunk)
                 if fh is None and len(buf) + len(chunk) <= self.cfg.output.buffer_bytes:
-                    buf += chunk
+                    buf += chunk  # hashed in one go at commit, off the event loop
                     continue
                 if fh is None:
-                    fh = await self.disk.run(self._spill, bytes(buf), resp.headers.copy(), total)
+                    fh = await self.disk.run(self._spill, bytes(buf), hasher, resp.headers.copy(), total)
                     buf = bytearray()
-                await self.disk.run(fh.write, chunk)
+                await self.disk.run(_write, fh, hasher, chunk)
         finally:
             if fh is not None:
                 await self.disk.run(fh.close)
@@ -206,19 +201,22 @@ class MediaSink:
         if kind_ext is None:
             return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
         kind, ext = kind_ext
-        rel = await self.disk.run(self.disk.commit, self.cid, ext, None if fh else bytes(buf), self.part if fh else None)
-        if fh is not None:
+        if fh is None:  # hash + write in one trip to the pool (hashlib releases the GIL there)
+            digest, rel = await self.disk.run(self.disk.commit_bytes, self.cid, ext, bytes(buf))
+        else:
+            digest = hasher.hexdigest()
+            rel = await self.disk.run(self.disk.commit, self.cid, ext, None, self.part)
             await self.disk.run(self._remove_meta)
-        return Outcome(None, bytes=size, sha256=hasher.hexdigest(), media_path=rel, media_kind=kind, **base)
+        return Outcome(None, bytes=size, sha256=digest, media_path=rel, media_kind=kind, **base)
 
-    def _spill(self, data: bytes, headers: Any, total: int | None) -> IO[bytes]:
+    def _spill(self, data: bytes, hasher: Any, headers: Any, total: int | None) -> IO[bytes]:
         """Switch from memory to ``.part`` (and remember validators when resumable)."""
         with contextlib.suppress(FileNotFoundError):
             self.meta.unlink()
         self.disk.partials.discard(self.cid)
         fh = open(self.part, "wb")  # noqa: SIM115 - closed by handle()
         self.spilled = True
-        fh.write(data)
+        _write(fh, hasher, data)
         if headers.get("Accept-Ranges", "").lower() == "bytes" and total:
             meta = {"url": self.url, "etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified"),
                     "total": total}
@@ -254,3 +252,9 @@ class MediaSink:
             return
         if self.spilled or self.cid in self.disk.partials:
             await self.disk.run(self._remove)
+
+
+def _write(fh: IO[bytes], hasher: Any, chunk: bytes) -> None:
+    hasher.update(chunk)
+    fh.write(chunk)
+
