@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -152,8 +153,14 @@ def test_second_build_reuses_every_file_and_repairs_a_missing_one(tmp_path):
     assert _files(tmp_path) == before  # same inodes, same mtimes: nothing rewritten
     victim = second.clips[catalog.clips[2].clip_id]
     victim.unlink()
+    empty = second.images[catalog.images[0].clip_id]
+    empty.write_bytes(b"")  # as a crash before the page cache reached the disk could leave it
+    stale = first.root / "clips" / ".tmp-abandoned.mp4"
+    stale.write_bytes(b"partial")
+    os.utime(stale, (0, 0))  # left by a build killed long ago
     third = build_media(catalog, MediaParams(), tmp_path)
-    assert (third.generated, third.reused) == (1, 14) and victim.is_file()
+    assert (third.generated, third.reused) == (2, 13) and victim.is_file()
+    assert empty.stat().st_size > 0 and not stale.exists()
     # other render parameters live under another cache key
     other = build_media(catalog, MediaParams(fps=10), tmp_path)
     assert other.generated == 15 and other.root != first.root

@@ -26,6 +26,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -298,13 +299,14 @@ def build_media(
     if shutil.which("ffmpeg") is None:
         raise WebvidError("the demo site needs ffmpeg on PATH (Debian: apt-get install ffmpeg)")
     root = Path(cache_dir or default_cache_dir()) / f"v{GENERATOR_VERSION}-{params.digest()}"
+    _remove_stale_temps(root)
     store = MediaStore(root)
     todo: dict[str, RenderSpec] = {}  # clip files to encode, by key
     for clip in catalog.clips:
         key = spec_key(clip.render)
         store.clips[clip.clip_id] = root / "clips" / f"{key}.mp4"
         store.thumbs[clip.clip_id] = root / "thumbs" / f"{key}.jpg"
-        if not store.clips[clip.clip_id].is_file():
+        if not _cached(store.clips[clip.clip_id]):
             todo[key] = clip.render
     for image in catalog.images:
         store.images[image.clip_id] = root / "images" / f"{spec_key(image.render)}.jpg"
@@ -320,7 +322,7 @@ def build_media(
             if path in done:
                 continue
             done.add(path)
-            if path.is_file():
+            if _cached(path):
                 store.reused += 1
             else:
                 spec = specs[item_id]
@@ -331,6 +333,28 @@ def build_media(
         log.debug("demo %s files ready under %s", kind, root)
     log.info("demo media: %d generated, %d reused, in %s", store.generated, store.reused, root)
     return store
+
+
+def _cached(path: Path) -> bool:
+    """A committed, non-empty file (the cache skips fsync: an empty file is redone)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale_temps(root: Path, older_than_s: float = 600.0) -> None:
+    """Drop temp files and segment folders a killed build left behind (not a running one's)."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - older_than_s
+    for path in [*root.glob(".tmp-*"), *root.glob("*/.tmp-*")]:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
 
 
 def _encode_clips(

@@ -16,19 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import struct
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from webvid.demo.catalog import Catalog, Item, build_catalog
+from webvid.demo.faults import FAULT_RESPONSES, too_many
 from webvid.demo.media import MediaParams, MediaStore, build_media
 from webvid.log import Progress
 
@@ -306,7 +304,7 @@ async def image(request: web.Request) -> web.StreamResponse:
     if item.fault == "http_404":
         raise web.HTTPNotFound(text="image removed")
     if item.fault == "http_429" and n == 1:
-        return _too_many(st.config)
+        return too_many(st.config)
     if item.fault == "bad_content_type":
         return web.Response(body=path.read_bytes(), content_type="text/html")
     headers = {"Content-Type": "image/jpeg"}
@@ -315,141 +313,20 @@ async def image(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=headers)
 
 
-def _too_many(cfg: SiteConfig) -> web.Response:
-    return web.Response(
-        status=429, text="rate limited", headers={"Retry-After": str(cfg.retry_after_s)}
-    )
-
-
 async def cdn(request: web.Request) -> web.StreamResponse:
     st = _state(request)
     item = _item(request, "video")
     path = st.media.clips[item.clip_id]
     n = _count(request, item)
-    handler = _FAULTS.get(item.fault or "")
+    handler = FAULT_RESPONSES.get(item.fault or "")
     if handler is not None:
-        response = await handler(request, st, path, n)
+        response = await handler(request, st.config, path, n)
         if response is not None:
             return response
     headers = {"Content-Type": "video/mp4"}
     if item.fault == "noai":
         headers["X-Robots-Tag"] = "noai"
     return web.FileResponse(path, headers=headers, chunk_size=st.config.chunk_bytes)
-
-
-Fault = Callable[[web.Request, SiteState, Path, int], Awaitable[web.StreamResponse | None]]
-
-
-async def _fault_429(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse | None:
-    return _too_many(st.config) if n == 1 else None
-
-
-async def _fault_503(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse | None:
-    if n > st.config.burst_503:
-        return None
-    headers = {"Retry-After": str(st.config.retry_after_s)} if n == 1 else {}
-    return web.Response(status=503, text="service unavailable", headers=headers)
-
-
-async def _fault_redirect(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse:
-    raise web.HTTPFound("/loop/a")
-
-
-async def _fault_content_type(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse:
-    return web.FileResponse(path, headers={"Content-Type": "text/html"})
-
-
-async def _fault_truncated(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse:
-    """Always: the full Content-Length announced, half the body sent, connection closed.
-
-    Range is ignored on purpose (200, no Accept-Ranges), so resuming cannot rescue it."""
-    return await _cut_body(request, path, abort=False)
-
-
-async def _fault_reset_once(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse | None:
-    return await _cut_body(request, path, abort=True) if n == 1 else None
-
-
-async def _fault_reset_always(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse:
-    """Every time: TCP reset before any response byte."""
-    _abort(request)
-    return web.Response(status=500)  # never reaches the client
-
-
-async def _fault_slow(
-    request: web.Request, st: SiteState, path: Path, n: int
-) -> web.StreamResponse:
-    """The whole body, in 8 pieces spread over ``slow_body_s``."""
-    steps = 8
-    size = path.stat().st_size
-    resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-    resp.content_length = size
-    await resp.prepare(request)
-    piece = -(-size // steps)
-    with path.open("rb") as fh:
-        for _ in range(steps):
-            await asyncio.sleep(st.config.slow_body_s / steps)
-            await resp.write(fh.read(piece))
-    await resp.write_eof()
-    return resp
-
-
-def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-async def _cut_body(request: web.Request, path: Path, *, abort: bool) -> web.StreamResponse:
-    """Announce the whole file, send its first half (streamed from disk), then hang up."""
-    size = path.stat().st_size
-    chunk = _state(request).config.chunk_bytes
-    resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-    resp.content_length = size
-    await resp.prepare(request)
-    left = size // 2
-    with path.open("rb") as fh:
-        while left > 0:
-            data = fh.read(min(chunk, left))
-            await resp.write(data)
-            left -= len(data)
-    await asyncio.sleep(0.05)  # let the first half reach the client
-    if abort:
-        _abort(request)
-    elif request.transport is not None:
-        request.transport.close()
-    return resp
-
-
-_FAULTS: dict[str, Fault] = {
-    "http_429": _fault_429,
-    "http_503": _fault_503,
-    "redirect_loop": _fault_redirect,
-    "bad_content_type": _fault_content_type,
-    "truncated": _fault_truncated,
-    "reset_once": _fault_reset_once,
-    "reset_always": _fault_reset_always,
-    "slow_body": _fault_slow,
-}
 
 
 # --------------------------------------------------------------------------------------------
