@@ -31,14 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from webvid.train.vit import SpaceTimeTransformer, divided_attention
 
 
-def reference_attention(q, k, v, frames: int, pattern: str) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def reference_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, pattern: str
+) -> torch.Tensor:
     """The official formulation (a copy of the one in tests/train/test_model_attention.py)."""
     b, h, length, d = q.shape
     n = (length - 1) // frames
     q, k, v = (t.reshape(b * h, length, d) for t in (q, k, v))
     q = q * d**-0.5
 
-    def attn(qq, kk, vv):  # type: ignore[no-untyped-def]
+    def attn(qq: torch.Tensor, kk: torch.Tensor, vv: torch.Tensor) -> torch.Tensor:
         sim = torch.einsum("bid,bjd->bij", qq, kk)
         return torch.einsum("bij,bjd->bid", sim.softmax(dim=-1), vv)
 
@@ -61,6 +63,14 @@ def reference_attention(q, k, v, frames: int, pattern: str) -> torch.Tensor:  # 
         out = out.reshape(b * h, n, frames, d).transpose(1, 2).reshape(b * h, frames * n, d)
     out = torch.cat([cls_out, out], dim=1).reshape(b, h, length, d)
     return out.transpose(1, 2).reshape(b, length, h * d)
+
+
+def no_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, pattern: str
+) -> torch.Tensor:
+    """Not attention: passes v through. Timing it bounds any attention kernel's gain."""
+    b, h, length, d = v.shape
+    return v.transpose(1, 2).reshape(b, length, h * d)
 
 
 def _randomise_time_attention(model: SpaceTimeTransformer) -> None:
@@ -106,6 +116,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         batch = args.batch or 2
         variants = {"ours_fp32_sdpa": (divided_attention, None)}
         variants["reference_fp32"] = (reference_attention, None)
+    if args.bound:
+        variants["no_attention_bound"] = (no_attention, None)
     torch.manual_seed(0)
     model = SpaceTimeTransformer(num_frames=args.frames, **dims).to(device).train()
     _randomise_time_attention(model)
@@ -119,6 +131,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         model.set_attention(divided_attention)
         ours = model.forward_tokens(video[:2])
     max_abs_diff = (ours - ref).abs().max().item()
+    flash_ok = None
+    if args.gpu:  # prove every SDPA call can run on the flash kernel (raises otherwise)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            _step_fn(model, video[:2], torch.bfloat16)()
+        flash_ok = True
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     peak: dict[str, float] = {}
@@ -150,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "batch": batch,
         "repeats": args.repeats,
         "fp32_max_abs_diff_vs_reference": max_abs_diff,
+        "flash_kernel_ok": flash_ok,
         "clips_per_s": {},
         "median_step_s": {},
         "peak_mem_gib": peak,
@@ -161,6 +181,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     rates = result["clips_per_s"]
     main = "ours_bf16_sdpa" if args.gpu else "ours_fp32_sdpa"
     result["speedup_vs_reference"] = rates[main] / rates["reference_fp32"]  # type: ignore[index]
+    if args.bound:  # the largest speed-up any attention kernel could give here
+        result["speedup_ceiling"] = rates["no_attention_bound"] / rates["reference_fp32"]  # type: ignore[index]
     return result
 
 
@@ -172,6 +194,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
+    ap.add_argument("--bound", action="store_true", help="also time a no-attention lower bound")
     ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args()
