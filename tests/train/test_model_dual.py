@@ -200,21 +200,14 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig.tiny(num_heads=5)
     with pytest.raises(InputError, match="text_pretrained"):
-        FrozenInTime(ModelConfig.tiny(text_model=MINILM, text_pretrained=True))
+        FrozenInTime(ModelConfig.tiny(text_model=MINILM, text_pretrained=True, text_layers=2))
 
 
 def test_pretrained_text_weights_load_from_a_local_directory() -> None:
     """text_pretrained=True loads the directory's real weights (MiniLM ships with the package)."""
     from webvid.train.text import text_forward
 
-    cfg = ModelConfig.tiny(
-        text_model=MINILM,
-        text_pretrained=True,
-        text_layers=None,
-        text_hidden=None,
-        text_heads=None,
-        text_pooling="mean",
-    )
+    cfg = ModelConfig.tiny(text_model=MINILM, text_pretrained=True, text_pooling="mean")
     model = FrozenInTime(cfg).eval()
     assert not hasattr(model.text_model, "pooler") or model.text_model.pooler is None
     batch = model.tokenize(

@@ -99,7 +99,10 @@ class ModelConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> ModelConfig:
-        """A CPU-test model: 32 px, patch 8, dim 48, depth 2, 4 heads, 2-layer 32-wide text."""
+        """A CPU-test model: 32 px, patch 8, dim 48, depth 2, 4 heads, 2-layer 32-wide text.
+
+        With ``text_pretrained=True`` the text model keeps its saved size (no size overrides).
+        """
         values: dict[str, Any] = dict(
             img_size=32,
             patch_size=8,
@@ -108,11 +111,10 @@ class ModelConfig:
             num_heads=4,
             num_frames=4,
             text_pretrained=False,
-            text_layers=2,
-            text_hidden=32,
-            text_heads=2,
             projection_dim=32,
         )
+        if not overrides.get("text_pretrained", False):
+            values.update(text_layers=2, text_hidden=32, text_heads=2)
         values.update(overrides)
         return cls(**values)
 
