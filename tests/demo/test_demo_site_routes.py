@@ -206,3 +206,19 @@ async def test_fifty_concurrent_connections(demo_site):
     for url, (status, _, body) in zip(urls, results, strict=True):
         cid = url.rsplit("/", 1)[1].removesuffix(".mp4")
         assert status == 200 and body == demo_site.state.media.clips[cid].read_bytes()
+
+
+async def test_same_config_serves_the_same_site(demo_site, demo_site_fresh):
+    a, b = demo_site, demo_site_fresh
+    assert a.url != b.url
+    paths = ["/videos/page/1", "/videos/page/3", "/cc3m.tsv", "/_truth.json"]
+    paths += [t["page_url"].removeprefix(a.url) for t in a.items("video")[:4]]
+    async with aiohttp.ClientSession() as s:
+        for path in paths:
+            _, _, body_a = await get(s, a.url + path)
+            _, _, body_b = await get(s, b.url + path)
+            assert body_a.replace(a.url.encode(), b"") == body_b.replace(b.url.encode(), b"")
+        for t in [t for t in a.items("video") if t["fault"] is None][:4]:
+            _, _, media_a = await get(s, t["media_url"])
+            _, _, media_b = await get(s, t["media_url"].replace(a.url, b.url))
+            assert media_a == media_b
