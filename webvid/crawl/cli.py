@@ -101,11 +101,15 @@ def print_summary(summary: Any) -> None:
     table.add_column("status / reason")
     table.add_column("this run", justify="right")
     table.add_column("all records", justify="right")
+    from webvid.crawl.polite import status_of
+
     totals = summary.totals
+    reasons = sorted(set(summary.by_reason) | set(totals["by_reason"]))
     for status in sorted(set(summary.by_status) | set(totals["by_status"])):
-        table.add_row(status, str(summary.by_status.get(status, 0)), str(totals["by_status"].get(status, 0)))
-    for reason in sorted(set(summary.by_reason) | set(totals["by_reason"])):
-        table.add_row(f"  [dim]{reason}[/]", str(summary.by_reason.get(reason, 0)), str(totals["by_reason"].get(reason, 0)))
+        style = "green" if status == "success" else "yellow" if status.startswith("skipped") else "red"
+        table.add_row(f"[{style}]{status}[/]", str(summary.by_status.get(status, 0)), str(totals["by_status"].get(status, 0)))
+        for reason in (r for r in reasons if status_of(r) == status):
+            table.add_row(f"  [dim]{reason}[/]", str(summary.by_reason.get(reason, 0)), str(totals["by_reason"].get(reason, 0)))
     table.add_row("[bold]items", str(summary.attempted), str(totals["records"]))
     console.print(table)
     console.print(

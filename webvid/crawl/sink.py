@@ -47,7 +47,7 @@ class Disk:
         self.out = Path(out)
         self.partial_dir = self.out / "media" / ".partial"
         self.partial_dir.mkdir(parents=True, exist_ok=True)
-        self.pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="webvid-io")
+        self.pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="webvid-io")
         self._dirs: set[Path] = set()
         self.partials = self._scan_partials()
 
