@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import urllib.request
 from click.testing import CliRunner
 
 from webvid.cli import cli
+from webvid.errors import WebvidError
 
 
 def test_demo_site_command_serves_until_ctrl_c(tmp_path):
@@ -50,3 +52,14 @@ def test_demo_site_help_lists_its_options():
     assert result.exit_code == 0
     for option in ("--port", "--clips", "--seed", "--no-faults", "--host", "--cache-dir"):
         assert option in result.output
+
+
+def test_port_in_use_is_one_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["demo-site", "--port", str(port), "--clips", "1", "--images", "0"]
+        result = CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path)])
+    assert isinstance(result.exception, WebvidError)
+    assert f"cannot listen on 127.0.0.1:{port}" in str(result.exception)

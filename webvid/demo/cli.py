@@ -14,6 +14,7 @@ from aiohttp import web
 
 from webvid.cliutil import console, progress_display
 from webvid.demo.site import SiteConfig, make_app, start_runner
+from webvid.errors import WebvidError
 
 
 @click.command("demo-site")
@@ -102,7 +103,12 @@ def demo_site(
 
 
 async def _serve_forever(app: web.Application, host: str, port: int, config: SiteConfig) -> None:
-    runner, url = await start_runner(app, host, port)
+    try:
+        runner, url = await start_runner(app, host, port)
+    except OSError as exc:
+        raise WebvidError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another --port, or 0)"
+        ) from exc
     try:
         console.print(
             f"demo stock site: [bold]{url}/[/]  ({config.n_clips} clips, "
