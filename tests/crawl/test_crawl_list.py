@@ -145,3 +145,13 @@ def test_limit_counts_source_items(tmp_path: Path, site, crawl_config) -> None:
     run(dataclasses.replace(crawl_config(source=str(table)), limit=6), out=out)
     assert sorted(r["clip_id"] for r in read_records(out)) == [f"c{i}" for i in range(6)]
     assert site.state.hits["/v/c0.mp4"] == 1  # resumed: not downloaded twice
+
+
+def test_real_run_supersedes_dry_run_rows(tmp_path: Path, site, crawl_config) -> None:
+    table = write_csv(tmp_path / "t.csv", [(f"d{i}", f"{site.url}/v/d{i}.mp4", "x") for i in range(4)])
+    out = tmp_path / "out"
+    run(crawl_config(source=str(table), dry_run=True), out=out)
+    assert {r["status"] for r in read_records(out)} == {"discovered"}
+    summary = run(crawl_config(source=str(table)), out=out)
+    rows = by_id(read_records(out))  # one row per clip: the discovered rows were replaced
+    assert summary.attempted == 4 and {r["status"] for r in rows.values()} == {"success"}
