@@ -18,7 +18,7 @@ a correct crawler and curator should reach, in the status and reason vocabulary 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from webvid import contract
@@ -457,8 +457,3 @@ def _build_images(rng: random.Random, n: int, faults: bool) -> list[Item]:
             )
         )
     return images
-
-
-def render_key(spec: RenderSpec) -> dict[str, Any]:
-    """The spec as a plain dict (part of the media cache key)."""
-    return asdict(spec)
