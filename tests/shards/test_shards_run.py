@@ -209,3 +209,19 @@ def test_report_is_self_contained(standard_out) -> None:
     assert page.count("data:image/jpeg;base64,") == 3  # thumbnails of the first shard's samples
     assert "duplicate_near" in page and "A red ball rolls across a wooden table" in page
     assert "http://" not in page and "src=\"/" not in page
+
+
+def test_webvid_query_views_cover_the_shard_dir(standard_out) -> None:
+    from webvid.query import connect
+
+    out, summary, _ = standard_out
+    con = connect(out.parent)  # the data root holds the crawl dir and the shard dir
+    assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == summary.kept
+    assert con.execute("SELECT count(*) FROM verdicts").fetchone()[0] == summary.inputs
+    assert con.execute("SELECT sum(count) FROM shards").fetchone()[0] == summary.kept
+    assert con.execute("SELECT count(*) FROM crawl WHERE status = 'success'").fetchone()[0] == summary.inputs
+    # re-filter without recomputing: a stricter motion threshold over the stored scores
+    stricter = con.execute("SELECT count(*) FROM verdicts WHERE kept AND motion_score >= 0.05").fetchone()[0]
+    assert 0 < stricter <= summary.kept
+    # a split is selectable by glob, as img2dataset/webdataset readers do
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{out}/train/*.parquet')").fetchone()[0] == summary.kept

@@ -35,7 +35,7 @@ HISTOGRAMS = (  # column, title, log-scale y
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=72)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -44,7 +44,8 @@ def _funnel_png(summary: Any) -> str:
 
     labels = ["inputs"] + [r for r, _ in summary.funnel] + ["kept"]
     values = [summary.inputs] + [-n for _, n in summary.funnel] + [summary.kept]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1))
+    fig.subplots_adjust(left=0.3, right=0.9)
     colors = ["#4c72b0"] + ["#c44e52"] * len(summary.funnel) + ["#55a868"]
     ax.barh(labels[::-1], [abs(v) for v in values][::-1], color=colors[::-1])
     for i, v in enumerate(values[::-1]):
@@ -68,7 +69,7 @@ def _histograms_png(rows: Sequence[dict[str, Any]]) -> str:
                     color=["#55a868", "#c44e52"], log=log)
         ax.set_title(title)
     axes.flat[0].legend()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.94, wspace=0.25, hspace=0.35)
     out = _png(fig)
     plt.close(fig)
     return out
@@ -81,8 +82,8 @@ def _thumbnail(data: bytes, ext: str, work: Path) -> str | None:
     if ext == "mp4":
         src = work / "thumb.mp4"
         src.write_bytes(data)
-        proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-vf",
-                               "thumbnail=10,scale=-2:96", "-frames:v", "1", "-f", "image2pipe",
+        proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-ss", "0.5",
+                               "-i", str(src), "-vf", "scale=-2:96", "-frames:v", "1", "-f", "image2pipe",
                                "-c:v", "mjpeg", "pipe:1"], capture_output=True, timeout=60, check=False)
         return base64.b64encode(proc.stdout).decode() if proc.returncode == 0 and proc.stdout else None
     img = Image.open(io.BytesIO(data)).convert("RGB")
@@ -145,7 +146,7 @@ figure{{display:inline-block;width:170px;margin:6px;vertical-align:top;font-size
 """
 
 
-def write_report(out: Path, rows: Sequence[dict[str, Any]], summary: Any, n_samples: int = 8) -> Path:
+def write_report(out: Path, rows: Sequence[dict[str, Any]], summary: Any, n_samples: int = 6) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=True)

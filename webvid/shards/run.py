@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +46,7 @@ from webvid.shards import filters, writer
 from webvid.shards.decide import decide, sample_for
 from webvid.shards.inputs import InputItem, read_inputs
 from webvid.shards.recipe import ShardRecipe
-from webvid.shards.worker import ClipTask, init_worker, process
+from webvid.shards.worker import ClipTask, init_worker, ping, process
 
 log = logging.getLogger(__name__)
 WORK_DIR = ".work"
@@ -67,10 +68,34 @@ class ShardSummary:
     shards_skipped: int = 0
     elapsed_s: float = 0.0
     already_done: bool = False
+    phase_s: dict[str, float] = field(default_factory=dict)  # wall time per pipeline phase
 
     @property
     def rejected(self) -> int:
         return self.inputs - self.kept
+
+
+def _preload_report() -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot
+    except Exception:  # the report step says what went wrong, if anything
+        pass
+
+
+class _Clock:
+    """Wall time per phase, for the summary, the manifest and the benchmark."""
+
+    def __init__(self, started: float) -> None:
+        self.started = self._last = started
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _workers(recipe: ShardRecipe) -> int:
@@ -78,15 +103,20 @@ def _workers(recipe: ShardRecipe) -> int:
 
 
 def _map(fn: Callable[[T], R], items: Sequence[T], pool: ProcessPoolExecutor | None,
-         on_done: Callable[[R], None]) -> list[R]:
-    """Apply ``fn`` to every item (in the pool when given); results in input order."""
+         on_done: Callable[[R], None], meanwhile: Callable[[], None] = lambda: None) -> list[R]:
+    """Apply ``fn`` to every item (in the pool when given); results in input order.
+
+    ``meanwhile`` runs in the parent after the work is handed out, while the pool computes.
+    """
     if pool is None:
+        meanwhile()
         out = []
         for it in items:
             out.append(fn(it))
             on_done(out[-1])
         return out
     futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
+    meanwhile()
     results: list[Any] = [None] * len(items)
     for fut in as_completed(futures):
         results[futures[fut]] = fut.result()
@@ -118,6 +148,7 @@ def _check_out(out: Path, fp: str) -> dict[str, Any] | None:
 
 
 def _caption_facts(items: list[InputItem], recipe: ShardRecipe) -> dict[str, dict[str, Any]]:
+    """Clean captions, word counts, templated counts and the reasons they give (no language yet)."""
     cc = recipe.captions
     clean = {
         it.uid: (cap.clean_caption(it.caption_raw, cc.drop_phrases, cc.min_keyword_run)
@@ -128,16 +159,25 @@ def _caption_facts(items: list[InputItem], recipe: ShardRecipe) -> dict[str, dic
     facts: dict[str, dict[str, Any]] = {}
     for it in items:
         text = clean[it.uid]
-        lang, score = cap.detect_language(text) if recipe.filters.languages else (None, None)
-        repeats = counts.get(cap.template_key(text), 0)
-        words = cap.word_count(text)
-        facts[it.uid] = {
-            "caption": text, "caption_words": words, "caption_lang": lang,
-            "caption_lang_score": score, "caption_count": repeats,
-            "caption_reasons": filters.caption_reasons(
-                words=words, lang=lang, lang_score=score, repeats=repeats, cfg=recipe.filters),
-        }
+        facts[it.uid] = {"caption": text, "caption_words": cap.word_count(text), "caption_lang": None,
+                         "caption_lang_score": None, "caption_count": counts.get(cap.template_key(text), 0)}
+        _caption_reasons(facts[it.uid], recipe)
     return facts
+
+
+def _caption_reasons(f: dict[str, Any], recipe: ShardRecipe) -> None:
+    f["caption_reasons"] = filters.caption_reasons(
+        words=f["caption_words"], lang=f["caption_lang"], lang_score=f["caption_lang_score"],
+        repeats=f["caption_count"], cfg=recipe.filters)
+
+
+def _add_languages(facts: dict[str, dict[str, Any]], recipe: ShardRecipe) -> None:
+    """Detect each caption's language (runs while the pool works) and update the reasons."""
+    if not recipe.filters.languages:
+        return
+    for f in facts.values():
+        f["caption_lang"], f["caption_lang_score"] = cap.detect_language(f["caption"])
+        _caption_reasons(f, recipe)
 
 
 def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
@@ -160,15 +200,22 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
         remove_stale_temps(out / split)
     progress.message(f"{len(items)} inputs from {len(dirs)} crawl dir(s); {skipped} unsuccessful records skipped")
 
-    facts = _caption_facts(items, config)
-    tasks = [ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
-             for it in items if it.src]
-    workers = min(_workers(config), max(1, len(tasks)))
+    clock = _Clock(started)
+    clock.lap("read")
+    workers = min(_workers(config), max(1, sum(1 for it in items if it.src)))
     ctx = multiprocessing.get_context("spawn")
     pool = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
             if workers > 1 else None)
     if pool is None:
         init_worker(config)
+    else:  # start the workers now: they import while the parent loads the language model
+        for _ in range(workers):
+            pool.submit(ping)
+    facts = _caption_facts(items, config)
+    tasks = [ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
+             for it in items if it.src]
+    if config.output.report:  # import matplotlib while the pool works, not after it
+        threading.Thread(target=_preload_report, daemon=True).start()
     try:
         progress.update("curate", total=len(tasks))
         kept_so_far = Counter[str]()
@@ -177,14 +224,21 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
             kept_so_far["rejected" if res.get("reasons") else "passing"] += 1
             progress.update("curate", advance=1, **kept_so_far)
 
-        results = {r["uid"]: r for r in _map(process, tasks, pool, tick)}
+        # clips rejected by their caption's language are transformed anyway, then dropped: the
+        # language model loads and runs while the pool works instead of before it
+        results = {r["uid"]: r for r in _map(process, tasks, pool, tick,
+                                             meanwhile=lambda: _add_languages(facts, config))}
+        clock.lap("analyse")
         verdicts = decide(items, facts, results, config)
         plans = _plan(items, verdicts, results, config)
+        clock.lap("decide")
         summary = _write(out, plans, pool, config, fp, progress)
+        clock.lap("write")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return _finish(out, dirs, items, skipped, verdicts, plans, summary, config, fp, started, progress)
+    summary.phase_s = clock.laps
+    return _finish(out, dirs, items, skipped, verdicts, plans, summary, config, fp, clock, progress)
 
 
 def _plan(items: list[InputItem], verdicts: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]],
@@ -235,7 +289,7 @@ def _funnel(verdicts: Iterable[dict[str, Any]]) -> list[tuple[str, int]]:
 
 def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
             verdicts: dict[str, dict[str, Any]], plans: list[writer.ShardPlan], summary: ShardSummary,
-            config: ShardRecipe, fp: str, started: float, progress: Progress) -> ShardSummary:
+            config: ShardRecipe, fp: str, clock: _Clock, progress: Progress) -> ShardSummary:
     ordered = [verdicts[it.uid] for it in sorted(items, key=lambda i: (i.clip_id, i.uid))]
     write_parquet(out / contract.VERDICTS_NAME, contract.rows_to_table(ordered, contract.VERDICT_SCHEMA))
     index = [writer.index_row(read_json(writer.stats_path(out, p))) for p in plans]
@@ -250,18 +304,19 @@ def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
             from webvid.shards.report import write_report
 
             write_report(out, ordered, summary)
+            clock.lap("report")
         except Exception as exc:  # the report must never lose a finished run
             log.warning("report.html not written: %s", exc)
     counts = {"inputs": summary.inputs, "kept": summary.kept, "rejected": summary.rejected,
               "skipped_records": skipped, "shards": len(plans),
               **{f"samples_{s}": n for s, n in summary.samples.items()},
               **{f"rejected_{r}": n for r, n in summary.funnel}}
-    summary.elapsed_s = round(time.monotonic() - started, 3)
+    summary.elapsed_s = round(time.monotonic() - clock.started, 3)
     write_manifest(out, "shards", config=to_dict(config), counts=counts, fingerprint=fp,
                    inputs=[str(d) for d in dirs], funnel=summary.funnel,
                    layout={"tar": "{split}/{shard}.tar", "parquet": "{split}/{shard}.parquet",
                            "stats": "{split}/{shard}_stats.json"},
-                   elapsed_s=summary.elapsed_s)
+                   elapsed_s=summary.elapsed_s, phase_s=clock.laps)
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return summary
 

@@ -43,11 +43,15 @@ def _moving(seed: int, size: str, fps: int, duration: float) -> list[str]:
 
 
 def make_video(path: Path, kind: str = "moving", *, seed: int = 1, size: str = "64x48", fps: int = 10,
-               duration: float = 2.0, extra: Sequence[str] = ()) -> Path:
-    """Write a small clip: ``moving``, ``still``, ``black`` or ``cut`` (two scenes)."""
+               duration: float = 2.0, extra: Sequence[str] = (), audio: bool = False) -> Path:
+    """Write a small clip: ``moving``, ``still``, ``black`` or ``cut`` (two scenes); ``audio``
+    adds an AAC sine track (``moving`` only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "moving":
-        _ffmpeg([*_moving(seed, size, fps, duration), *ENCODE, *extra, str(path)])
+        sound = (["-f", "lavfi", "-i", f"sine=frequency={200 + seed % 800}:duration={duration:g}"]
+                 if audio else [])
+        tail = ["-map", "0:a", "-c:a", "aac", "-shortest"] if audio else []
+        _ffmpeg([*sound, *_moving(seed, size, fps, duration), *ENCODE, *tail, *extra, str(path)])
     elif kind == "still":
         _ffmpeg(["-f", "lavfi", "-i", _gradients(seed, size, fps, duration, speed=0.00001), *ENCODE, *extra,
                  str(path)])

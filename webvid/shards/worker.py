@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from webvid.io import write_json
+from webvid.io import atomic_write
 from webvid.shards import filters, scores
 from webvid.shards.images import process_image
 from webvid.shards.probe import MediaError, ProbeInfo, probe, sha256_file
@@ -47,6 +47,11 @@ def init_worker(recipe: ShardRecipe) -> None:
     global _RECIPE
     _RECIPE = recipe
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def ping() -> int:
+    """A no-op task that makes the pool start its processes early."""
+    return os.getpid()
 
 
 def _probe_fields(p: ProbeInfo) -> dict[str, Any]:
@@ -83,7 +88,9 @@ def process(task: ClipTask) -> dict[str, Any]:
             return cached
     result = _process(task, _RECIPE, staging)
     result["want_output"] = task.want_output
-    write_json(cache, result, indent=None)
+    # atomic but not fsynced: a cache entry lost to a power cut is recomputed, never half-read
+    with atomic_write(cache, "w", durable=False, encoding="utf-8") as fh:
+        json.dump(result, fh)
     return result
 
 
