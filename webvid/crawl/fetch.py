@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[aiohttp.ClientResponse, str], Awaitable[Outcome]]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 class Fetcher:
