@@ -192,11 +192,11 @@ def test_pre_extracted_frames(tmp_path: Path, make_crawl, shards_media, shards_r
     run(shards_recipe("transform.frames=3", "transform.max_short_side=32"), [crawl], out)
     with tarfile.open(out / "train" / "00000.tar") as tf:
         names = tf.getnames()
-    assert names[:6] == ["000000000.f00.jpg", "000000000.f01.jpg", "000000000.f02.jpg",
+    assert names[:6] == ["000000000.frame00.jpg", "000000000.frame01.jpg", "000000000.frame02.jpg",
                          "000000000.json", "000000000.mp4", "000000000.txt"]
     samples = list(wds.WebDataset(str(out / "train" / "00000.tar"), shardshuffle=False,
                                   empty_check=False).decode("pil"))
-    assert len(samples) == 2 and samples[0]["f01.jpg"].size == (42, 32)  # 64x48 → short side 32
+    assert len(samples) == 2 and samples[0]["frame01.jpg"].size == (42, 32)  # 64x48 → short side 32
     assert samples[0]["json"]["frames"] == 3 and samples[0]["json"]["transform"] == "transcode"
     rows = pq.read_table(out / "train" / "00000.parquet").to_pylist()
     assert [r["frames"] for r in rows] == [3, 3] and rows[0]["width"] == 42

@@ -40,7 +40,7 @@ class Sample:
     caption: str
     meta: dict[str, Any]  # KEY.json (the key is added at write time)
     row: dict[str, Any]  # SAMPLE_SCHEMA row (key/shard/split added at write time)
-    frames: tuple[str, ...] = ()  # KEY.f00.jpg ...
+    frames: tuple[str, ...] = ()  # KEY.frame00.jpg ...
     media_bytes: int = 0
     frame_bytes: tuple[int, ...] = ()
 
@@ -168,7 +168,7 @@ def write_shard(out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | 
                     (f"{key}.{s.ext}", s.media),
                     (f"{key}.txt", s.caption.encode("utf-8")),
                     (f"{key}.json", _json_bytes(s.meta, key)),
-                    *((f"{key}.f{j:02d}.jpg", f) for j, f in enumerate(s.frames)),
+                    *((f"{key}.frame{j:02d}.jpg", f) for j, f in enumerate(s.frames)),
                 ]
                 for name, payload in sorted(members, key=lambda m: m[0]):
                     if isinstance(payload, bytes):
