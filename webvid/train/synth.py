@@ -48,10 +48,12 @@ class ClipSpec:
         return f"a {self.colour} {self.shape} on a {self.background} background"
 
 
-def random_specs(n: int, seed: int) -> list[ClipSpec]:
+def random_specs(n: int, seed: int, colours: Sequence[str] = tuple(COLOURS),
+                 backgrounds: Sequence[str] = tuple(BACKGROUNDS)) -> list[ClipSpec]:
+    """``n`` random specs; a smaller vocabulary makes same-look, other-direction negatives common."""
     rng = random.Random(seed)
-    return [ClipSpec(rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice(list(DIRECTIONS)),
-                     rng.choice(list(BACKGROUNDS))) for _ in range(n)]
+    return [ClipSpec(rng.choice(list(colours)), rng.choice(SHAPES), rng.choice(list(DIRECTIONS)),
+                     rng.choice(list(backgrounds))) for _ in range(n)]
 
 
 def render(spec: ClipSpec, width: int = 64, height: int = 48, frames: int = 16,

@@ -31,7 +31,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from webvid.config import dump_toml, to_dict
-from webvid.errors import InputError, WebvidError
+from webvid.errors import ConfigError, InputError, WebvidError
 from webvid.io import write_manifest, write_text
 from webvid.log import NullProgress, Progress
 from webvid.train import dist as D
@@ -106,6 +106,15 @@ class Trainer:
         self.trained_frames = 1
         self._rng_to_restore: dict[str, Any] | None = None
         self._resume_or_init(init)
+        self.tb = self._tensorboard() if recipe.train.tensorboard and self.info.is_main else None
+
+    def _tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("train.tensorboard = true needs the tensorboard package "
+                              "(pip install tensorboard); metrics.jsonl has the same figures") from None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     # ---- set-up ------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -248,6 +257,8 @@ class Trainer:
                                dict(self.best), time.monotonic() - t_start, self.notes)
         if info.is_main and self.step == total:
             self._finish(summary)
+        if self.tb is not None:
+            self.tb.close()
         D.barrier(info)
         return summary
 
@@ -280,9 +291,15 @@ class Trainer:
             write_text(metrics, "".join(k + "\n" for k in keep))
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.info.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+        if not self.info.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            prefix = record.get("source", record.get("event", ""))
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(f"{prefix}/{k}" if "/" not in k else k, v, record["step"])
 
     def _log_step(self, stage: int, src: int, batch: dict[str, Any], loss: float, lr: float,
                   grad_norm: float | None, window: dict[str, float]) -> None:
