@@ -5,7 +5,8 @@ clips/s of the video model with our :func:`webvid.train.vit.divided_attention` a
 softmax(q·kᵀ)·v formulation of the official ``VarAttention`` (same weights, same run, runs
 interleaved so load on a shared machine hits both alike).
 
-* CPU (default): a small ViT (ViT-S/16-224 widths, 2 blocks), fp32, 4 frames, 2 clips/step;
+* CPU (default): a small ViT (ViT-S/16-224 widths, 2 blocks; ``--width 192``: ViT-Ti), fp32,
+  4 frames, 2 clips/step;
   ``nice`` it on shared machines.
 * ``--gpu``: ViT-B/16-224, 4 frames; ours in bf16 autocast + SDPA (flash) against the
   reference in fp32, with peak memory per variant and an fp32 equivalence check.
@@ -100,6 +101,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _kernel_only(
+    model: SpaceTimeTransformer, video: torch.Tensor, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Forward+backward of the attention kernels alone (space + time), fp32, model's shapes."""
+    b, f = video.shape[:2]
+    h = model.blocks[0].attn.num_heads
+    d = model.embed_dim // h
+    length = 1 + f * model.patches_per_frame
+    qkv0 = torch.randn(b, length, 3 * h * d, device=device)
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    fns = {"ours": divided_attention, "reference": reference_attention}
+    for _ in range(repeats + 2):
+        for name, fn in fns.items():
+            qkv = qkv0.clone().requires_grad_()
+            q, k, v = qkv.view(b, length, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+            _sync(device)
+            t0 = time.perf_counter()
+            (fn(q, k, v, f, "space") + fn(q, k, v, f, "time")).sum().backward()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * statistics.median(ts[2:]) for name, ts in times.items()}
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     device = torch.device("cuda" if args.gpu else "cpu")
     if args.gpu:
@@ -111,8 +135,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             variants["ours_fp32_sdpa"] = (divided_attention, None)
     else:
         torch.set_num_threads(args.threads)
-        # ViT-S/16-224 widths (384 wide, 6 heads), 2 blocks: a small ViT at the real token count
-        dims = dict(img_size=224, patch_size=16, embed_dim=384, depth=2, num_heads=6)
+        # ViT-S/16-224 (384 wide, 6 heads) or ViT-Ti (192, 3), 2 blocks, the real token count
+        dims = dict(
+            img_size=224, patch_size=16, embed_dim=args.width, depth=2, num_heads=args.width // 64
+        )
         batch = args.batch or 2
         variants = {"ours_fp32_sdpa": (divided_attention, None)}
         variants["reference_fp32"] = (reference_attention, None)
@@ -160,6 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             step()
             _sync(device)
             times[name].append(time.perf_counter() - t0)
+    kernel = _kernel_only(model, video, args.repeats, device)
     result: dict[str, object] = {
         "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -173,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "clips_per_s": {},
         "median_step_s": {},
         "peak_mem_gib": peak,
+        "kernel_only_median_ms": kernel,
     }
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -193,6 +221,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="clips per step (0: 2 CPU / 8 GPU)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--width", type=int, default=384, help="CPU: 384 = ViT-S, 192 = ViT-Ti")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
     ap.add_argument("--bound", action="store_true", help="also time a no-attention lower bound")
     ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")
