@@ -102,6 +102,7 @@ def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
     manifest = read_manifest(out)
     assert manifest["kind"] == "shards" and manifest["counts"]["kept"] == 6
     assert manifest["config"]["filters"]["min_short_side"] == 32
+    assert manifest["tools"]["ffmpeg"].startswith("ffmpeg version") and "py3langid" in manifest["tools"]
     assert not (out / ".work").exists()
 
 
@@ -225,3 +226,14 @@ def test_webvid_query_views_cover_the_shard_dir(standard_out) -> None:
     assert 0 < stricter <= summary.kept
     # a split is selectable by glob, as img2dataset/webdataset readers do
     assert con.execute(f"SELECT count(*) FROM read_parquet('{out}/train/*.parquet')").fetchone()[0] == summary.kept
+
+
+def test_a_crawl_without_successes_gives_an_empty_committed_dir(tmp_path: Path, make_crawl, shards_recipe) -> None:
+    from webvid.shards.synth import Entry
+
+    crawl = make_crawl([Entry("x1", "Never downloaded", None, status="failed_to_download")])
+    s = run(shards_recipe(), [crawl], tmp_path / "o")
+    assert (s.inputs, s.kept, s.skipped_records, s.shards) == (0, 0, 1, 0)
+    assert read_manifest(tmp_path / "o")["counts"]["kept"] == 0
+    assert pq.read_table(tmp_path / "o" / contract.VERDICTS_NAME).num_rows == 0
+    assert pq.read_table(tmp_path / "o" / contract.SHARD_INDEX_NAME).num_rows == 0

@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -312,13 +313,31 @@ def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
               **{f"samples_{s}": n for s, n in summary.samples.items()},
               **{f"rejected_{r}": n for r, n in summary.funnel}}
     summary.elapsed_s = round(time.monotonic() - clock.started, 3)
-    write_manifest(out, "shards", config=to_dict(config), counts=counts, fingerprint=fp,
+    write_manifest(out, "shards", config=to_dict(config), counts=counts, fingerprint=fp, tools=_tools(),
                    inputs=[str(d) for d in dirs], funnel=summary.funnel,
                    layout={"tar": "{split}/{shard}.tar", "parquet": "{split}/{shard}.parquet",
                            "stats": "{split}/{shard}_stats.json"},
                    elapsed_s=summary.elapsed_s, phase_s=clock.laps)
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return summary
+
+
+def _tools() -> dict[str, str]:
+    """Versions of the media tools that shaped the bytes (beside the manifest's package versions)."""
+    from importlib import metadata
+
+    tools: dict[str, str] = {}
+    try:
+        first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30).stdout
+        tools["ffmpeg"] = first.splitlines()[0] if first else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        tools["ffmpeg"] = "unknown"
+    for name in ("py3langid", "pillow", "numpy", "ffmpeg-python"):
+        try:
+            tools[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return tools
 
 
 def _summary_from_manifest(out: Path, manifest: dict[str, Any]) -> ShardSummary:
