@@ -145,7 +145,8 @@ def test_discover_dry_run_and_limit(tmp_path: Path, kit, crawl_config) -> None:
     rows = records(out)
     assert len(rows) == 3
     assert not any(p.startswith("/cdn/") for p, _ in state.log)
-    assert {r["status"] for r in rows.values()} <= {"discovered", "failed_to_download", "skipped_robots"}
+    assert {r["status"] for r in rows.values()} <= {"discovered", "failed_to_download", "skipped_robots", "skipped_opt_out"}
+    assert all(r["media_path"] is None for r in rows.values())
 
 
 def test_css_selector_overrides(tmp_path: Path, kit, crawl_config) -> None:

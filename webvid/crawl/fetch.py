@@ -48,12 +48,24 @@ class Fetcher:
         self.session = session
         self.slots = slots
         self.robots = robots
+        self._checked: set[tuple[str, frozenset[str] | None]] = set()  # URLs that passed check_url
         self.in_flight = 0
 
     # -- policy of one hop ---------------------------------------------------------------
 
     def check_url(self, url: str, hosts: frozenset[str] | None = None) -> Outcome | None:
         """A policy failure for ``url`` (bad scheme, off-host, private literal), else None."""
+        key = (url, hosts)
+        if key in self._checked:
+            return None
+        refused = self._check_url(url, hosts)
+        if refused is None:
+            if len(self._checked) > 4096:
+                self._checked.clear()
+            self._checked.add(key)
+        return refused
+
+    def _check_url(self, url: str, hosts: frozenset[str] | None) -> Outcome | None:
         try:
             parts = media.split_url(url)
             host = (parts.hostname or "").lower()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -56,6 +57,7 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+@functools.lru_cache(maxsize=8192)
 def host_key(url: str) -> str:
     """``scheme://host:port`` — the unit of politeness."""
     parts = split_url(url)
