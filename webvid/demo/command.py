@@ -65,6 +65,12 @@ CAUGHT = (
     default=None,
     help="Training steps of the 1-frame and the 4-frame stage.",
 )
+@click.option(
+    "--train-recipe",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Training recipe with two stages [default: train/demo.toml].",
+)
 def demo(
     out: str,
     clips: int | None,
@@ -72,6 +78,7 @@ def demo(
     seed: int,
     quick: bool,
     steps: tuple[int, int] | None,
+    train_recipe: str | None,
 ) -> None:
     """The whole pipeline on the built-in demo stock site, on this machine's CPU.
 
@@ -81,7 +88,8 @@ def demo(
     the 1 → 4 frame curriculum, evaluates on held-out clips and runs a few text searches.
     Everything lands in OUT; open OUT/report.html afterwards.
     """
-    cfg = DemoConfig(out=Path(out), clips=clips, images=images, seed=seed, quick=quick, steps=steps)
+    cfg = DemoConfig(out=Path(out), clips=clips, images=images, seed=seed, quick=quick, steps=steps,
+                     train_recipe=Path(train_recipe) if train_recipe else None)
     with progress_display() as progress:
         summary = run(cfg, progress)
     print_summary(summary)

@@ -51,6 +51,7 @@ class DemoConfig:
     quick: bool = False
     steps: tuple[int, int] | None = None  # training steps of the 1-frame and 4-frame stages
     workers: int = 2  # shard workers and data-loader workers
+    train_recipe: Path | None = None  # default: train/demo.toml of the checkout
 
     @property
     def n_clips(self) -> int:
@@ -92,6 +93,27 @@ def recipes_root() -> Path:
     return root
 
 
+MARKER = ".webvid-demo"
+
+
+def prepare_out(out: Path) -> None:
+    """Start from an empty ``out``. A folder an earlier demo made (it holds the marker file) is
+    cleared; any other non-empty folder is refused, so the demo never deletes user data.
+
+    The demo does not resume: its site listens on a new port each run, and URL-derived clip ids
+    of the image table would differ. Generated media are cached, so a rerun costs the same.
+    """
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"{out} exists and is not a folder")
+        if (out / MARKER).is_file():
+            shutil.rmtree(out)
+        elif any(out.iterdir()):
+            raise InputError(f"{out} is not empty and was not made by webvid demo: choose another -o folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by webvid demo; rerunning the demo replaces this folder\n")
+
+
 def _timed(summary: DemoSummary, name: str, progress: Progress, fn: Callable[[], T]) -> T:
     progress.message(f"[bold]» {name}[/]")
     t0 = time.monotonic()
@@ -108,7 +130,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     progress = progress or NullProgress()
     root = recipes_root()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     summary = DemoSummary(out=out)
     t_start = time.monotonic()
 
@@ -197,7 +219,7 @@ def _shard(
 def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
     from webvid.train.recipe import TrainRecipe
 
-    path = root / "train" / "demo.toml"
+    path = cfg.train_recipe or root / "train" / "demo.toml"
     if not path.is_file():
         raise InputError(f"training recipe not found: {path}")
     with open(path, "rb") as fh:
@@ -217,7 +239,7 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
     s1, s2 = cfg.stage_steps
     stages = data.get("stages", [])
     if len(stages) != 2:
-        raise InputError("train/demo.toml must have two stages (1 frame, then 4)")
+        raise InputError(f"{path}: the demo needs two stages (1 frame, then 4)")
     stages[0]["steps"], stages[1]["steps"] = s1, s2
     stages[0].pop("epochs", None)
     stages[1].pop("epochs", None)
@@ -226,7 +248,7 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
     train = data.setdefault("train", {})
     train["eval_every_steps"] = max(1, (s1 + s2) // 4)
     train["select_metric"] = "val/t2v_R1"
-    return from_dict(TrainRecipe, data, where=str(root / "train" / "demo.toml"))
+    return from_dict(TrainRecipe, data, where=str(path))
 
 
 def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
@@ -269,7 +291,7 @@ def _catalog_items(site_cfg: Any) -> dict[str, Any]:
     catalog = build_catalog(
         site_cfg.seed, site_cfg.n_clips, site_cfg.n_images, faults=site_cfg.faults
     )
-    return {it.clip_id: it for it in catalog.items if it.kind == "video"}
+    return {it.clip_id: it for it in catalog.clips}
 
 
 SEARCH_QUERIES = (
