@@ -179,7 +179,9 @@ def open_image(data: bytes, short_side: int) -> Image.Image:
         img = img.convert("RGB")
     except Exception as exc:  # PIL raises many types for bad data
         raise BrokenSample("undecodable", f"{type(exc).__name__}: {exc}") from None
-    return _shrink(img, short_side)
+    # no resize here: the crop's single resize to the model size does it (one pass, not two);
+    # only images far larger than needed are shrunk first (a decompression-size guard)
+    return _shrink(img, short_side) if min(img.size) > 4 * short_side > 0 else img
 
 
 def _shrink(img: Image.Image, short_side: int) -> Image.Image:
@@ -242,7 +244,7 @@ def crop_frames(frames: Sequence[Image.Image] | np.ndarray, box: Box, size: int,
     out = np.empty((len(frames), size, size, 3), np.uint8)
     for i, fr in enumerate(frames):
         img = fr if isinstance(fr, Image.Image) else Image.fromarray(fr)
-        img = img.resize((size, size), Image.BILINEAR, box=box)
+        img = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=3.0)
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         out[i] = np.asarray(img)

