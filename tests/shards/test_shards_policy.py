@@ -134,6 +134,19 @@ def test_hamming_and_near_index() -> None:
         assert idx.query(f"{other:016x}") == ("base", d)
 
 
+def test_near_duplicates_must_share_colours() -> None:
+    blue, grey = ((150.0, 110.0),), ((128.0, 128.0),)
+    assert dedup.colour_close(blue, ((155.0, 105.0),), 12) and not dedup.colour_close(blue, grey, 12)
+    assert dedup.colour_close(None, grey, 12)  # unknown colour never blocks
+    idx = dedup.NearIndex(64, 6, max_colour_diff=12)
+    idx.add("blue", "0" * 16, blue)
+    assert idx.query("0" * 15 + "1", grey) is None  # same grey structure, other colours
+    assert idx.query("0" * 15 + "1", ((140.0, 118.0),)) == ("blue", 1)
+    D = dedup.DedupItem
+    items = [D("a.0", "a", "s1", "a", "0" * 16, blue), D("b.0", "b", "s2", "b", "0" * 16, grey)]
+    assert dedup.find_duplicates(items, DedupConfig()) == {}
+
+
 def test_find_duplicates_order_and_kinds() -> None:
     D = dedup.DedupItem
     items = [D("a.0", "a", "s1", "id1", "0" * 16), D("b.0", "b", "s1", "id2", "f" * 16),

@@ -42,7 +42,8 @@ def decide(items: list[InputItem], facts: dict[str, dict[str, Any]], results: di
     order = sorted(items, key=lambda i: (bool(rows[i.uid]["reasons"]), i.clip_id, i.uid))
     dups = dedup.find_duplicates(
         (dedup.DedupItem(i.uid, i.clip_id, rows[i.uid]["sha256"], i.source_id or i.clip_id,
-                         rows[i.uid]["phash"]) for i in order if i.uid in results),
+                         rows[i.uid]["phash"], _colour(results[i.uid].get("colour")))
+         for i in order if i.uid in results),
         recipe.dedup,
     )
     for uid, d in dups.items():
@@ -57,6 +58,10 @@ def decide(items: list[InputItem], facts: dict[str, dict[str, Any]], results: di
         if not row["kept"]:
             row["transform"] = None
     return rows
+
+
+def _colour(value: Any) -> tuple[tuple[float, float], ...] | None:
+    return tuple((float(u), float(v)) for u, v in value) if value else None
 
 
 def sample_for(it: InputItem, verdict: dict[str, Any], result: dict[str, Any]) -> Sample:

@@ -8,7 +8,9 @@ The first item in the given order wins. The caller orders items so that clips th
 other filter come first (by clip id): a rejected clip never makes its good twin a duplicate.
 Near-duplicates are found with the pigeonhole principle: a hash of ``n`` bits within distance
 ``t`` of another shares at least one of ``t + 1`` bands exactly, so only items in a common
-band bucket are compared (exact Hamming on those candidates only).
+band bucket are compared (exact Hamming on those candidates only). The grey hash is blind to
+colour, so a near-duplicate must also have the same mean chroma, frame by frame, within
+``near_max_colour_diff``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class DedupItem:
     sha256: str | None
     source_key: str | None  # source id, else clip id
     phash: str | None  # hex
+    colour: tuple[tuple[float, float], ...] | None = None  # mean chroma of the hashed frames
 
 
 @dataclass(frozen=True)
@@ -49,35 +52,48 @@ def _bands(bits: int, count: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(count)]
 
 
+Colour = tuple[tuple[float, float], ...] | None
+
+
+def colour_close(a: Colour, b: Colour, max_diff: float) -> bool:
+    """Whether two chroma signatures agree within ``max_diff`` everywhere (unknown: agree)."""
+    if a is None or b is None or len(a) != len(b):
+        return a is None or b is None
+    return all(abs(x - y) <= max_diff for fa, fb in zip(a, b, strict=True) for x, y in zip(fa, fb, strict=True))
+
+
 class NearIndex:
     """Hashes registered so far, bucketed by band, for threshold queries."""
 
-    def __init__(self, bits: int, max_distance: int) -> None:
+    def __init__(self, bits: int, max_distance: int, max_colour_diff: float = 255.0) -> None:
         self.bits = bits
         self.max_distance = max_distance
+        self.max_colour_diff = max_colour_diff
         self.bands = _bands(bits, max_distance + 1)
-        self.buckets: list[dict[int, list[tuple[int, str, int]]]] = [defaultdict(list) for _ in self.bands]
+        self.buckets: list[dict[int, list[tuple[int, str, int, Colour]]]] = [
+            defaultdict(list) for _ in self.bands]
         self.count = 0
 
     def _keys(self, value: int) -> list[int]:
         return [(value >> (self.bits - hi)) & ((1 << (hi - lo)) - 1) for lo, hi in self.bands]
 
-    def query(self, hex_hash: str) -> tuple[str, int] | None:
-        """The closest registered (clip_id, distance) within the threshold; ties go to the first."""
+    def query(self, hex_hash: str, colour: Colour = None) -> tuple[str, int] | None:
+        """The closest registered (clip_id, distance) within the thresholds; ties go to the first."""
         value = int(hex_hash, 16)
         best: tuple[int, int, str] | None = None  # (distance, registration order, clip_id)
         for bucket, key in zip(self.buckets, self._keys(value), strict=True):
-            for seq, cid, other in bucket.get(key, ()):
+            for seq, cid, other, other_colour in bucket.get(key, ()):
                 d = (value ^ other).bit_count()
-                if d <= self.max_distance and (best is None or (d, seq) < best[:2]):
+                if (d <= self.max_distance and (best is None or (d, seq) < best[:2])
+                        and colour_close(colour, other_colour, self.max_colour_diff)):
                     best = (d, seq, cid)
         return (best[2], best[0]) if best else None
 
-    def add(self, clip_id: str, hex_hash: str) -> None:
+    def add(self, clip_id: str, hex_hash: str, colour: Colour = None) -> None:
         value = int(hex_hash, 16)
         self.count += 1
         for bucket, key in zip(self.buckets, self._keys(value), strict=True):
-            bucket[key].append((self.count, clip_id, value))
+            bucket[key].append((self.count, clip_id, value, colour))
 
 
 def find_duplicates(items: Iterable[DedupItem], cfg: DedupConfig) -> dict[str, Duplicate]:
@@ -97,12 +113,13 @@ def find_duplicates(items: Iterable[DedupItem], cfg: DedupConfig) -> dict[str, D
             bits = len(it.phash) * 4
             index = indexes.get(bits)
             if index is None:
-                index = indexes[bits] = NearIndex(bits, int(cfg.near_max_distance * bits))
-            hit = index.query(it.phash)
+                index = indexes[bits] = NearIndex(bits, int(cfg.near_max_distance * bits),
+                                                  cfg.near_max_colour_diff)
+            hit = index.query(it.phash, it.colour)
             if hit is not None:
                 out[it.uid] = Duplicate("duplicate_near", hit[0], hit[1])
                 continue
-            index.add(it.clip_id, it.phash)
+            index.add(it.clip_id, it.phash, it.colour)
         if it.sha256:
             by_sha.setdefault(it.sha256, it.clip_id)
         if it.source_key:

@@ -27,6 +27,7 @@ class ImageResult:
     width: int
     height: int
     frames: np.ndarray  # (1, size, size) uint8 grey
+    chroma: np.ndarray  # (1, 2) mean Cb, Cr
     transform: str | None  # "copy" | "resize" | None when no output was asked for
     output: Path | None  # the resized JPEG (renamed into place); None for copy or no output
     out_width: int
@@ -60,13 +61,15 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
     rotated = oriented.size != img.size or (img.getexif().get(0x0112, 1) not in (1, None))
     rgb = _to_rgb(oriented)
     width, height = rgb.size
-    grey = np.asarray(rgb.convert("L").resize((analysis_size, analysis_size), Image.Resampling.BOX))
+    small = np.asarray(rgb.convert("YCbCr").resize((analysis_size, analysis_size), Image.Resampling.BOX))
+    grey = np.ascontiguousarray(small[:, :, 0])
+    chroma = small[:, :, 1:].reshape(-1, 2).mean(axis=0)[None]
     scale = min(1.0, cfg.max_short_side / min(width, height))
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
     if out is None:
-        return ImageResult(width, height, grey[None], None, None, out_w, out_h)
+        return ImageResult(width, height, grey[None], chroma, None, None, out_w, out_h)
     if cfg.allow_copy and fmt == "JPEG" and scale == 1.0 and not rotated and img.mode in ("RGB", "L"):
-        return ImageResult(width, height, grey[None], "copy", None, width, height)
+        return ImageResult(width, height, grey[None], chroma, "copy", None, width, height)
     resized = rgb if scale == 1.0 else rgb.resize((out_w, out_h), Image.Resampling.BICUBIC)
     tmp = out.with_name(f".tmp-{out.name}")
     try:
@@ -74,7 +77,7 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ImageResult(width, height, grey[None], "resize", out, out_w, out_h)
+    return ImageResult(width, height, grey[None], chroma, "resize", out, out_w, out_h)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

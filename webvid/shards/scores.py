@@ -9,7 +9,9 @@ branch of the one ffmpeg pass per clip); produces
 * ``scene_scores``/``scene_cuts``: an ffmpeg-``scene``-style score per consecutive pair
   (``min(mafd, |mafd - previous mafd|) / 100``: a jump that motion alone does not explain),
   and the number of pairs over the threshold;
-* ``phash``: a DCT perceptual hash, 64 bits per frame over ``k`` evenly spaced frames, as hex.
+* ``phash``: a DCT perceptual hash, 64 bits per frame over ``k`` evenly spaced frames, as hex;
+* ``colour``: the mean chroma (U, V) of those same frames: the grey hash is blind to colour, so
+  the duplicate check also compares this.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ def pick_frames(n: int, k: int) -> list[int]:
 def phash(frames: np.ndarray, k: int) -> str:
     """Concatenated 64-bit hashes of ``k`` evenly spaced frames, as hex (16 digits per frame)."""
     return "".join(f"{phash_frame(frames[i]):016x}" for i in pick_frames(len(frames), k))
+
+
+def colour_signature(chroma: np.ndarray, k: int) -> list[list[float]]:
+    """Mean (U, V) of the ``k`` frames the hash uses, rounded to 0.1."""
+    return [[round(float(u), 1), round(float(v), 1)] for u, v in (chroma[i] for i in pick_frames(len(chroma), k))]
 
 
 def frame_scores(frames: np.ndarray, *, hash_frames: int, black_luma: float, blank_std: float,

@@ -7,8 +7,9 @@ Takes a source path, its :class:`~webvid.shards.probe.ProbeInfo` and the recipe;
   short side at most S, fps cap, trimmed to the maximum duration, audio dropped by default,
   ``+faststart``, a keyframe every ``keyframe_interval_s``; rotation applied by ffmpeg's
   autorotate, odd sizes rounded to even);
-* the grey ``size x size`` analysis frames at ``analysis.fps`` (scores, hashes, the proof that
-  the clip decodes), read from ffmpeg's stdout in the same process that writes the output, so
+* the ``size x size`` analysis frames at ``analysis.fps`` (grey for the scores and hashes,
+  plus each frame's mean chroma for the duplicate check; the proof that the clip decodes),
+  read from ffmpeg's stdout in the same process that writes the output, so
   the clip is decoded exactly once and never held in memory;
 * optionally K JPEG frames at segment midpoints of the output (:func:`extract_frames`).
 
@@ -43,7 +44,8 @@ class VideoPlan:
 
 @dataclass(frozen=True)
 class DecodeResult:
-    frames: np.ndarray  # (n, size, size) uint8
+    frames: np.ndarray  # (n, size, size) uint8 grey (luma)
+    chroma: np.ndarray  # (n, 2) float: mean U and V of each frame
     returncode: int
     stderr: str
     output: Path | None  # the finished output (renamed into place), None unless written
@@ -78,7 +80,7 @@ def plan_video(p: ProbeInfo, cfg: TransformConfig) -> VideoPlan:
 
 
 def _analysis_filter(a: AnalysisConfig) -> str:
-    return f"fps={a.fps:g},scale={a.size}:{a.size}:flags=area,format=gray"
+    return f"fps={a.fps:g},scale={a.size}:{a.size}:flags=area,format=yuv444p"
 
 
 def _encode_args(plan: VideoPlan, cfg: TransformConfig, src_fps: float | None) -> list[str]:
@@ -127,8 +129,11 @@ def decode_video(src: Path, p: ProbeInfo, plan: VideoPlan | None, out: Path | No
         rc, raw, err = proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
     except subprocess.TimeoutExpired:
         rc, raw, err = -9, b"", f"ffmpeg timed out after {timeout:.0f}s"
-    n = len(raw) // (acfg.size * acfg.size)
-    frames = np.frombuffer(raw[: n * acfg.size * acfg.size], np.uint8).reshape(n, acfg.size, acfg.size)
+    plane = acfg.size * acfg.size
+    n = len(raw) // (3 * plane)
+    planes = np.frombuffer(raw[: n * 3 * plane], np.uint8).reshape(n, 3, acfg.size, acfg.size)
+    frames = planes[:, 0]
+    chroma = planes[:, 1:].reshape(n, 2, plane).mean(axis=2)
     done: Path | None = None
     if tmp is not None and out is not None:
         if rc == 0 and tmp.is_file() and tmp.stat().st_size > 0:
@@ -136,7 +141,7 @@ def decode_video(src: Path, p: ProbeInfo, plan: VideoPlan | None, out: Path | No
             done = out
         else:
             tmp.unlink(missing_ok=True)
-    return DecodeResult(frames, rc, err[-4000:], done)
+    return DecodeResult(frames, chroma, rc, err[-4000:], done)
 
 
 def expected_analysis_frames(p: ProbeInfo, tcfg: TransformConfig, acfg: AnalysisConfig) -> int:

@@ -62,7 +62,7 @@ def _probe_fields(p: ProbeInfo) -> dict[str, Any]:
     }
 
 
-def _score_fields(frames: np.ndarray, recipe: ShardRecipe, media_kind: str) -> dict[str, Any]:
+def _score_fields(frames: np.ndarray, chroma: np.ndarray, recipe: ShardRecipe, media_kind: str) -> dict[str, Any]:
     f = recipe.filters
     s = scores.frame_scores(frames, hash_frames=recipe.analysis.hash_frames, black_luma=f.black_luma,
                             blank_std=f.blank_std, scene_threshold=f.scene_threshold)
@@ -72,6 +72,7 @@ def _score_fields(frames: np.ndarray, recipe: ShardRecipe, media_kind: str) -> d
         "black_fraction": s.black_fraction,
         "scene_cuts": s.scene_cuts if video else None,
         "phash": s.phash or None,
+        "colour": scores.colour_signature(chroma, recipe.analysis.hash_frames),
     }
 
 
@@ -140,7 +141,7 @@ def _video(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
         if dec.output:
             dec.output.unlink(missing_ok=True)
         return res
-    res.update(_score_fields(dec.frames, recipe, "video"))
+    res.update(_score_fields(dec.frames, dec.chroma, recipe, "video"))
     reasons += filters.score_reasons(motion_score=res["motion_score"], black_fraction=res["black_fraction"],
                                      scene_cuts=res["scene_cuts"], cfg=recipe.filters)
     res["reasons"] = filters.ordered(reasons)
@@ -185,7 +186,7 @@ def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
         return res
     res.update(width=img.width, height=img.height)
     _geometry(res, img.width, img.height)
-    res.update(_score_fields(img.frames, recipe, "image"))
+    res.update(_score_fields(img.frames, img.chroma, recipe, "image"))
     reasons = _media_reasons(recipe, p, img.width, img.height)
     reasons += filters.score_reasons(motion_score=None, black_fraction=res["black_fraction"],
                                      scene_cuts=None, cfg=recipe.filters)
