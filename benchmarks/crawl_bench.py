@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -151,6 +152,7 @@ class Server:
 def measure(cmd: list[str]) -> dict[str, float]:
     """Wall seconds from spawn to exit and peak RSS (MB) of the process tree."""
     env = dict(os.environ, WEBVID_NO_PROGRESS="1", PYTHONHASHSEED="0")
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
@@ -163,9 +165,11 @@ def measure(cmd: list[str]) -> dict[str, float]:
             pass
         time.sleep(0.02)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": peak / 1e6}
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"wall_s": wall, "peak_rss_mb": peak / 1e6, "cpu_s": cpu}
 
 
 def crawl_cmd(source: str, out: Path, *extra: str) -> list[str]:
@@ -226,7 +230,8 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
     result: dict[str, object] = {"n": args.n, "clip_bytes": CLIP_BYTES, "repeat": args.repeat,
-                                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+                                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+                                 "load_avg_start": os.getloadavg()[0]}
     try:
         server = Server(args.n)
         table = write_table(work / "list.csv", server.url, args.n)
@@ -256,8 +261,10 @@ def main() -> None:
             if not ms:
                 continue
             wall = statistics.median(m["wall_s"] for m in ms)
+            cpu = statistics.median(m["cpu_s"] for m in ms)
             result[name] = {"items_per_s": round(args.n / wall, 1), "mb_per_s": round(mb / wall, 1),
                             "wall_s": round(wall, 2), "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
+                            "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
                             "walls": [round(m["wall_s"], 2) for m in ms]}
         if runs["list"] and runs["baseline"]:
             result["list_vs_baseline"] = round(result["baseline"]["wall_s"] / result["list"]["wall_s"], 2)  # type: ignore[index]
@@ -292,24 +299,27 @@ def main() -> None:
                                               "wall_s": round(m["wall_s"], 2), "peak_rss_mb": round(m["peak_rss_mb"], 1)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    result["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
     if args.markdown:
         print(markdown(result))
 
 
 def markdown(r: dict) -> str:
-    lines = ["| run | items/s (wall, start-up incl.) | MB/s | peak RSS MB | note |", "|---|---|---|---|---|"]
+    lines = ["| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB | note |",
+             "|---|---|---|---|---|---|"]
     for name in ("list", "discover", "baseline"):
         if name in r:
             x = r[name]
-            lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['peak_rss_mb']} | walls {x['walls']} |")
+            lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['cpu_ms_per_item']} | "
+                         f"{x['peak_rss_mb']} | walls {x['walls']} |")
     if "faults_5pct_503" in r:
         x = r["faults_5pct_503"]
-        lines.append(f"| list, 5 % 503 | {x['items_per_s']} | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "
+        lines.append(f"| list, 5 % 503 | {x['items_per_s']} | | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "
                      f"{x['retried']} retried, {x['wrong_bodies_stored']} wrong bodies stored |")
     if "big_table_limit_1000" in r:
         x = r["big_table_limit_1000"]
-        lines.append(f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |")
+        lines.append(f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |")
     if "list_vs_baseline" in r:
         lines.append(f"\nlist mode vs naive baseline: {r['list_vs_baseline']}× faster (median wall)")
     return "\n".join(lines)
