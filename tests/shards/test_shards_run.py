@@ -237,3 +237,22 @@ def test_a_crawl_without_successes_gives_an_empty_committed_dir(tmp_path: Path, 
     assert read_manifest(tmp_path / "o")["counts"]["kept"] == 0
     assert pq.read_table(tmp_path / "o" / contract.VERDICTS_NAME).num_rows == 0
     assert pq.read_table(tmp_path / "o" / contract.SHARD_INDEX_NAME).num_rows == 0
+
+
+def test_retried_items_take_the_last_parts_row(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+    from webvid.io import write_parquet
+    from webvid.shards.synth import Entry
+
+    crawl = make_crawl([Entry("a", "An old caption for clip a", shards_media["moving1"]),
+                        Entry("b", "Clip b failed the first time", None, status="failed_to_download")])
+    rows = pq.read_table(crawl / "records" / "part-00000.parquet").to_pylist()
+    media_b = crawl / contract.media_relpath("b", "mp4")
+    media_b.parent.mkdir(parents=True, exist_ok=True)
+    media_b.write_bytes(shards_media["moving2"].read_bytes())
+    retry = [{**rows[0], "caption": "A new caption for clip a, crawled again"},
+             {**rows[1], "status": "success", "reason": None, "media_path": contract.media_relpath("b", "mp4")}]
+    write_parquet(crawl / "records" / "part-00001.parquet", contract.rows_to_table(retry, contract.CRAWL_RECORD_SCHEMA))
+    s = run(shards_recipe(), [crawl], tmp_path / "o")
+    v = {r["clip_id"]: r for r in pq.read_table(tmp_path / "o" / contract.VERDICTS_NAME).to_pylist()}
+    assert (s.inputs, s.kept, s.skipped_records) == (2, 2, 0)
+    assert v["a"]["caption_raw"] == "A new caption for clip a, crawled again"

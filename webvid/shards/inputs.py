@@ -3,7 +3,8 @@
 Takes crawl dir paths (each with ``records/part-*.parquet`` in ``contract.CRAWL_RECORD_SCHEMA``);
 produces one :class:`InputItem` per successful record, with the media path resolved safely
 inside its crawl dir, plus counts of what was skipped (records that were not successes).
-Only the columns the shard stage needs are read; records are streamed batch by batch.
+Only the columns the shard stage needs are read, batch by batch; when an item has rows in
+several parts, the last part's row wins.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def record_files(crawl_dir: Path) -> list[Path]:
 
 
 def read_inputs(crawl_dirs: list[Path], batch_rows: int = 8192) -> tuple[list[InputItem], int]:
-    """Successful records of every crawl dir, and the number of other records skipped."""
+    """Successful records of every crawl dir, and the number of other records skipped.
+
+    An item can appear in several parts of one crawl dir (a retry, a resumed crawl): the row
+    in the highest-numbered part is its current state, as the data contract says.
+    """
     items: list[InputItem] = []
     skipped = 0
     for dir_index, crawl_dir in enumerate(crawl_dirs):
@@ -59,17 +64,21 @@ def read_inputs(crawl_dirs: list[Path], batch_rows: int = 8192) -> tuple[list[In
         files = record_files(crawl_dir)
         if not (crawl_dir / contract.MANIFEST_NAME).is_file():
             log.warning("%s has no manifest.json: the crawl may be unfinished", crawl_dir)
-        dataset = ds.dataset([str(f) for f in files], format="parquet")
-        missing = {"clip_id", "status", "media_path"} - set(dataset.schema.names)
-        if missing:
-            raise InputError(f"{crawl_dir}: records lack columns {sorted(missing)}")
-        cols = [c for c in COLUMNS if c in dataset.schema.names]
-        for batch in dataset.to_batches(columns=cols, batch_size=batch_rows):
-            for row in batch.to_pylist():
-                if row.get("status") != contract.STATUS_SUCCESS:
-                    skipped += 1
-                    continue
-                items.append(_item(row, dir_index, crawl_dir))
+        current: dict[str, dict] = {}
+        for f in files:  # sorted: later parts override earlier ones
+            dataset = ds.dataset(str(f), format="parquet")
+            missing = {"clip_id", "status", "media_path"} - set(dataset.schema.names)
+            if missing:
+                raise InputError(f"{f}: records lack columns {sorted(missing)}")
+            cols = [c for c in COLUMNS if c in dataset.schema.names]
+            for batch in dataset.to_batches(columns=cols, batch_size=batch_rows):
+                for row in batch.to_pylist():
+                    current[str(row["clip_id"])] = row
+        for row in current.values():
+            if row.get("status") != contract.STATUS_SUCCESS:
+                skipped += 1
+                continue
+            items.append(_item(row, dir_index, crawl_dir))
     return items, skipped
 
 
