@@ -133,8 +133,11 @@ def _kernel_only(
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     device = torch.device("cuda" if args.gpu else "cpu")
-    if args.gpu:
+    gpu_mode = args.gpu or args.dry_run
+    if gpu_mode:
         dims = dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)
+        if args.dry_run:  # the GPU code path on CPU with a tiny model, to check the script
+            dims = dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4)
         batch = args.batch or 8
         variants = {"ours_bf16_sdpa": (divided_attention, torch.bfloat16)}
         variants["reference_fp32"] = (reference_attention, None)
@@ -169,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         ours = model.forward_tokens(video[:2])
     max_abs_diff = (ours - ref).abs().max().item()
     flash_ok = None
-    if args.gpu:  # prove every SDPA call can run on the flash kernel (raises otherwise)
+    if gpu_mode:  # prove every SDPA call can run on the flash kernel (raises otherwise)
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
@@ -203,6 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "clock": "wall" if args.gpu else "process CPU time",
+        "dry_run": args.dry_run,
         "model": dims,
         "frames": args.frames,
         "batch": batch,
@@ -219,7 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         result["median_step_s"][name] = med  # type: ignore[index]
         result["clips_per_s"][name] = batch / med  # type: ignore[index]
     rates = result["clips_per_s"]
-    main = "ours_bf16_sdpa" if args.gpu else "ours_fp32_sdpa"
+    main = "ours_bf16_sdpa" if gpu_mode else "ours_fp32_sdpa"
     result["speedup_vs_reference"] = rates[main] / rates["reference_fp32"]  # type: ignore[index]
     if args.bound:  # the largest speed-up any attention kernel could give here
         result["speedup_ceiling"] = rates["no_attention_bound"] / rates["reference_fp32"]  # type: ignore[index]
@@ -237,6 +241,7 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=16, help="CPU: patch size (8: 784 patches/frame)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
     ap.add_argument("--bound", action="store_true", help="also time a no-attention lower bound")
+    ap.add_argument("--dry-run", action="store_true", help="the --gpu code path, tiny, on CPU")
     ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args()
