@@ -209,15 +209,15 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
             if workers > 1 else None)
     if pool is None:
         init_worker(config)
-    else:  # start the workers now: they import while the parent loads the language model
+    else:  # start the workers now: they import while the parent cleans the captions
         for _ in range(workers):
             pool.submit(ping)
-    facts = _caption_facts(items, config)
-    tasks = [ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
-             for it in items if it.src]
-    if config.output.report:  # import matplotlib while the pool works, not after it
-        threading.Thread(target=_preload_report, daemon=True).start()
     try:
+        facts = _caption_facts(items, config)
+        tasks = [ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
+                 for it in items if it.src]
+        if config.output.report:  # import matplotlib while the pool works, not after it
+            threading.Thread(target=_preload_report, daemon=True).start()
         progress.update("curate", total=len(tasks))
         kept_so_far = Counter[str]()
 
