@@ -162,3 +162,26 @@ def test_retry_failed_only_retries_retryable(tmp_path: Path, kit, crawl_config) 
         final = {r["clip_id"]: r for r in rows}
         assert final["flaky"]["status"] == "success" and final["gone"]["reason"] == "http_404"
         assert state.hits["/status/404"] == hits_404  # 404 never asked again
+
+
+def test_partial_body_left_by_a_killed_run_is_resumed_with_range(tmp_path: Path, site, kit, crawl_config) -> None:
+    import hashlib as _h
+    import json as _json
+
+    url = f"{site.url}/resume/big.mp4"
+    full = kit.fake_mp4("big", 200_000)
+    out = tmp_path / "out"
+    partial = out / "media" / ".partial"
+    partial.mkdir(parents=True)
+    (partial / "big.part").write_bytes(full[:120_000])  # what a killed run had streamed
+    etag = '"' + _h.md5(full).hexdigest() + '"'
+    (partial / "big.partjson").write_text(_json.dumps({"url": url, "etag": etag, "total": len(full)}))
+    (partial / ".tmp-other.mp4").write_bytes(b"junk")  # a temp of the killed run: removed
+    table = tmp_path / "t.csv"
+    table.write_text(f"id,url\nbig,{url}\n")
+    run(crawl_config(source=str(table)), out=out)
+    (row,) = committed(out)
+    assert row["status"] == "success" and row["sha256"] == _h.sha256(full).hexdigest()
+    (req,) = [h for p, h in site.state.log if p.startswith("/resume/")]
+    assert req["Range"] == "bytes=120000-" and req["If-Range"] == etag
+    assert not partial.exists()  # emptied and removed
