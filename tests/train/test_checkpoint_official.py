@@ -150,7 +150,7 @@ def test_our_checkpoint_round_trip(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["latest.pt"]  # no temp file left behind
     assert config_from_checkpoint(path) == source.config
     target = FrozenInTime(config_from_checkpoint(path))
-    report = load_checkpoint(target, path)
+    report = load_checkpoint(torch.nn.DataParallel(target), path)  # wrappers are unwrapped
     assert report.source_format == "webvid"
     assert report.meta["step"] == 12 and report.meta["metrics"] == {"loss": 1.5}
     for (k, a), (_, b) in zip(
@@ -160,6 +160,18 @@ def test_our_checkpoint_round_trip(tmp_path: Path) -> None:
     video = torch.randn(2, 2, 3, 32, 32)
     source.eval(), target.eval()
     torch.testing.assert_close(source.encode_video(video), target.encode_video(video))
+
+
+def test_prefixed_keys_from_wrapped_models_load(tmp_path: Path) -> None:
+    source = _model(0)
+    compiled_ddp_style = {"module._orig_mod." + k: v for k, v in source.state_dict().items()}
+    torch.save({"state_dict": compiled_ddp_style}, tmp_path / "wrapped.pt")
+    target = _model(1)
+    load_checkpoint(target, tmp_path / "wrapped.pt")
+    for (k, a), (_, b) in zip(
+        source.state_dict().items(), target.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
 
 
 @pytest.mark.parametrize(
