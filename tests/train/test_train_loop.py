@@ -125,3 +125,18 @@ def test_too_many_broken_samples_stop_the_run(shards, tmp_path):
                stages=[{"name": "1f", "frames": 1, "steps": 4}], data={"num_workers": 0})
     with pytest.raises(WebvidError, match=r"samples were broken .*undecodable=\d+"):
         trainer.run(r, tmp_path / "run")
+
+
+def test_init_from_a_one_frame_run_inflates_its_trained_rows(shards, tmp_path):
+    one = tmp_path / "one"
+    trainer.run(recipe(shards), one, stop_after=4)  # a 1-frame model
+    state, meta = read_checkpoint(one / "latest.pt")
+    assert meta["frames"] == 1
+    r = recipe(shards, stages=[{"name": "4f", "frames": 4, "steps": 2, "lr": 1e-4}],
+               model={"init_temporal_fix": "interp"})
+    t = trainer.Trainer(r, tmp_path / "four", base=None, init=one / "latest.pt",
+                        progress=trainer.NullProgress(), stop_after=None)
+    table = t.model.video_model.temporal_embed.detach()
+    row0 = state["video_model.temporal_embed"][0, 0]
+    assert all(torch.equal(table[0, i], row0) for i in range(4))
+    assert any("temporal table 1->4 (interp)" in n for n in t.notes)

@@ -100,3 +100,16 @@ def load_for_inference(path: str | Path, text_model: str | None = None) -> Froze
     load_checkpoint(model, path)
     model.eval()
     return model
+
+
+def data_stats(path: str | Path) -> dict[str, Any]:
+    """Normalisation and decode size a checkpoint was trained with (recipe saved in our
+    checkpoints); ImageNet statistics and 256 px for others (the official transforms)."""
+    from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD
+
+    _, meta = read_checkpoint(path)
+    data = (meta.get("recipe") or {}).get("data") or {}
+    return {"mean": tuple(data.get("mean", IMAGENET_MEAN)), "std": tuple(data.get("std", IMAGENET_STD)),
+            "short_side": int(data.get("decode_short_side", 256)),
+            "max_text_len": int(data.get("max_text_len", 64))}
+

@@ -85,16 +85,18 @@ def eval_cmd(checkpoint: str, data: str, frames: int, kind: str, split: str | No
     import torch
 
     from webvid.io import write_json
-    from webvid.train.build import load_for_inference
+    from webvid.train.build import data_stats, load_for_inference
     from webvid.train.data import ClipOptions
     from webvid.train.evaluate import evaluate_model, make_stream
-    from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD
 
     model = load_for_inference(checkpoint, text_model).to(torch.device(device))
-    stream = make_stream(data, kind, frames, ClipOptions(size=model.config.img_size, train=False),
-                         split=split, captions=captions, all_captions=all_captions, window_stride=window_stride)
+    stats = data_stats(checkpoint)  # the normalisation the model was trained with
+    opts = ClipOptions(size=model.config.img_size, train=False, short_side=stats["short_side"])
+    stream = make_stream(data, kind, frames, opts, split=split, captions=captions,
+                         all_captions=all_captions, window_stride=window_stride)
     with progress_display() as progress:
-        results = evaluate_model(model, stream, mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size=batch_size,
+        results = evaluate_model(model, stream, mean=stats["mean"], std=stats["std"],
+                                 max_text_len=stats["max_text_len"], batch_size=batch_size,
                                  num_workers=workers, precision=precision, progress=progress)
     results.update(checkpoint=str(checkpoint), data=str(data), frames=frames, window_stride=window_stride)
     if json_out:

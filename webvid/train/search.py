@@ -23,10 +23,9 @@ import torch
 from webvid.errors import InputError
 from webvid.io import write_parquet
 from webvid.log import NullProgress, Progress
-from webvid.train.build import load_for_inference
+from webvid.train.build import data_stats, load_for_inference
 from webvid.train.data import ClipOptions, Tokenize
 from webvid.train.evaluate import embed, make_stream
-from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD
 
 INDEX_META_KEY = b"webvid.index"
 
@@ -42,11 +41,12 @@ class Hit:
 def build_index(checkpoint: str | Path, data: str | Path, out: str | Path, *, frames: int = 4,
                 kind: str = "video", batch_size: int = 16, num_workers: int = 0,
                 text_model: str | None = None, device: str = "cpu",
-                mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
                 progress: Progress | None = None) -> dict[str, Any]:
     """Embed every clip of ``data`` with ``checkpoint``'s video encoder into ``out`` (Parquet)."""
     model = load_for_inference(checkpoint, text_model).to(device)
-    opts = ClipOptions(size=model.config.img_size, train=False)
+    stats = data_stats(checkpoint)
+    mean, std = stats["mean"], stats["std"]
+    opts = ClipOptions(size=model.config.img_size, train=False, short_side=stats["short_side"])
     stream = make_stream(data, kind, frames, opts)
     emb = embed(model, stream, lambda caps: {}, device=torch.device(device), mean=mean, std=std,
                 batch_size=batch_size, num_workers=num_workers, progress=progress or NullProgress(),
