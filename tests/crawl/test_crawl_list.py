@@ -155,3 +155,18 @@ def test_real_run_supersedes_dry_run_rows(tmp_path: Path, site, crawl_config) ->
     summary = run(crawl_config(source=str(table)), out=out)
     rows = by_id(read_records(out))  # one row per clip: the discovered rows were replaced
     assert summary.attempted == 4 and {r["status"] for r in rows.values()} == {"success"}
+
+
+def test_processes_give_the_same_records(tmp_path: Path, site, table: Path, crawl_config) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(crawl_config(source=str(table)), out=one)
+    site.state.hits.clear()  # the flaky/ratelimit routes fail again on their first request
+    summary = run(crawl_config(source=str(table), processes=2), out=two)
+    a, b = by_id(read_records(one)), by_id(read_records(two))
+    assert {k: (r["status"], r["reason"], r["sha256"]) for k, r in a.items()} == {
+        k: (r["status"], r["reason"], r["sha256"]) for k, r in b.items()}
+    assert summary.attempted == len(b) and io.read_manifest(two)["counts"]["records"] == len(b)
+    parts = sorted(p.name for p in (two / "records").glob("part-*.parquet"))
+    assert len(parts) >= 2  # each worker wrote its own parts
+    again = run(crawl_config(source=str(table), processes=2), out=two)
+    assert again.attempted == 0 and again.skipped_done == len(b)

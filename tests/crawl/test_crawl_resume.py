@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from aiohttp import web
 
 from webvid import io
 from webvid.crawl.run import run
 from webvid.crawl.store import RecordStore, journal_name, part_name
 
-N_ITEMS = 240
+N_ITEMS = 200
 
 
 def slow_media_app(kit) -> tuple[web.Application, object]:
@@ -29,7 +30,7 @@ def slow_media_app(kit) -> tuple[web.Application, object]:
 
     async def clip(req: web.Request) -> web.Response:
         name = req.match_info["name"]
-        await web_sleep(0.1)
+        await web_sleep(0.2)
         if name.endswith("x"):  # planted permanent failures
             return web.Response(status=404)
         return web.Response(body=fake_mp4(name, 30_000), content_type="video/mp4")
@@ -53,8 +54,9 @@ def write_table(path: Path, base: str) -> Path:
     return path
 
 
-def crawl_cmd(table: Path, out: Path) -> list[str]:
+def crawl_cmd(table: Path, out: Path, processes: int = 1) -> list[str]:
     return [sys.executable, "-m", "webvid.cli", "-q", "crawl", str(table), "-o", str(out),
+            "--set", f"processes={processes}",
             "--allow-private", "--concurrency", "8", "--per-host-concurrency", "8",
             "--per-host-rps", "2000", "--set", "polite.per_host_burst=200",
             "--set", "output.flush_every=15", "--set", "output.flush_interval_s=0.3",
@@ -68,14 +70,15 @@ def committed(out: Path) -> list[dict]:
     return rows
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit, processes: int) -> None:
     app, state = slow_media_app(kit)
-    rng = random.Random(1234)
+    rng = random.Random(1234 + processes)
     env = dict(os.environ, WEBVID_NO_PROGRESS="1")
     with kit.ThreadServer(app) as server:
         table = write_table(tmp_path / "t.csv", server.url)
         ref = tmp_path / "ref"
-        subprocess.run(crawl_cmd(table, ref), check=True, env=env, timeout=120)
+        subprocess.run(crawl_cmd(table, ref, processes), check=True, env=env, timeout=120)
         reference = {r["clip_id"]: r["sha256"] for r in committed(ref) if r["status"] == "success"}
         assert len(reference) == N_ITEMS - len([i for i in range(N_ITEMS) if i % 37 == 5])
         hits_ref = sum(n for p, n in state.hits.items() if p.startswith("/clip/"))
@@ -84,13 +87,14 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit) -> None:
         out = tmp_path / "out"
         kills = 0
         for _ in range(4):
-            proc = subprocess.Popen(crawl_cmd(table, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(1.5, 3.5))
+            proc = subprocess.Popen(crawl_cmd(table, out, processes), env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.0, 2.8))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(timeout=30)
-        subprocess.run(crawl_cmd(table, out), check=True, env=env, timeout=120)
+        subprocess.run(crawl_cmd(table, out, processes), check=True, env=env, timeout=120)
     assert kills >= 2, "the crawl finished before it could be killed: make it slower"
     rows = committed(out)
     ids = [r["clip_id"] for r in rows]
@@ -104,7 +108,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit) -> None:
     assert leftovers == []
     # only what was in flight at a kill may have been asked for again
     hits = sum(n for p, n in state.hits.items() if p.startswith("/clip/"))
-    assert hits <= hits_ref + kills * 8
+    assert hits <= hits_ref + kills * 8 * processes
     assert io.read_manifest(out)["counts"]["records"] == N_ITEMS
 
 

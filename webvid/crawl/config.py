@@ -98,6 +98,7 @@ class CrawlConfig:
     retry_failed: bool = False
     max_bytes: int = 512 * 1024 * 1024
     concurrency: int = 64  # items in flight in all
+    processes: int = 1  # list mode: worker processes (items split by clip id; limits split too)
     ytdlp_threads: int = 4
     ytdlp_format: str = "best[ext=mp4]/best"
     table: TableConfig = dataclasses.field(default_factory=TableConfig)
@@ -109,6 +110,7 @@ class CrawlConfig:
     def __post_init__(self) -> None:
         checks = {
             "concurrency": self.concurrency >= 1,
+            "processes": 1 <= self.processes <= 64,
             "max_bytes": self.max_bytes >= 1,
             "polite.per_host_concurrency": self.polite.per_host_concurrency >= 1,
             "polite.per_host_rps": self.polite.per_host_rps > 0,

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,6 +106,10 @@ def run(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path |
     if not str(target):
         raise InputError("no output folder: pass -o OUT")
     mode, source = resolve_mode(cfg)
+    if cfg.processes > 1 and mode == "list" and not source.lower().startswith(("http://", "https://")):
+        from webvid.crawl.multi import run_processes
+
+        return run_processes(cfg, target, source, progress or NullProgress())
     crawl = _Crawl(cfg, target, mode, source, progress or NullProgress())
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(crawl.main())
@@ -120,8 +125,15 @@ def _loop_factory() -> Any:
 
 
 class _Crawl:
-    def __init__(self, cfg: CrawlConfig, out: Path, mode: str, source: str, progress: Progress) -> None:
+    """One crawl in one event loop. With ``shard=(w, n, first_part)`` it is worker ``w`` of
+    ``n`` processes (:mod:`webvid.crawl.multi`): it takes the items whose clip id hashes to
+    ``w``, numbers its parts ``first_part + w + k·n``, and leaves recovery, compaction and
+    the manifest to the parent."""
+
+    def __init__(self, cfg: CrawlConfig, out: Path, mode: str, source: str, progress: Progress,
+                 shard: tuple[int, int, int] | None = None) -> None:
         self.cfg, self.out, self.mode, self.source, self.progress = cfg, out, mode, source, progress
+        self.shard = shard
         self.by_status: Counter[str] = Counter()
         self.by_reason: Counter[str] = Counter()
         self.bytes = 0
@@ -141,8 +153,13 @@ class _Crawl:
         store = RecordStore(self.out, flush_every=self.cfg.output.flush_every,
                             flush_interval_s=self.cfg.output.flush_interval_s)
         self.store = store
-        recovered = store.recover()
-        self.disk = Disk(self.out, self.cfg)
+        if self.shard is None:
+            recovered = store.recover()
+        else:  # the parent recovered the folder before starting us
+            recovered = {}
+            w, n, first = self.shard
+            store.number_parts(first + w, n)
+        self.disk = Disk(self.out, self.cfg, owner=self.shard is None)
         done = {cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)}
         if done:
             self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
@@ -174,9 +191,25 @@ class _Crawl:
             self.disk.close()
         if self.flush_error is not None:
             raise self.flush_error
-        store.close()
+        store.close(compact=self.shard is None)
         elapsed = time.monotonic() - t0
+        if self.shard is not None:
+            return self.counts()  # type: ignore[return-value]  # the parent sums them up
         return self._finish(store, elapsed, recovered)
+
+    def counts(self) -> dict[str, Any]:
+        return {"by_status": dict(self.by_status), "by_reason": dict(self.by_reason), "bytes": self.bytes,
+                "attempted": self.attempted, "skipped_done": self.skipped_done, "duplicates": self.duplicates,
+                "invalid_rows": self.source_stats.get("invalid_rows", 0)}
+
+    def add_counts(self, c: dict[str, Any]) -> None:
+        self.by_status.update(c["by_status"])
+        self.by_reason.update(c["by_reason"])
+        self.bytes += c["bytes"]
+        self.attempted += c["attempted"]
+        self.skipped_done += c["skipped_done"]
+        self.duplicates = max(self.duplicates, c["duplicates"])  # every worker sees every row
+        self.source_stats["invalid_rows"] = max(self.source_stats.get("invalid_rows", 0), c["invalid_rows"])
 
     # -- sources -------------------------------------------------------------------------
 
@@ -200,6 +233,8 @@ class _Crawl:
                 continue
             seen.add(item.clip_id)
             n += 1
+            if self.shard is not None and zlib.crc32(item.clip_id.encode()) % self.shard[1] != self.shard[0]:
+                continue  # another worker process's item
             if item.clip_id in done:
                 self.skipped_done += 1
                 self.progress.update("crawl", advance=1, total=limit)

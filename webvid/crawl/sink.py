@@ -43,8 +43,10 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 class Disk:
     """The crawl dir's media side: a thread pool for file calls and the partials index."""
 
-    def __init__(self, out: Path, cfg: CrawlConfig) -> None:
+    def __init__(self, out: Path, cfg: CrawlConfig, *, owner: bool = True) -> None:
+        """``owner=False`` for worker processes sharing the folder: the parent cleans it."""
         self.out = Path(out)
+        self.owner = owner
         self.partial_dir = self.out / "media" / ".partial"
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         self.pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="webvid-io")
@@ -52,9 +54,11 @@ class Disk:
         self.partials = self._scan_partials()
 
     def _scan_partials(self) -> set[str]:
-        """Clip ids with a resumable partial body; removes temps and orphans of a kill."""
+        """Clip ids with a resumable partial body; the owner removes temps and orphans of a kill."""
         names = {p.name for p in self.partial_dir.iterdir()}
         keep = {n[: -len(".partjson")] for n in names if n.endswith(".partjson") and n[: -len("json")] in names}
+        if not self.owner:
+            return keep
         for name in names:
             stem = name.rsplit(".", 1)[0]
             if stem not in keep:
@@ -95,6 +99,8 @@ class Disk:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        if not self.owner:
+            return
         with contextlib.suppress(OSError):
             self.partial_dir.rmdir()  # only when empty: resumable partials stay
 

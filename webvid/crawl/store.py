@@ -67,6 +67,7 @@ class RecordStore:
         self._journal = JournalWriter(self.dir)
         self._last_flush = time.monotonic()
         self._next = 0
+        self._step = 1  # > 1 when several processes share the folder (each its own numbers)
         self.written = 0
         self._lock = threading.Lock()
 
@@ -167,7 +168,7 @@ class RecordStore:
         if not self._buffer:
             return None
         batch, self._buffer = self._buffer, []
-        n, self._next = self._next, self._next + 1
+        n, self._next = self._next, self._next + self._step
         return n, batch
 
     def write_batch(self, n: int, batch: list[dict[str, Any]], *, sync_media: bool) -> None:
@@ -185,10 +186,19 @@ class RecordStore:
         if taken:
             self.write_batch(*taken, sync_media=sync_media)
 
-    def close(self) -> None:
+    @property
+    def next_part(self) -> int:
+        return self._next
+
+    def number_parts(self, first: int, step: int) -> None:
+        """Write parts ``first, first + step, ...`` (worker ``w`` of ``step`` processes)."""
+        self._next, self._step = first, step
+
+    def close(self, *, compact: bool = True) -> None:
         self.flush()
         self._journal.close()
-        self.compact()
+        if compact:
+            self.compact()
 
 
 class JournalWriter:
