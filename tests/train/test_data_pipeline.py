@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from webvid.errors import ConfigError
+from webvid.errors import ConfigError, InputError
 from webvid.train import synth
 from webvid.train.data import (
     ClipOptions,
@@ -159,3 +159,19 @@ def test_eval_sliding_windows_give_several_clips(shards):
     items = list(EvalStream(urls[:1], "video", 4, ClipOptions(size=32, train=False), window_stride=1))
     # 8 pre-extracted frames, 4 per clip → segments of 2 → offsets 0, 1
     assert all(it["clips"].shape[0] == 2 for it in items)
+
+
+def test_a_stream_with_nothing_usable_fails_instead_of_spinning(tmp_path):
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for i in range(3):
+            _add(tar, f"k{i}.mp4", b"junk")
+            _add(tar, f"k{i}.txt", b"caption")
+    empty = tmp_path / "00001.tar"
+    with tarfile.open(empty, "w"):
+        pass
+    plan = Plan([StagePlan("s", 1, 10, 1e-3, 0, (2,))], ["video"], [1])
+    for shards, msg in (([str(tmp_path / "00000.tar")], "broken samples in a row"), ([str(empty)], "no readable samples")):
+        stream = TrainStream(shards, "video", 0, plan, ClipOptions(size=16), _count_tokens, seed=0,
+                             shuffle_buffer=0, num_workers=0)
+        with pytest.raises(InputError, match=msg):
+            next(iter(stream))

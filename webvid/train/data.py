@@ -25,7 +25,7 @@ Evaluation (:class:`EvalStream`): exactly one pass, shards split by node then by
 
 Stage by stage the sample dict changes shape like this::
 
-    shard url   {"url"}                                   (_shard_urls)
+    shard url   {"url"}                                   (_samples_forever)
     tar reader  {"__key__", "__url__", "mp4"|"jpg", "txt", "json", "frame00.jpg", ...}
     shuffle     same, reordered                           (_shuffle)
     decode      {"key", "caption", "clip": uint8 (F,S,S,3)}   broken ones → counters
@@ -50,7 +50,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
-from webvid.errors import ConfigError
+from webvid.errors import ConfigError, InputError
 from webvid.train import frames as fr
 from webvid.train.schedule import Plan
 
@@ -166,13 +166,22 @@ def decode_clip(sample: Mapping[str, Any], kind: str, n: int, mode: str, opts: C
 
 # ---- generator stages ----------------------------------------------------------------------
 
-def _shard_urls(shards: Sequence[str], rng: random.Random) -> Iterator[dict[str, str]]:
-    """Endless: every pass over ``shards`` in a fresh seeded order."""
+def _samples_forever(shards: Sequence[str], rng: random.Random, handler: Callable[[Exception], bool]
+                     ) -> Iterator[dict[str, Any]]:
+    """Endless raw samples: every pass over ``shards`` in a fresh seeded order.
+
+    A pass that yields nothing at all (every shard unreadable or empty) is an error, not an
+    endless loop.
+    """
     order = list(shards)
     while True:
         rng.shuffle(order)
-        for url in order:
-            yield {"url": url}
+        n = 0
+        for sample in wds.tariterators.tarfile_samples(({"url": u} for u in order), handler=handler):
+            n += 1
+            yield sample
+        if n == 0:
+            raise InputError(f"no readable samples in {len(order)} shard(s), e.g. {order[0]}")
 
 
 def _shuffle(samples: Iterable[dict[str, Any]], bufsize: int, rng: random.Random) -> Iterator[dict[str, Any]]:
@@ -246,15 +255,15 @@ class TrainStream(IterableDataset):
         worker = (physical + self.worker_offset) % workers
         mine = shards_for(self.shards, self.rank, self.world_size, worker, workers)
         tar_errors = _TarErrors()
-        raw = wds.tariterators.tarfile_samples(_shard_urls(mine, self._rng(worker, "shards")), handler=tar_errors)
+        raw = _samples_forever(mine, self._rng(worker, "shards"), tar_errors)
         stream = _shuffle(raw, self.shuffle_buffer, self._rng(worker, "shuffle"))
         j, pos = self.resume.get(worker, (0, 0))
         for _ in range(pos):  # resume: replay the stream without decoding
             next(stream)
-        yield from self._batches(stream, worker, workers, j, pos, tar_errors)
+        yield from self._batches(stream, worker, workers, j, pos, tar_errors, mine)
 
     def _batches(self, stream: Iterator[dict[str, Any]], worker: int, workers: int, j: int,
-                 pos: int, tar_errors: _TarErrors) -> Iterator[dict[str, Any]]:
+                 pos: int, tar_errors: _TarErrors, mine: Sequence[str]) -> Iterator[dict[str, Any]]:
         while True:
             b = j * workers + worker
             spec = self.plan.batch_spec(self.source, b)
@@ -273,6 +282,10 @@ class TrainStream(IterableDataset):
                 except fr.BrokenSample as exc:
                     broken[exc.reason] += 1
                     log.debug("broken sample %s: %s", sample.get("__key__"), exc)
+                    if sum(broken.values()) > 100 + 20 * spec.batch_size:  # nothing usable here
+                        reasons = ", ".join(f"{k}={v}" for k, v in broken.most_common())
+                        raise InputError(f"{sum(broken.values())} broken samples in a row while "
+                                         f"building one batch from {len(mine)} shard(s): {reasons}") from None
                     continue
                 clips.append(clip)
                 keys.append(str(sample.get("__key__")))
