@@ -225,7 +225,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--big-rows", type=int, default=1_000_000)
     ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--skip", default="", help="comma list of: list,discover,baseline,faults,big")
+    ap.add_argument("--skip", default="", help="comma list of: list,list_2proc,discover,baseline,faults,big")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
@@ -235,14 +235,16 @@ def main() -> None:
     try:
         server = Server(args.n)
         table = write_table(work / "list.csv", server.url, args.n)
-        runs: dict[str, list[dict[str, float]]] = {"list": [], "discover": [], "baseline": []}
+        runs: dict[str, list[dict[str, float]]] = {"list": [], "list_2proc": [], "discover": [], "baseline": []}
         for r in range(args.repeat):  # interleaved, so load changes hit every variant alike
-            if "list" not in skip:
-                out = work / f"list{r}"
-                m = measure(crawl_cmd(str(table), out))
+            for name, extra in (("list", []), ("list_2proc", ["--processes", "2"])):
+                if name in skip:
+                    continue
+                out = work / f"{name}{r}"
+                m = measure(crawl_cmd(str(table), out, *extra))
                 recs = records(out)
                 assert len(recs) == args.n and all(x["status"] == "success" for x in recs)
-                runs["list"].append(m)
+                runs[name].append(m)
             if "baseline" not in skip:
                 runs["baseline"].append(measure([sys.executable, __file__, "_baseline", str(table), str(work / f"base{r}"), "64"]))
             if "discover" not in skip:
@@ -266,8 +268,9 @@ def main() -> None:
                             "wall_s": round(wall, 2), "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
                             "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
                             "walls": [round(m["wall_s"], 2) for m in ms]}
-        if runs["list"] and runs["baseline"]:
-            result["list_vs_baseline"] = round(result["baseline"]["wall_s"] / result["list"]["wall_s"], 2)  # type: ignore[index]
+        for name in ("list", "list_2proc"):
+            if runs[name] and runs["baseline"]:
+                result[f"{name}_vs_baseline"] = round(result["baseline"]["wall_s"] / result[name]["wall_s"], 2)  # type: ignore[index]
 
         if "faults" not in skip:
             server = Server(args.n, fail_pct=5)
@@ -308,7 +311,7 @@ def main() -> None:
 def markdown(r: dict) -> str:
     lines = ["| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB | note |",
              "|---|---|---|---|---|---|"]
-    for name in ("list", "discover", "baseline"):
+    for name in ("list", "list_2proc", "discover", "baseline"):
         if name in r:
             x = r[name]
             lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['cpu_ms_per_item']} | "
@@ -320,8 +323,9 @@ def markdown(r: dict) -> str:
     if "big_table_limit_1000" in r:
         x = r["big_table_limit_1000"]
         lines.append(f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |")
-    if "list_vs_baseline" in r:
-        lines.append(f"\nlist mode vs naive baseline: {r['list_vs_baseline']}× faster (median wall)")
+    for name in ("list", "list_2proc"):
+        if f"{name}_vs_baseline" in r:
+            lines.append(f"\n{name} vs naive baseline: {r[f'{name}_vs_baseline']}× the baseline's speed (median wall)")
     return "\n".join(lines)
 
 

@@ -46,6 +46,7 @@ def parse_size(text: str) -> int:
 @click.option("--retry-failed", is_flag=True, help="Also retry earlier failures with a retryable reason.")
 @click.option("--max-bytes", default=None, help="Per-item byte cap, e.g. 200MB [default: 512MiB].")
 @click.option("--concurrency", type=int, default=None, help="Items in flight in all [default: 64].")
+@click.option("--processes", type=int, default=None, help="List mode: worker processes, one event loop each [default: 1].")
 @click.option("--per-host-concurrency", type=int, default=None, help="Connections per host [default: 4].")
 @click.option("--per-host-rps", type=float, default=None, help="Requests per second per host [default: 4].")
 @click.option("--user-agent", default=None, help="User-Agent header (keep a contact URL in it).")
@@ -76,7 +77,7 @@ def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, 
     if source:
         sets.insert(0, f"source={json.dumps(source)}")
     table_opts = {"url_col": "table.url_col", "caption_col": "table.caption_col", "id_col": "table.id_col",
-                  "via": "via", "limit": "limit", "concurrency": "concurrency",
+                  "via": "via", "limit": "limit", "concurrency": "concurrency", "processes": "processes",
                   "per_host_concurrency": "polite.per_host_concurrency", "per_host_rps": "polite.per_host_rps",
                   "user_agent": "polite.user_agent"}
     for name, key in table_opts.items():
