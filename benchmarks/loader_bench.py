@@ -7,7 +7,8 @@ thread), for two shard variants — ``mp4`` only, and ``pre-extracted`` 8 JPEG f
 * **pipeline**: :class:`webvid.train.data.TrainStream` end to end — tar reading, shuffle buffer,
   frame choice (``rand``), decoding, RandomResizedCrop + flip to 224, tokenising, batching;
 * **limit**: only decoding the same frames of the same samples from bytes already in memory
-  (``frames.decode_video`` / ``frames.decode_jpegs``), nothing else.
+  (``frames.decode_video`` / ``frames.decode_jpegs``), nothing else;
+* **decode + crop**: the limit plus the RandomResizedCrop to 224 (what any loader must do).
 
 Reported: clips per second of wall time and per CPU-second (process + ffmpeg children), and the
 ratio pipeline / limit (target ≥ 0.8; ≥ 40 clips/s per core with pre-extracted frames).
@@ -59,15 +60,20 @@ def bench_pipeline(shards: list[str], n_clips: int, batch: int, tok: Tokenize) -
     return done / (time.perf_counter() - t0), done / (cpu_s() - c0)
 
 
-def bench_limit(samples: list[dict], n_clips: int) -> tuple[float, float]:
+def bench_limit(samples: list[dict], n_clips: int, crop: bool = False) -> tuple[float, float]:
+    """Decode only (``crop=False``: the limit), or decode + the 224 crop (the floor of any
+    loader that hands the model 224x224 clips; the rest is the pipeline's own overhead)."""
     rng = random.Random(0)
     t0, c0 = time.perf_counter(), cpu_s()
     for i in range(n_clips):
         s = samples[i % len(samples)]
         if fr.frame_members(s):
-            fr.decode_jpegs(s, 4, "rand", rng, 256)
+            frames = fr.decode_jpegs(s, 4, "rand", rng, 256)
         else:
-            fr.decode_video(s["mp4"], 4, "rand", rng, 256, meta_of(s))
+            frames = fr.decode_video(s["mp4"], 4, "rand", rng, 256, meta_of(s))
+        if crop:
+            w, h = fr.frame_size(frames)
+            fr.crop_frames(frames, fr.random_resized_crop_box(w, h, (0.5, 1.0), (0.75, 4 / 3), rng), 224, True)
     return n_clips / (time.perf_counter() - t0), n_clips / (cpu_s() - c0)
 
 
@@ -96,11 +102,14 @@ def main() -> None:
         samples = [s for p in shards for s in samples_of(Path(p))]
         pipe = [bench_pipeline(shards, args.clips, 8, tok) for _ in range(args.repeats)]
         lim = [bench_limit(samples, args.clips) for _ in range(args.repeats)]
+        lc = [bench_limit(samples, args.clips, crop=True) for _ in range(args.repeats)]
         med = {k: statistics.median(v) for k, v in {
             "pipeline_clips_per_s": [p[0] for p in pipe], "pipeline_clips_per_cpu_s": [p[1] for p in pipe],
-            "limit_clips_per_s": [x[0] for x in lim], "limit_clips_per_cpu_s": [x[1] for x in lim]}.items()}
+            "limit_clips_per_s": [x[0] for x in lim], "limit_clips_per_cpu_s": [x[1] for x in lim],
+            "decode_crop_clips_per_cpu_s": [x[1] for x in lc]}.items()}
         med["ratio_wall"] = med["pipeline_clips_per_s"] / med["limit_clips_per_s"]
         med["ratio_cpu"] = med["pipeline_clips_per_cpu_s"] / med["limit_clips_per_cpu_s"]
+        med["ratio_cpu_vs_decode_crop"] = med["pipeline_clips_per_cpu_s"] / med["decode_crop_clips_per_cpu_s"]
         results[name] = {k: round(v, 2) for k, v in med.items()}
     results["setup"] = {"clip": f"{args.width}x{args.height}, {args.frames} frames h264", "clips_per_repeat": args.clips,
                         "repeats": args.repeats, "frames_per_clip": 4, "crop": 224, "workers": 0, "ffmpeg_threads": 1}
