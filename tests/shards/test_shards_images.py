@@ -53,6 +53,9 @@ def test_image_crawl(tmp_path: Path, make_crawl, shards_recipe) -> None:
         "video": ("not_image", None),
     }
     assert summary.kept == 4 and rows["rot"]["width"] == 80 and rows["rot"]["height"] == 120
+    assert rows["rot"]["rotation"] == 90 and rows["png"]["container"] == "png"
+    assert rows["video"]["codec"] == "h264"  # what Pillow cannot read, ffprobe names
+    assert all(r["sha256"] and r["bytes"] for r in rows.values())
     samples = list(wds.WebDataset(str(out / "train" / "{00000..00001}.tar"), shardshuffle=False,
                                   empty_check=False).decode("pil"))
     by_id = {s["json"]["clip_id"]: s for s in samples}

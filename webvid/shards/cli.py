@@ -36,8 +36,12 @@ def funnel_table(summary: ShardSummary) -> Table:
 @recipe_options(None)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
 @click.option("--val-fraction", type=float, default=None, help="Share of clips in the val split.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the per-clip work and shard writing run: a local process pool or Ray tasks.")
+@click.option("--ray-address", default=None, help="Ray cluster to use with --engine ray (default: start a local Ray).")
 def shard(crawl_dirs: tuple[str, ...], out: str, recipe: str | None, overrides: tuple[str, ...],
-          workers: int | None, val_fraction: float | None) -> None:
+          workers: int | None, val_fraction: float | None, engine: str = "local",
+          ray_address: str | None = None) -> None:
     """Curate CRAWL_DIRs into WebDataset shards with Parquet metadata in OUT.
 
     \b
@@ -54,8 +58,15 @@ def shard(crawl_dirs: tuple[str, ...], out: str, recipe: str | None, overrides: 
     if val_fraction is not None:
         sets.append(f"output.val_fraction={val_fraction}")
     config = load(recipe, sets)
+    if ray_address and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
     with progress_display() as progress:
-        summary = run(config, list(crawl_dirs), out, progress)
+        if engine == "ray":
+            from webvid.scale.shard_engine import run_shard
+
+            summary = run_shard(config, list(crawl_dirs), out, progress, address=ray_address)
+        else:
+            summary = run(config, list(crawl_dirs), out, progress)
     if is_quiet():
         return
     console.print(funnel_table(summary))

@@ -1,6 +1,7 @@
 """Still images: decode, orient, resize and re-encode one image with Pillow.
 
-Takes a source path (already probed as a still image) and the recipe's image settings;
+Takes a source path and the recipe's image settings (Pillow reads the file first; only what it
+cannot read is handed to ffprobe to say what it is instead);
 produces its display size (after the EXIF orientation), a grey analysis frame for the
 perceptual hash and the black/blank score, and, when asked, the output JPEG: the original
 bytes when the file is already a JPEG that meets the target (``copy``), else resized so the
@@ -32,6 +33,12 @@ class ImageResult:
     output: Path | None  # the resized JPEG (renamed into place); None for copy or no output
     out_width: int
     out_height: int
+    format: str = ""  # Pillow's format name, lower case: jpeg, png, webp, ...
+    rotation: int = 0  # degrees, from the EXIF orientation
+
+
+#: EXIF orientation → clockwise rotation needed for display (mirrored variants rounded)
+_ROTATION = {3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}
 
 
 def _open(src: Path, max_area: int) -> Image.Image:
@@ -57,8 +64,10 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
     """Decode ``src``; write the resized JPEG to ``out`` (atomically) when given and needed."""
     img = _open(src, max_area)
     fmt = img.format
+    orientation = img.getexif().get(0x0112, 1)
     oriented = ImageOps.exif_transpose(img)
-    rotated = oriented.size != img.size or (img.getexif().get(0x0112, 1) not in (1, None))
+    rotated = oriented.size != img.size or orientation not in (1, None)
+    info = {"format": (fmt or "").lower(), "rotation": _ROTATION.get(orientation, 0)}
     rgb = _to_rgb(oriented)
     width, height = rgb.size
     small = np.asarray(rgb.convert("YCbCr").resize((analysis_size, analysis_size), Image.Resampling.BOX))
@@ -67,9 +76,9 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
     scale = min(1.0, cfg.max_short_side / min(width, height))
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
     if out is None:
-        return ImageResult(width, height, grey[None], chroma, None, None, out_w, out_h)
+        return ImageResult(width, height, grey[None], chroma, None, None, out_w, out_h, **info)
     if cfg.allow_copy and fmt == "JPEG" and scale == 1.0 and not rotated and img.mode in ("RGB", "L"):
-        return ImageResult(width, height, grey[None], chroma, "copy", None, width, height)
+        return ImageResult(width, height, grey[None], chroma, "copy", None, width, height, **info)
     resized = rgb if scale == 1.0 else rgb.resize((out_w, out_h), Image.Resampling.BICUBIC)
     tmp = out.with_name(f".tmp-{out.name}")
     try:
@@ -77,7 +86,7 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ImageResult(width, height, grey[None], chroma, "resize", out, out_w, out_h)
+    return ImageResult(width, height, grey[None], chroma, "resize", out, out_w, out_h, **info)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -182,8 +182,12 @@ def _add_languages(facts: dict[str, dict[str, Any]], recipe: ShardRecipe) -> Non
 
 
 def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
-        progress: Progress | None = None) -> ShardSummary:
-    """Curate ``crawl_dirs`` into shards under ``out``; resumable, deterministic."""
+        progress: Progress | None = None, executor: Callable[[ShardRecipe], Executor] | None = None) -> ShardSummary:
+    """Curate ``crawl_dirs`` into shards under ``out``; resumable, deterministic.
+
+    ``executor(config)``, when given, replaces the local process pool for the per-clip work and
+    the shard writing (e.g. :class:`webvid.scale.executor.RayExecutor`); it must run
+    ``init_worker(config)`` in its workers. Decisions stay here, so the output is the same."""
     started = time.monotonic()
     progress = progress or NullProgress()
     out = Path(out)
@@ -205,8 +209,9 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
     clock.lap("read")
     workers = min(_workers(config), max(1, sum(1 for it in items if it.src)))
     ctx = multiprocessing.get_context("spawn")
-    pool = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
-            if workers > 1 else None)
+    pool: Any = (executor(config) if executor is not None else
+                 ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
+                 if workers > 1 else None)
     if pool is None:
         init_worker(config)
     else:  # start the workers now: they import while the parent cleans the captions

@@ -98,6 +98,8 @@ def process(task: ClipTask) -> dict[str, Any]:
 def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"uid": task.uid, "reasons": [], "detail": None, "out_files": []}
     src = Path(task.src)
+    if recipe.media_kind == "image":  # Pillow first: an ffprobe process per image costs more
+        return _image(task, recipe, staging, res)
     try:
         p = probe(src)
     except MediaError as exc:
@@ -106,8 +108,6 @@ def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, An
             res.update(bytes=src.stat().st_size, sha256=sha256_file(src))
         return res
     res.update(_probe_fields(p), bytes=p.bytes, sha256=sha256_file(src))
-    if recipe.media_kind == "image":
-        return _image(task, recipe, staging, p, res)
     return _video(task, recipe, staging, p, res)
 
 
@@ -171,23 +171,29 @@ def _video(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
     return res
 
 
-def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res: dict[str, Any]) -> dict[str, Any]:
-    reasons = _media_reasons(recipe, p, p.width, p.height)
-    if set(reasons) & filters.HARD_REASONS:
-        _geometry(res, p.width, p.height)
-        res["reasons"] = reasons
+def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, Any]) -> dict[str, Any]:
+    src = Path(task.src)
+    if not src.is_file():
+        res["reasons"] = ["missing_media"]
+        return res
+    res.update(bytes=src.stat().st_size, sha256=sha256_file(src))
+    if res["bytes"] == 0:
+        res["reasons"] = ["empty_file"]
         return res
     out = staging / f"{task.uid}.jpg" if task.want_output else None
     try:
-        img = process_image(Path(task.src), recipe.images, recipe.filters.max_frame_area,
-                            recipe.analysis.size, out)
+        img = process_image(src, recipe.images, recipe.filters.max_frame_area, recipe.analysis.size, out)
     except MediaError as exc:
+        if exc.reason == "undecodable":
+            return _not_an_image(src, recipe, res, exc)
         res.update(reasons=[exc.reason], detail=exc.detail or None)
         return res
-    res.update(width=img.width, height=img.height)
+    res.update(container=img.format, codec=img.format, width=img.width, height=img.height,
+               rotation=img.rotation, num_frames=1, has_audio=False)
     _geometry(res, img.width, img.height)
     res.update(_score_fields(img.frames, img.chroma, recipe, "image"))
-    reasons = _media_reasons(recipe, p, img.width, img.height)
+    reasons = filters.media_reasons(media_kind="image", has_video=True, is_image=True, width=img.width,
+                                    height=img.height, fps=None, duration_s=None, cfg=recipe.filters)
     reasons += filters.score_reasons(motion_score=None, black_fraction=res["black_fraction"],
                                      scene_cuts=None, cfg=recipe.filters)
     res["reasons"] = filters.ordered(reasons)
@@ -195,7 +201,7 @@ def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
         if img.output:
             img.output.unlink(missing_ok=True)
         return res
-    media = Path(task.src) if img.transform == "copy" else img.output
+    media = src if img.transform == "copy" else img.output
     assert media is not None
     res["transform"] = img.transform
     res["out"] = {"path": str(media), "bytes": media.stat().st_size, "sha256": sha256_file(media),
@@ -203,6 +209,21 @@ def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
                   "num_frames": 1, "ext": "jpg", "frames": []}
     if img.output:
         res["out_files"].append(str(img.output))
+    return res
+
+
+def _not_an_image(src: Path, recipe: ShardRecipe, res: dict[str, Any], exc: MediaError) -> dict[str, Any]:
+    """Pillow cannot read it: ask ffprobe what it is (a video, text, a broken image)."""
+    try:
+        p = probe(src)
+    except MediaError as err:
+        res.update(reasons=[err.reason], detail=err.detail or None)
+        return res
+    res.update(_probe_fields(p))
+    _geometry(res, p.width, p.height)
+    reasons = _media_reasons(recipe, p, p.width, p.height)
+    hard = [r for r in reasons if r in filters.HARD_REASONS]
+    res.update(reasons=hard or ["undecodable"], detail=None if hard else exc.detail or None)
     return res
 
 
