@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch is pinned first and again with the package so that no resolver step can pick a CUDA build
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,ray]'
 	@touch $(STAMP)
 
 test: setup
