@@ -156,12 +156,14 @@ def measure(cmd: list[str]) -> dict[str, float]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_pss = 0
     while proc.poll() is None:
         try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, rss)
-        except psutil.Error:
+            tree = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+            # PSS splits pages shared by forked workers between them: the tree's real footprint
+            peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree))
+        except (psutil.Error, AttributeError):
             pass
         time.sleep(0.02)
     wall = time.perf_counter() - t0
@@ -169,7 +171,7 @@ def measure(cmd: list[str]) -> dict[str, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {"wall_s": wall, "peak_rss_mb": peak / 1e6, "cpu_s": cpu}
+    return {"wall_s": wall, "peak_rss_mb": peak / 1e6, "peak_pss_mb": peak_pss / 1e6, "cpu_s": cpu}
 
 
 def crawl_cmd(source: str, out: Path, *extra: str) -> list[str]:
@@ -266,6 +268,7 @@ def main() -> None:
             cpu = statistics.median(m["cpu_s"] for m in ms)
             result[name] = {"items_per_s": round(args.n / wall, 1), "mb_per_s": round(mb / wall, 1),
                             "wall_s": round(wall, 2), "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
+                            "peak_pss_mb": round(max(m["peak_pss_mb"] for m in ms), 1),
                             "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
                             "walls": [round(m["wall_s"], 2) for m in ms]}
         for name in ("list", "list_2proc"):
@@ -309,13 +312,13 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    lines = ["| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB | note |",
+    lines = ["| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB (PSS) | note |",
              "|---|---|---|---|---|---|"]
     for name in ("list", "list_2proc", "discover", "baseline"):
         if name in r:
             x = r[name]
             lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['cpu_ms_per_item']} | "
-                         f"{x['peak_rss_mb']} | walls {x['walls']} |")
+                         f"{x['peak_rss_mb']} ({x['peak_pss_mb']}) | walls {x['walls']} |")
     if "faults_5pct_503" in r:
         x = r["faults_5pct_503"]
         lines.append(f"| list, 5 % 503 | {x['items_per_s']} | | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "

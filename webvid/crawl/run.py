@@ -131,9 +131,11 @@ class _Crawl:
     the manifest to the parent."""
 
     def __init__(self, cfg: CrawlConfig, out: Path, mode: str, source: str, progress: Progress,
-                 shard: tuple[int, int, int] | None = None) -> None:
+                 shard: tuple[int, int, int] | None = None, politeness: Any = None) -> None:
         self.cfg, self.out, self.mode, self.source, self.progress = cfg, out, mode, source, progress
         self.shard = shard
+        # (cfg, session) → (host slots, robots cache): cluster-wide ones on Ray (webvid.scale)
+        self.politeness = politeness
         self.by_status: Counter[str] = Counter()
         self.by_reason: Counter[str] = Counter()
         self.bytes = 0
@@ -166,8 +168,12 @@ class _Crawl:
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
         try:
             async with make_session(self.cfg) as session:
-                self.slots = HostSlots(self.cfg)
-                self.fetcher = Fetcher(self.cfg, session, self.slots, RobotsCache(self.cfg, session, self.slots),
+                if self.politeness is None:
+                    self.slots = HostSlots(self.cfg)
+                    robots = RobotsCache(self.cfg, session, self.slots)
+                else:
+                    self.slots, robots = self.politeness(self.cfg, session)
+                self.fetcher = Fetcher(self.cfg, session, self.slots, robots,
                                        self.disk)
                 workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)]
                 ticker = asyncio.create_task(self._tick())
