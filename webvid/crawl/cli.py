@@ -51,6 +51,9 @@ def parse_size(text: str) -> int:
 @click.option("--per-host-rps", type=float, default=None, help="Requests per second per host [default: 4].")
 @click.option("--user-agent", default=None, help="User-Agent header (keep a contact URL in it).")
 @click.option("--allow-private", is_flag=True, help="Allow loopback/private/link-local addresses (tests, the demo).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              help="Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.")
+@click.option("--ray-address", default=None, help="Ray cluster for --engine ray [default: start a local Ray].")
 @recipe_options()
 @click.pass_context
 def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, overrides: tuple[str, ...], **opts: Any) -> None:
@@ -90,8 +93,15 @@ def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, 
         sets.append(f"max_bytes={parse_size(opts['max_bytes'])}")
     sets.append(f"output.dir={json.dumps(str(Path(out)))}")
     cfg = load_recipe(CrawlConfig, recipe, sets)
+    if opts.get("ray_address") and opts.get("engine") != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
     with progress_display(ctx) as progress:
-        summary = run(cfg, progress)
+        if opts.get("engine") == "ray":
+            from webvid.scale.crawl_engine import run_crawl
+
+            summary = run_crawl(cfg, progress, address=opts.get("ray_address"))
+        else:
+            summary = run(cfg, progress)
     if not is_quiet(ctx):
         print_summary(summary)
 

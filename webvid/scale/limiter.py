@@ -1,0 +1,220 @@
+"""Cluster-wide politeness for crawls on Ray: one limiter actor, thin clients in the workers.
+
+Takes the run's :class:`~webvid.crawl.config.CrawlConfig`; produces
+
+* :class:`PoliteLimiter` — the state every worker shares, kept in one async Ray actor: per
+  host a concurrency limit (leases), the token bucket, the 429/503 pause and the rate halving
+  of :class:`webvid.crawl.net.HostSlot` (the same class, so the rules are the local ones), and
+  robots.txt fetched once per host for the whole cluster (the local
+  :class:`webvid.crawl.net.RobotsCache` run inside the actor, whose ``Crawl-delay`` lowers the
+  shared bucket). It also sums the workers' progress for the driver;
+* :class:`RaySlots` and :class:`RayRobots` — what a worker's fetcher uses in place of the local
+  ``HostSlots`` and ``RobotsCache`` (same methods): ``use()`` asks the actor for a lease and a
+  token and returns the lease when the request is over, ``on_response`` reports statuses, so a
+  host that answers 429 to one worker slows down for all of them.
+
+One lease per request costs a round trip to the actor (about a millisecond on one machine, see
+docs/benchmarks.md); per-host rates are a few requests per second, so the actor serves
+thousands of hosts before it is the bottleneck. A lease carries a ticket: if the request is
+cancelled while waiting, its ticket is released as soon as it is granted; if a worker dies
+holding one, the lease expires after the request's total timeout (plus a margin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from webvid.crawl import polite
+from webvid.crawl.config import CrawlConfig
+from webvid.crawl.net import HostSlots, RobotsCache, describe_exception, host_key, make_session
+
+LEASE_MARGIN_S = 30.0
+
+
+class PoliteLimiter:
+    """The shared politeness state (an async Ray actor: every method runs on its one loop)."""
+
+    def __init__(self, cfg: CrawlConfig) -> None:
+        self.cfg = cfg
+        self.slots = HostSlots(cfg)
+        self.leases: dict[str, dict[str, float]] = {}  # host → ticket → expiry (monotonic)
+        self.conds: dict[str, asyncio.Condition] = {}
+        self.cancelled: OrderedDict[str, None] = OrderedDict()  # tickets released before granted
+        self.lease_s = cfg.net.total_timeout_s + LEASE_MARGIN_S
+        self.granted = 0
+        self.progress: dict[int, int] = {}
+        self.robots_fetches: dict[str, int] = {}
+        self._robots: RobotsCache | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    # -- leases and tokens --------------------------------------------------------------
+
+    async def acquire(self, key: str, ticket: str) -> int:
+        """Wait for a free connection slot and a token of ``key``'s host; returns the number of
+        hosts now backing off (for the worker's progress line)."""
+        slot = self.slots.get(key)
+        leases = self.leases.setdefault(key, {})
+        cond = self.conds.setdefault(key, asyncio.Condition())
+        limit = self.cfg.polite.per_host_concurrency
+        async with cond:
+            while True:
+                now = time.monotonic()
+                for t in [t for t, exp in leases.items() if exp <= now]:
+                    del leases[t]  # its holder died or hung: the slot comes back
+                if len(leases) < limit:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait(), max(0.01, min(leases.values()) - now))
+            leases[ticket] = time.monotonic() + self.lease_s
+        wait = slot.bucket.reserve(time.monotonic())
+        while True:  # as HostSlot.use: the token's time, and any 429 pause announced meanwhile
+            wait = max(wait, slot.pause_until - time.monotonic())
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+            wait = 0.0
+        self.granted += 1
+        if self.cancelled.pop(ticket, False) is None:  # given up while waiting
+            await self.release(key, ticket)
+        return self.slots.backing_off()
+
+    async def release(self, key: str, ticket: str) -> None:
+        leases = self.leases.get(key, {})
+        if leases.pop(ticket, None) is None:
+            self.cancelled[ticket] = None
+            while len(self.cancelled) > 100_000:
+                self.cancelled.popitem(last=False)
+            return
+        cond = self.conds[key]
+        async with cond:
+            cond.notify()
+
+    def on_response(self, key: str, status: int, retry_after_s: float | None) -> None:
+        self.slots.get(key).on_response(status, retry_after_s)
+
+    # -- robots.txt, once per host for the cluster -----------------------------------------
+
+    async def robots(self, url: str) -> tuple[str, Any, str]:
+        """``("ok", rules, "")`` or ``("error", reason, detail)`` (exceptions do not cross
+        processes well; the worker turns the reason back into one)."""
+        if self._robots is None:
+            session = await self._stack.enter_async_context(make_session(self.cfg))
+            self._robots = RobotsCache(self.cfg, session, self.slots)
+            self._robots._fetch = self._counted(self._robots._fetch)  # type: ignore[method-assign]
+        try:
+            return "ok", await self._robots.rules(url), ""
+        except Exception as exc:
+            reason, detail = describe_exception(exc)
+            return "error", reason, detail
+
+    def _counted(self, fetch: Any) -> Any:
+        async def counted(key: str) -> polite.RobotsRules:
+            self.robots_fetches[key] = self.robots_fetches.get(key, 0) + 1
+            return await fetch(key)
+
+        return counted
+
+    # -- progress and introspection -----------------------------------------------------
+
+    def advance(self, worker: int, done: int) -> None:
+        """Worker ``worker`` has handled ``done`` items so far (a retried task starts over)."""
+        self.progress[worker] = done
+
+    def state(self) -> dict[str, Any]:
+        return {"done": sum(self.progress.values()), "granted": self.granted,
+                "robots_fetches": dict(self.robots_fetches), "backing_off": self.slots.backing_off(),
+                "leases": {k: len(v) for k, v in self.leases.items() if v}}
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+# -- the worker side -----------------------------------------------------------------------
+
+_TICKETS = itertools.count()
+
+
+class RaySlot:
+    """A worker's view of one host: the same ``use()``/``on_response`` as ``HostSlot``."""
+
+    def __init__(self, owner: RaySlots, key: str) -> None:
+        self.owner, self.key = owner, key
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[None]:
+        actor = self.owner.actor
+        ticket = f"{self.owner.prefix}-{next(_TICKETS)}"
+        try:
+            self.owner.backing = await actor.acquire.remote(self.key, ticket)
+            yield
+        finally:  # also when cancelled while waiting: the actor frees the ticket once granted
+            actor.release.remote(self.key, ticket)
+
+    def on_response(self, status: int, retry_after_s: float | None) -> None:
+        trouble = status in (429, 503)
+        if trouble or (status < 400 and self.owner.saw_trouble):  # a success ends a 429 streak
+            self.owner.saw_trouble = trouble
+            self.owner.actor.on_response.remote(self.key, status, retry_after_s)
+
+
+class RaySlots:
+    """Stands in for :class:`webvid.crawl.net.HostSlots` in a worker."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.prefix = f"{os.getpid()}-{time.monotonic_ns()}"
+        self.slots: dict[str, RaySlot] = {}
+        self.backing = 0
+        self.saw_trouble = False
+
+    def get(self, url: str) -> RaySlot:
+        key = host_key(url)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = RaySlot(self, key)
+        return slot
+
+    def backing_off(self) -> int:
+        return self.backing
+
+
+class RobotsUnreachable(OSError):
+    """robots.txt of a host could not be fetched (reported by the limiter actor)."""
+
+
+class RayRobots:
+    """Stands in for :class:`webvid.crawl.net.RobotsCache`: asks the actor, caches the answer."""
+
+    def __init__(self, cfg: CrawlConfig, actor: Any) -> None:
+        self.cfg, self.actor = cfg, actor
+        self._rules: dict[str, tuple[str, Any, str]] = {}
+
+    async def rules(self, url: str) -> polite.RobotsRules:
+        if not self.cfg.polite.obey_robots:
+            return polite.ALLOW_ALL
+        key = host_key(url)
+        answer = self._rules.get(key)
+        if answer is None:
+            answer = self._rules[key] = await self.actor.robots.remote(url)
+        kind, value, detail = answer
+        if kind == "ok":
+            return value
+        if value == "timeout":
+            raise TimeoutError(detail)
+        raise RobotsUnreachable(detail)
+
+
+def politeness_for(actor: Any) -> Any:
+    """The ``politeness`` hook of the crawl: ``(cfg, session) → (slots, robots)``."""
+
+    def make(cfg: CrawlConfig, _session: Any) -> tuple[RaySlots, RayRobots]:
+        return RaySlots(actor), RayRobots(cfg, actor)
+
+    return make
