@@ -4,6 +4,7 @@ logs every request: same records and media, politeness held for the cluster, res
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import threading
 import time
@@ -17,7 +18,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from webvid.cli import cli
-from webvid.crawl.config import CrawlConfig, NetConfig, OutputConfig, PoliteConfig
+from webvid.crawl.config import CrawlConfig, DiscoverConfig, NetConfig, OutputConfig, PoliteConfig
 from webvid.crawl.run import run as local_run
 from webvid.scale.crawl_engine import run_crawl
 
@@ -36,8 +37,9 @@ class Server:
     """Media under /v/NAME.mp4 (optionally slow), 404s, a robots.txt that disallows /private/;
     logs (monotonic time, path) of every request."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, busy_first: bool = False) -> None:
         self.delay_s = delay_s
+        self.busy_first = busy_first  # answer the first media request with 429, Retry-After 1
         self.log: list[tuple[float, str]] = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -54,10 +56,27 @@ class Server:
         async def video(req: web.Request) -> web.Response:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            if self.busy_first:
+                self.busy_first = False
+                return web.Response(status=429, headers={"Retry-After": "1"})
             return web.Response(body=body(req.match_info["name"]), content_type="video/mp4")
+
+        async def listing(req: web.Request) -> web.Response:  # discovery: 3 pages of 4 clips
+            n = int(req.match_info["n"])
+            links = "".join(f'<a href="/clip/d{n}{i}">clip</a>' for i in range(4))
+            nxt = f'<link rel="next" href="/videos/page/{n + 1}">' if n < 3 else ""
+            return web.Response(text=f"<html><head>{nxt}</head><body>{links}</body></html>", content_type="text/html")
+
+        async def clip(req: web.Request) -> web.Response:
+            cid = req.match_info["cid"]
+            return web.Response(text=f'<html><head><title>Clip {cid} of a red ball</title></head><body><video>'
+                                     f'<source src="/v/{cid}.mp4" type="video/mp4"></video></body></html>',
+                                content_type="text/html")
 
         app = web.Application(middlewares=[web.middleware(on_request)])
         app.router.add_get("/robots.txt", robots)
+        app.router.add_get("/videos/page/{n}", listing)
+        app.router.add_get("/clip/{cid}", clip)
         app.router.add_get("/v/{name}.mp4", video)
         app.router.add_get("/private/{name}.mp4", video)
         return app
@@ -190,3 +209,28 @@ def test_crawl_cli_engine_ray(ray_cluster, server, tmp_path):
     assert sum(1 for r in records(out) if r["status"] == "success") == 10
     bad = CliRunner().invoke(cli, ["crawl", str(src), "-o", str(out), "--ray-address", "x:1"])
     assert bad.exit_code != 0 and "--engine ray" in bad.output
+
+
+def test_a_429_slows_the_host_down_for_every_worker(ray_cluster, tmp_path):
+    """The first media request gets 429 + Retry-After 1: the pause is the cluster's, so no
+    worker sends the host anything for about a second (requests already granted may land in
+    the first 0.1 s); the clip is retried and succeeds."""
+    with Server(busy_first=True) as busy:
+        src = table(tmp_path / "t.csv", busy.url)
+        summary = run_crawl(config(src, tmp_path / "ray", rps=20, burst=1, conc=2, limit=12), tasks=2)
+        times = busy.media_times()
+    assert summary.by_status == {"success": 12}
+    t429 = times[0]
+    assert not [t - t429 for t in times[1:] if 0.1 < t - t429 < 0.9]
+    assert len(times) == 13
+
+
+def test_discovery_on_ray_equals_local(ray_cluster, server, tmp_path):
+    discover = DiscoverConfig(follow_patterns=(r"/videos/page/\d+$",), item_patterns=(r"/clip/[^/]+$",))
+    cfg = dataclasses.replace(config(Path("x"), tmp_path / "local"), source=server.url + "/videos/page/1",
+                              discover=discover)
+    local = outcome(_local(cfg))
+    assert sum(1 for s in local.values() if s[0] == "success") == 12
+    ray_cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dir=str(tmp_path / "ray")))
+    summary = run_crawl(ray_cfg)
+    assert summary.mode == "discover" and outcome(tmp_path / "ray") == local
