@@ -53,6 +53,8 @@ def make_app(state: SiteState) -> web.Application:
     r = app.router
 
     async def robots(_: web.Request) -> web.Response:
+        if state.robots.startswith("REDIRECT "):
+            raise web.HTTPFound(state.robots.split(" ", 1)[1])
         return web.Response(text=state.robots)
 
     async def video(req: web.Request) -> web.Response:

@@ -123,3 +123,16 @@ def test_429_pauses_the_whole_host(tmp_path: Path, kit, crawl_config) -> None:
     assert [s for _, s in events] == [429, 200, 200, 200]
     assert events[1][0] - events[0][0] >= 0.9  # nobody, not only the item retried, came sooner
     assert all(r["status"] == "success" for r in rows_of(tmp_path / "out").values())
+
+
+def test_robots_redirect_to_private_address_is_not_followed(tmp_path: Path, kit, crawl_config) -> None:
+    inner_state = kit.SiteState()
+    with kit.ThreadServer(kit.make_app(inner_state), host="127.0.0.2") as inner:
+        state = kit.SiteState(robots=f"REDIRECT {inner.url}/robots.txt")
+        with kit.ThreadServer(kit.make_app(state)) as outer:
+            table = tmp_path / "t.csv"
+            table.write_text(f"id,url\nv,{outer.url}/v/a.mp4\n")
+            run(crawl_config(source=str(table), polite=strict()), out=tmp_path / "out")
+    assert inner_state.log == []
+    (row,) = rows_of(tmp_path / "out").values()
+    assert (row["status"], row["reason"]) == ("skipped_robots", "robots_disallowed")

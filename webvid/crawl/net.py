@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -190,11 +191,8 @@ class RobotsCache:
             if attempt:
                 await asyncio.sleep(self.cfg.net.backoff_base_s * 2**attempt)
             try:
-                async with asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)), self.session.get(
-                    url, max_redirects=self.cfg.net.max_redirects
-                ) as resp:
-                    status = resp.status
-                    body = await resp.content.read(512 * 1024)
+                async with asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)):
+                    status, body = await self._get_following(url)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if attempt == 2 or (isinstance(exc, aiohttp.ClientConnectorError)
                                     and isinstance(exc.os_error, PrivateAddressError)):
@@ -204,6 +202,21 @@ class RobotsCache:
                 return polite.robots_for_status(status, body.decode("utf-8", "replace"), token)
         log.warning("robots.txt of %s answers HTTP %d: treating the host as disallowed", key, status)
         return polite.DISALLOW_ALL
+
+    async def _get_following(self, url: str) -> tuple[int, bytes]:
+        """GET robots.txt, following redirects by hand so every hop's address is checked
+        (a robots.txt must not bounce us to 169.254.169.254 or 127.0.0.1)."""
+        for _ in range(self.cfg.net.max_redirects + 1):
+            host = (split_url(url).hostname or "").strip("[]")
+            if not self.cfg.polite.allow_private and polite.is_forbidden_address(host, self.cfg.polite.private_allowlist):
+                log.warning("robots.txt redirects to a private address (%s): host treated as disallowed", host)
+                return 503, b""
+            async with self.session.get(url, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                    url = urljoin(url, resp.headers["Location"])
+                    continue
+                return resp.status, await resp.content.read(512 * 1024)
+        return 503, b""  # too many redirects: "unreachable" → disallow all
 
     def _apply_delay(self, key: str, rules: polite.RobotsRules) -> None:
         if rules.crawl_delay_s:
