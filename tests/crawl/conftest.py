@@ -236,7 +236,8 @@ def fast_config(**kw: object) -> CrawlConfig:
     net = kw.pop("net", None) or NetConfig(retries=3, backoff_base_s=0.05, backoff_max_s=2.0,
                                             total_timeout_s=20.0, read_timeout_s=5.0)
     output = kw.pop("output", None) or OutputConfig(fsync_media=False, flush_every=50, buffer_bytes=64 * 1024)
-    return CrawlConfig(polite=polite, net=net, output=output, concurrency=8, **kw)  # type: ignore[arg-type]
+    kw.setdefault("concurrency", 8)
+    return CrawlConfig(polite=polite, net=net, output=output, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -136,3 +136,33 @@ def test_robots_redirect_to_private_address_is_not_followed(tmp_path: Path, kit,
     assert inner_state.log == []
     (row,) = rows_of(tmp_path / "out").values()
     assert (row["status"], row["reason"]) == ("skipped_robots", "robots_disallowed")
+
+
+def test_per_host_concurrency_and_rate(tmp_path: Path, kit, crawl_config) -> None:
+    state = kit.SiteState()
+    app = kit.make_app(state)
+    live = {"now": 0, "max": 0}
+    stamps: list[float] = []
+
+    async def held(req: web.Request) -> web.Response:
+        import asyncio
+
+        live["now"] += 1
+        live["max"] = max(live["max"], live["now"])
+        stamps.append(time.monotonic())
+        await asyncio.sleep(0.05)
+        live["now"] -= 1
+        return web.Response(body=kit.fake_mp4(req.match_info["n"]), content_type="video/mp4")
+
+    app.router.add_get("/h/{n}.mp4", held)
+    with kit.ThreadServer(app) as server:
+        table = tmp_path / "t.csv"
+        table.write_text("url\n" + "".join(f"{server.url}/h/{i}.mp4\n" for i in range(12)))
+        polite = PoliteConfig(allow_private=True, per_host_concurrency=2, per_host_rps=1000.0, per_host_burst=100)
+        run(crawl_config(source=str(table), polite=polite, concurrency=8), out=tmp_path / "a")
+        assert live["max"] == 2  # 8 workers, 2 connections to the host at a time
+        stamps.clear()
+        polite = PoliteConfig(allow_private=True, per_host_concurrency=8, per_host_rps=10.0, per_host_burst=2)
+        run(crawl_config(source=str(table), polite=polite, concurrency=8), out=tmp_path / "b")
+    assert len(stamps) == 12
+    assert stamps[-1] - stamps[0] >= (12 - 2) / 10 * 0.9  # burst of 2, then 10 per second
