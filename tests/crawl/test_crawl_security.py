@@ -150,7 +150,7 @@ def test_per_host_concurrency_and_rate(tmp_path: Path, kit, crawl_config) -> Non
         live["now"] += 1
         live["max"] = max(live["max"], live["now"])
         stamps.append(time.monotonic())
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # long enough that two requests surely overlap
         live["now"] -= 1
         return web.Response(body=kit.fake_mp4(req.match_info["n"]), content_type="video/mp4")
 
