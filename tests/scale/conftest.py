@@ -1,13 +1,14 @@
 """Fixtures for the Ray engine tests: one local Ray cluster per session (num_cpus=2).
 
 Ray costs 2-4 s and ~450 MB to start, so every test of this folder shares one cluster; the
-whole folder is skipped, with the reason, when Ray is not installed (``pip install
+tests that need it are skipped, with the reason, when Ray is not installed (``pip install
 'webvid[ray]'``, which ``make setup`` does).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -18,11 +19,10 @@ from typing import Any
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="the Ray engine tests need ray: pip install 'webvid[ray]'")
-
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
+    ray = pytest.importorskip("ray", reason="the Ray engine tests need ray: pip install 'webvid[ray]'")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     temp = tempfile.mkdtemp(prefix="wvray-", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -31,6 +31,7 @@ def ray_cluster() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _task_pids(title: str) -> list[int]:

@@ -114,9 +114,11 @@ def server() -> Iterator[Server]:
         yield s
 
 
-def table(path: Path, url: str) -> Path:
-    """N_OK good clips, a repeated id, three 404s and two robots-disallowed URLs."""
-    rows = [f"c{i:03d},{url}/v/c{i:03d}.mp4,clip number {i}" for i in range(N_OK)]
+def table(path: Path, url: str, two_hosts: bool = False) -> Path:
+    """N_OK good clips, a repeated id, three 404s and two robots-disallowed URLs; with
+    ``two_hosts`` every other clip is addressed as ``localhost`` (another host to the crawler)."""
+    alt = url.replace("127.0.0.1", "localhost") if two_hosts else url
+    rows = [f"c{i:03d},{alt if i % 2 else url}/v/c{i:03d}.mp4,clip number {i}" for i in range(N_OK)]
     rows += [f"c000,{url}/v/c000.mp4,the same id again"]
     rows += [f"gone{i},{url}/missing/{i}.mp4,a missing clip" for i in range(3)]
     rows += [f"priv{i},{url}/private/p{i}.mp4,a disallowed clip" for i in range(2)]
@@ -154,16 +156,18 @@ def outcome(out: Path) -> dict[str, tuple]:
 
 
 def test_ray_crawl_equals_local_and_resumes(ray_cluster, server, tmp_path):
-    src = table(tmp_path / "t.csv", server.url)
+    src = table(tmp_path / "t.csv", server.url, two_hosts=True)
     local = outcome(_local(config(src, tmp_path / "local")))
     assert sum(1 for s in local.values() if s[0] == "success") == N_OK and len(local) == N_OK + 5
     server.log.clear()
-    first = run_crawl(config(src, tmp_path / "ray", limit=15), tasks=2)  # interrupted early, then resumed
+    # interrupted early, then resumed; two limiter actors share the two hosts
+    first = run_crawl(config(src, tmp_path / "ray", limit=15), tasks=2, limiters=2)
     assert first.attempted == 15
-    second = run_crawl(config(src, tmp_path / "ray"), tasks=2)
+    second = run_crawl(config(src, tmp_path / "ray"), tasks=2, limiters=2)
     assert second.skipped_done == 15 and second.attempted == len(local) - 15
     assert outcome(tmp_path / "ray") == local
     assert server.count("/v/c000.mp4") == 1  # resumed: nothing fetched twice
+    assert server.count("/robots.txt") == 4  # once per host per run
     assert second.totals["by_status"] == {"success": N_OK, "failed_to_download": 3, "skipped_robots": 2}
 
 
@@ -173,9 +177,9 @@ def _local(cfg: CrawlConfig) -> Path:
 
 
 def test_per_host_rate_holds_for_the_cluster(ray_cluster, server, tmp_path):
-    """8 requests/s per host, burst 2, two workers: never more than 8·1 + 2 (+1 for timing
-    jitter of the token's delivery) in any second at the server; each worker's own limiter
-    would let about twice that through. robots.txt is asked for once."""
+    """8 requests/s per host, burst 2, two workers: never more than 8·1 + 2 (+2 for jitter in
+    delivering the tokens on a busy machine) in any second at the server; a limiter per worker
+    would let 2·(8 + 2) through. robots.txt is asked for once."""
     rps, burst = 8.0, 2
     src = table(tmp_path / "t.csv", server.url)
     summary = run_crawl(config(src, tmp_path / "ray", rps=rps, burst=burst, conc=4, limit=30), tasks=2)
@@ -183,7 +187,7 @@ def test_per_host_rate_holds_for_the_cluster(ray_cluster, server, tmp_path):
     times = server.media_times()
     assert len(times) == 30
     worst = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
-    assert worst <= rps + burst + 1, worst
+    assert worst <= rps + burst + 2, worst
     assert (times[-1] - times[0]) >= (30 - burst) / rps - 0.3  # the whole run was paced
     assert server.count("/robots.txt") == 1
 

@@ -6,9 +6,9 @@ and, last, ``OUT/manifest.json``. The units are those of the local multi-process
 (:mod:`webvid.crawl.multi`): in list mode, task ``w`` of ``n`` streams the table and crawls
 the items whose clip id hashes to ``w`` (a slice of the table; ``limit`` and duplicate ids mean
 the same as locally); a discovery crawl is one unit (the site). Every task's fetcher takes its
-host slots and robots.txt from one :class:`~webvid.scale.limiter.PoliteLimiter` actor, so the
-per-host concurrency, rate and 429 back-off hold for the cluster, not per worker, and
-robots.txt is fetched once per host.
+host slots and robots.txt from one :class:`~webvid.scale.limiter.PoliteLimiter` actor (or one of
+several, each owning a share of the hosts), so the per-host concurrency, rate and 429
+back-off hold for the cluster, not per worker, and robots.txt is fetched once per host.
 
 Files and resume are the local ones: the driver recovers the records folder first (journals
 folded, superseded rows compacted), the tasks write parts numbered ``first + w + k·n`` (never
@@ -76,7 +76,7 @@ class ActorProgress:
 
 
 def crawl_unit(cfg: CrawlConfig, out: str, mode: str, source: str, w: int, n: int, first: int,
-               actor: Any) -> dict[str, Any]:
+               actors: list[Any]) -> dict[str, Any]:
     """One Ray task: unit ``w`` of ``n`` (its process title is ``ray::crawl_unit``)."""
     import asyncio
 
@@ -84,9 +84,9 @@ def crawl_unit(cfg: CrawlConfig, out: str, mode: str, source: str, w: int, n: in
 
     folder = Path(out)
     start = start_part(folder / "records", first, w, n)
-    progress = ActorProgress(actor, w)
+    progress = ActorProgress(actors[0], w)
     crawl = _Crawl(cfg, folder, mode, source, progress, shard=(w, n, start - w),  # type: ignore[arg-type]
-                   politeness=politeness_for(actor))
+                   politeness=politeness_for(actors))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         counts = runner.run(crawl.main())
     progress.flush()
@@ -94,8 +94,11 @@ def crawl_unit(cfg: CrawlConfig, out: str, mode: str, source: str, w: int, n: in
 
 
 def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None,
-              address: str | None = None, tasks: int | None = None, max_retries: int = 3) -> Summary:
-    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks."""
+              address: str | None = None, tasks: int | None = None, limiters: int | None = None,
+              max_retries: int = 3) -> Summary:
+    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks: ``tasks``
+    units (default: one per cluster CPU in list mode, one for discovery) and ``limiters``
+    politeness actors, hosts spread over them (default: one per 16 tasks)."""
     from webvid.crawl.run import _Crawl
 
     progress = progress or NullProgress()
@@ -116,20 +119,24 @@ def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | 
         Disk(target, cfg).close()  # a killed run's temps are cleaned once, here
         # items in flight are split over the tasks; per-host limits live in the actor, whole
         child = dataclasses.replace(cfg, concurrency=max(1, cfg.concurrency // n), processes=1)
-        actor = ray.remote(PoliteLimiter).options(max_concurrency=10_000, num_cpus=0).remote(cfg)
+        # restarted (empty) if its process dies; calls in flight are retried on the new one
+        limiter = ray.remote(PoliteLimiter).options(max_concurrency=10_000, num_cpus=0, max_restarts=3,
+                                                    max_task_retries=3)
+        actors = [limiter.remote(cfg) for _ in range(limiters or max(1, n // 16))]
         unit = ray.remote(crawl_unit).options(max_retries=max_retries, retry_exceptions=False)
-        refs = [unit.remote(child, str(target), mode, source, w, n, first, actor) for w in range(n)]
+        refs = [unit.remote(child, str(target), mode, source, w, n, first, actors) for w in range(n)]
         try:
-            counts = _wait(ray, refs, actor, cfg, progress)
-            state = ray.get(actor.state.remote())
-            log.info("limiter: %d leases granted; robots.txt fetches per host: %s", state["granted"],
-                     state["robots_fetches"])
+            counts = _wait(ray, refs, actors[0], cfg, progress)
+            for state in ray.get([a.state.remote() for a in actors]):
+                log.info("limiter: %d leases granted; robots.txt fetches per host: %s", state["granted"],
+                         state["robots_fetches"])
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)
-            with contextlib.suppress(Exception):
-                ray.get(actor.close.remote(), timeout=10)
-            ray.kill(actor)
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    ray.get(actor.close.remote(), timeout=10)
+                ray.kill(actor)
     parent = _Crawl(cfg, target, mode, source, progress)
     for c in counts:
         parent.add_counts(c)

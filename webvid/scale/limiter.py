@@ -13,9 +13,10 @@ Takes the run's :class:`~webvid.crawl.config.CrawlConfig`; produces
   token and returns the lease when the request is over, ``on_response`` reports statuses, so a
   host that answers 429 to one worker slows down for all of them.
 
-One lease per request costs a round trip to the actor (about a millisecond on one machine, see
-docs/benchmarks.md); per-host rates are a few requests per second, so the actor serves
-thousands of hosts before it is the bottleneck. A lease carries a ticket: if the request is
+One lease per request costs a round trip to the actor (a few milliseconds of actor time on a
+busy 2-core machine, see docs/benchmarks.md). A large cluster can run several limiter actors:
+each host belongs to exactly one (:func:`limiter_for`, a stable hash of the host), so every
+rule still holds per host for the whole cluster while the load is spread. A lease carries a ticket: if the request is
 cancelled while waiting, its ticket is released as soon as it is granted; if a worker dies
 holding one, the lease expires after the request's total timeout (plus a margin).
 """
@@ -27,6 +28,7 @@ import contextlib
 import itertools
 import os
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -146,10 +148,11 @@ class RaySlot:
 
     def __init__(self, owner: RaySlots, key: str) -> None:
         self.owner, self.key = owner, key
+        self.actor = limiter_for(owner.actors, key)
 
     @contextlib.asynccontextmanager
     async def use(self) -> AsyncIterator[None]:
-        actor = self.owner.actor
+        actor = self.actor
         ticket = f"{self.owner.prefix}-{next(_TICKETS)}"
         try:
             self.owner.backing = await actor.acquire.remote(self.key, ticket)
@@ -161,14 +164,14 @@ class RaySlot:
         trouble = status in (429, 503)
         if trouble or (status < 400 and self.owner.saw_trouble):  # a success ends a 429 streak
             self.owner.saw_trouble = trouble
-            self.owner.actor.on_response.remote(self.key, status, retry_after_s)
+            self.actor.on_response.remote(self.key, status, retry_after_s)
 
 
 class RaySlots:
     """Stands in for :class:`webvid.crawl.net.HostSlots` in a worker."""
 
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
+    def __init__(self, actors: list[Any]) -> None:
+        self.actors = actors
         self.prefix = f"{os.getpid()}-{time.monotonic_ns()}"
         self.slots: dict[str, RaySlot] = {}
         self.backing = 0
@@ -192,8 +195,8 @@ class RobotsUnreachable(OSError):
 class RayRobots:
     """Stands in for :class:`webvid.crawl.net.RobotsCache`: asks the actor, caches the answer."""
 
-    def __init__(self, cfg: CrawlConfig, actor: Any) -> None:
-        self.cfg, self.actor = cfg, actor
+    def __init__(self, cfg: CrawlConfig, actors: list[Any]) -> None:
+        self.cfg, self.actors = cfg, actors
         self._rules: dict[str, tuple[str, Any, str]] = {}
 
     async def rules(self, url: str) -> polite.RobotsRules:
@@ -202,7 +205,7 @@ class RayRobots:
         key = host_key(url)
         answer = self._rules.get(key)
         if answer is None:
-            answer = self._rules[key] = await self.actor.robots.remote(url)
+            answer = self._rules[key] = await limiter_for(self.actors, key).robots.remote(url)
         kind, value, detail = answer
         if kind == "ok":
             return value
@@ -211,10 +214,15 @@ class RayRobots:
         raise RobotsUnreachable(detail)
 
 
-def politeness_for(actor: Any) -> Any:
+def limiter_for(actors: list[Any], key: str) -> Any:
+    """The limiter that owns host ``key`` (the same on every worker)."""
+    return actors[zlib.crc32(key.encode()) % len(actors)]
+
+
+def politeness_for(actors: list[Any]) -> Any:
     """The ``politeness`` hook of the crawl: ``(cfg, session) → (slots, robots)``."""
 
     def make(cfg: CrawlConfig, _session: Any) -> tuple[RaySlots, RayRobots]:
-        return RaySlots(actor), RayRobots(cfg, actor)
+        return RaySlots(actors), RayRobots(cfg, actors)
 
     return make
