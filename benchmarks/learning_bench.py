@@ -55,11 +55,10 @@ def direction_variants(caption: str) -> tuple[int, list[str]] | None:
     return words.index(m.group(1).lower()), variants
 
 
-def write_synthetic(root: Path, n_train: int, n_val: int, seed: int) -> None:
+def write_synthetic(root: Path, n_train: int, n_val: int, seed: int, vocab: dict) -> None:
     kw = {"per_shard": 64, "width": 64, "height": 48, "frames": 16, "pre_extract": 8, "mp4": False}
-    # 3 colours x 2 shapes x 2 backgrounds x 4 directions: a batch holds many clips that look
-    # alike and differ only in motion, the negatives that teach direction
-    vocab = {"colours": ("red", "green", "blue"), "backgrounds": ("black", "grey")}
+    # a small vocabulary (e.g. 3 colours x 1 shape x 1 background x 4 directions): a batch holds
+    # many clips that look alike and differ only in motion, the negatives that teach direction
     synth.write_video_shards(root / "videos" / "train", synth.random_specs(n_train, seed, **vocab), seed=seed, **kw)
     synth.write_video_shards(root / "videos" / "val", synth.random_specs(n_val, seed + 1, **vocab), seed=seed + 1, **kw)
     synth.write_image_shards(root / "images" / "train", synth.random_specs(n_train, seed + 2, **vocab),
@@ -76,7 +75,7 @@ def recipe(shards: Path, args: argparse.Namespace) -> TrainRecipe:
         # no horizontal flip: a mirrored clip moving left is a clip moving right, and its caption
         # would then lie (the official flip is harmless on WebVid, fatal for direction captions)
         "data": {"num_workers": args.workers, "shuffle_buffer": 256, "max_text_len": 32,
-                 "decode_short_side": 64, "hflip": args.hflip},
+                 "decode_short_side": 64, "hflip": args.hflip, "crop_scale": [args.crop_min, 1.0]},
         "sources": [
             {"name": "videos", "kind": "video", "shards": [str(shards / "videos" / "train" / "*.tar")], "batch_size": args.batch},
             {"name": "images", "kind": "image", "shards": [str(shards / "images" / "train" / "*.tar")], "batch_size": args.batch},
@@ -119,14 +118,18 @@ def main() -> None:
     ap.add_argument("--shards", type=Path, help="demo shards dir (videos/train, videos/val, images/train)")
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--val-clips", type=int, default=128)
-    ap.add_argument("--steps1", type=int, default=200)
-    ap.add_argument("--steps2", type=int, default=400)
+    ap.add_argument("--steps1", type=int, default=150)
+    ap.add_argument("--steps2", type=int, default=450)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pretrained-text", action="store_true", help="MiniLM weights (slow on CPU)")
     ap.add_argument("--hflip", action="store_true", help="flip augmentation (breaks left/right)")
+    ap.add_argument("--colours", default="red,green,blue")
+    ap.add_argument("--shapes", default="square")
+    ap.add_argument("--backgrounds", default="black")
+    ap.add_argument("--crop-min", type=float, default=0.8, help="RandomResizedCrop scale floor")
     args = ap.parse_args()
     t0 = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +137,9 @@ def main() -> None:
     if shards is None:
         shards = args.out / "shards"
         if not (shards / "videos" / "val").is_dir():
-            write_synthetic(shards, args.train_clips, args.val_clips, args.seed)
+            vocab = {"colours": args.colours.split(","), "shapes": args.shapes.split(","),
+                     "backgrounds": args.backgrounds.split(",")}
+            write_synthetic(shards, args.train_clips, args.val_clips, args.seed, vocab)
     r = recipe(shards, args)
     run = args.out / "run"
     stage1 = args.out / "stage1.pt"
@@ -146,6 +151,7 @@ def main() -> None:
     res = {
         "data": "demo shards" if args.shards else "synthetic moving shapes",
         "steps": [args.steps1, args.steps2], "batch": args.batch, "lr": args.lr, "hflip": args.hflip,
+        "vocab": [args.colours, args.shapes, args.backgrounds], "crop_scale": [args.crop_min, 1.0],
         "stage1_1frame": measure(stage1, val, 1),
         "stage1_4frames": measure(stage1, val, 4),
         "stage2_4frames": measure(run / "latest.pt", val, 4),

@@ -49,10 +49,11 @@ class ClipSpec:
 
 
 def random_specs(n: int, seed: int, colours: Sequence[str] = tuple(COLOURS),
-                 backgrounds: Sequence[str] = tuple(BACKGROUNDS)) -> list[ClipSpec]:
+                 backgrounds: Sequence[str] = tuple(BACKGROUNDS),
+                 shapes: Sequence[str] = SHAPES) -> list[ClipSpec]:
     """``n`` random specs; a smaller vocabulary makes same-look, other-direction negatives common."""
     rng = random.Random(seed)
-    return [ClipSpec(rng.choice(list(colours)), rng.choice(SHAPES), rng.choice(list(DIRECTIONS)),
+    return [ClipSpec(rng.choice(list(colours)), rng.choice(list(shapes)), rng.choice(list(DIRECTIONS)),
                      rng.choice(list(backgrounds))) for _ in range(n)]
 
 
