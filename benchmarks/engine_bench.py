@@ -120,7 +120,7 @@ def tar_digest(out: Path) -> str:
     return h.hexdigest()
 
 
-def shard_runs(root: Path, n: int, repeat: int) -> tuple[dict[str, list[dict[str, float]]], bool]:
+def shard_runs(root: Path, n: int, repeat: int) -> tuple[dict[str, list[dict[str, float]]], bool | None]:
     crawl = shard_input(root, n)
     res: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
     digests = set()
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="crawl items")
     ap.add_argument("--shard-clips", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-shard", action="store_true", help="crawl figures only")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="engine-bench-"))
@@ -154,7 +155,7 @@ def main() -> None:
         start = ray_startup()
         crawl = crawl_runs(root, args.n, args.repeat)
         warm = warm_crawl(root, args.n, args.repeat)
-        shard, identical = shard_runs(root, args.shard_clips, args.repeat)
+        shard, identical = ({}, None) if args.no_shard else shard_runs(root, args.shard_clips, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     summary = {
@@ -166,7 +167,8 @@ def main() -> None:
         **{f"shard_{e}_{k}": med(shard[e], k) for e in shard for k in ("wall_s", "clips_s", "peak_pss_mb", "cpu_s")},
     }
     summary["crawl_ray_over_local"] = round(summary["crawl_ray_items_s"] / summary["crawl_local_items_s"], 3)
-    summary["shard_ray_over_local"] = round(summary["shard_ray_clips_s"] / summary["shard_local_clips_s"], 3)
+    if shard:
+        summary["shard_ray_over_local"] = round(summary["shard_ray_clips_s"] / summary["shard_local_clips_s"], 3)
     print(json.dumps(summary, indent=2))
     if args.markdown:
         s = summary
@@ -177,6 +179,8 @@ def main() -> None:
         print(f"| crawl items/s, Ray already up (in-process) | {s['warm_crawl_local_items_s']:.0f} | "
               f"{s['warm_crawl_ray_items_s']:.0f} | "
               f"{s['warm_crawl_ray_items_s'] / s['warm_crawl_local_items_s']:.3f} |")
+        if not shard:
+            return
         print(f"| shard, {args.shard_clips} clips: wall s | {s['shard_local_wall_s']} | {s['shard_ray_wall_s']} | |")
         print(f"| shard clips/s | {s['shard_local_clips_s']:.1f} | {s['shard_ray_clips_s']:.1f} | "
               f"{s['shard_ray_over_local']} |")

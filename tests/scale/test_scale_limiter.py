@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
@@ -81,3 +83,77 @@ def test_retried_task_numbers_parts_above_its_dead_attempt(tmp_path) -> None:
     assert start_part(rec, 10, 1, 3) == 17
     assert start_part(rec, 10, 2, 3) == 15
     assert start_part(rec, 10, 0, 3) == 10
+
+
+async def test_acquire_many_grants_free_slots_with_spaced_tokens() -> None:
+    lim = PoliteLimiter(cfg(conc=3, rps=10.0, burst=1))
+    granted, _ = await lim.acquire_many(HOST, ["a", "b", "c", "d", "e"])
+    assert [t for t, _ in granted] == ["a", "b", "c"]  # three slots; d and e ask again later
+    assert [round(d, 1) for _, d in granted] == [0.0, 0.1, 0.2]  # one bucket: 10/s
+
+
+class _Handle:
+    """Ray's call syntax (``actor.method.remote(...)`` → awaitable) around an in-process
+    limiter, so the worker-side slot runs against the real actor class without a cluster."""
+
+    def __init__(self, target: PoliteLimiter) -> None:
+        self.target = target
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> SimpleNamespace:
+        def remote(*args: object) -> asyncio.Future:
+            self.calls[name] += 1
+            result = getattr(self.target, name)(*args)
+            return asyncio.ensure_future(result) if asyncio.iscoroutine(result) else _done(result)
+
+        return SimpleNamespace(remote=remote)
+
+
+def _done(value: object) -> asyncio.Future:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut
+
+
+async def test_worker_slots_batch_requests_and_hand_every_lease_back() -> None:
+    lim = PoliteLimiter(cfg(conc=4))
+    handle = _Handle(lim)
+    slots = limiter.RaySlots([handle])
+    inside = peak = 0
+
+    async def request() -> None:
+        nonlocal inside, peak
+        async with slots.get(HOST + "/v/x.mp4").use():
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.02)
+            inside -= 1
+
+    await asyncio.gather(*(request() for _ in range(20)))
+    await asyncio.sleep(0.01)  # the last hand-back goes out on the next loop turn
+    assert peak == 4
+    assert lim.state()["leases"] == {} and lim.granted == 20
+    assert handle.calls["acquire_many"] < 20 and handle.calls["release_many"] < 20  # batched
+
+
+async def test_a_cancelled_worker_request_frees_its_slot() -> None:
+    lim = PoliteLimiter(cfg(conc=1))
+    slots = limiter.RaySlots([_Handle(lim)])
+    slot = slots.get(HOST + "/a")
+    entered = asyncio.Event()
+
+    async def hold() -> None:
+        async with slot.use():
+            entered.set()
+            await asyncio.sleep(0.1)
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    waiter = asyncio.create_task(hold())  # waits for the only slot...
+    await asyncio.sleep(0.02)
+    waiter.cancel()  # ...and gives up (a timeout)
+    await asyncio.gather(holder, waiter, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    assert lim.state()["leases"] == {}
+    async with slot.use():  # the host is usable again
+        pass

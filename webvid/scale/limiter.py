@@ -13,12 +13,13 @@ Takes the run's :class:`~webvid.crawl.config.CrawlConfig`; produces
   token and returns the lease when the request is over, ``on_response`` reports statuses, so a
   host that answers 429 to one worker slows down for all of them.
 
-One lease per request costs a round trip to the actor (a few milliseconds of actor time on a
-busy 2-core machine, see docs/benchmarks.md). A large cluster can run several limiter actors:
-each host belongs to exactly one (:func:`limiter_for`, a stable hash of the host), so every
-rule still holds per host for the whole cluster while the load is spread. A lease carries a ticket: if the request is
-cancelled while waiting, its ticket is released as soon as it is granted; if a worker dies
-holding one, the lease expires after the request's total timeout (plus a margin).
+Each request still takes one lease and one token, but a worker asks for those of all its
+requests waiting for a host in one call and hands finished ones back together (small batches;
+see :class:`RaySlot`). A large cluster can run several limiter actors: each host belongs to
+exactly one (:func:`limiter_for`, a stable hash of the host), so every rule still holds per
+host for the whole cluster while the load is spread. A lease carries a ticket: a request
+cancelled while waiting has its ticket refused (or freed, if already granted); if a worker
+dies holding one, the lease expires after the request's total timeout (plus a margin).
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ class PoliteLimiter:
 
     # -- leases and tokens --------------------------------------------------------------
 
-    async def acquire(self, key: str, ticket: str) -> int:
-        """Wait for a free connection slot and a token of ``key``'s host; returns the number of
-        hosts now backing off (for the worker's progress line)."""
+    async def acquire_many(self, key: str, tickets: list[str]) -> tuple[list[tuple[str, float]], int]:
+        """Grant leases of ``key``'s host to as many of ``tickets`` as there are free slots now
+        (waiting for the first one), each with a token: ``[(ticket, seconds to wait before
+        sending)]`` (the token's time, or the end of a 429 pause), and the number of hosts
+        backing off. A ticket not granted is asked for again by its worker."""
         slot = self.slots.get(key)
         leases = self.leases.setdefault(key, {})
         cond = self.conds.setdefault(key, asyncio.Condition())
         limit = self.cfg.polite.per_host_concurrency
+        granted: list[str] = []
         async with cond:
             while True:
                 now = time.monotonic()
@@ -74,29 +78,42 @@ class PoliteLimiter:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(cond.wait(), max(0.01, min(leases.values()) - now))
-            leases[ticket] = time.monotonic() + self.lease_s
-        wait = slot.bucket.reserve(time.monotonic())
-        while True:  # as HostSlot.use: the token's time, and any 429 pause announced meanwhile
-            wait = max(wait, slot.pause_until - time.monotonic())
-            if wait <= 0:
-                break
-            await asyncio.sleep(wait)
-            wait = 0.0
-        self.granted += 1
-        if self.cancelled.pop(ticket, False) is None:  # given up while waiting
-            await self.release(key, ticket)
-        return self.slots.backing_off()
+            for t in tickets:
+                if len(leases) >= limit:
+                    break
+                if self.cancelled.pop(t, False) is None:  # given up before its turn
+                    continue
+                leases[t] = now + self.lease_s
+                granted.append(t)
+        now = time.monotonic()
+        out = [(t, max(slot.bucket.reserve(now), slot.pause_until - now, 0.0)) for t in granted]
+        self.granted += len(out)
+        return out, self.slots.backing_off()
+
+    async def acquire(self, key: str, ticket: str) -> int:
+        """One ticket, waited for here (what a worker's slot does, without batching)."""
+        granted, backing = await self.acquire_many(key, [ticket])
+        if granted:  # else it was released before its turn: nothing to wait for
+            await asyncio.sleep(granted[0][1])
+        return backing
+
+    async def release_many(self, key: str, tickets: list[str]) -> None:
+        leases = self.leases.get(key, {})
+        freed = 0
+        for t in tickets:
+            if leases.pop(t, None) is None:  # not granted yet: refuse it when its turn comes
+                self.cancelled[t] = None
+            else:
+                freed += 1
+        while len(self.cancelled) > 100_000:
+            self.cancelled.popitem(last=False)
+        if freed:
+            cond = self.conds[key]
+            async with cond:
+                cond.notify(freed)
 
     async def release(self, key: str, ticket: str) -> None:
-        leases = self.leases.get(key, {})
-        if leases.pop(ticket, None) is None:
-            self.cancelled[ticket] = None
-            while len(self.cancelled) > 100_000:
-                self.cancelled.popitem(last=False)
-            return
-        cond = self.conds[key]
-        async with cond:
-            cond.notify()
+        await self.release_many(key, [ticket])
 
     def on_response(self, key: str, status: int, retry_after_s: float | None) -> None:
         self.slots.get(key).on_response(status, retry_after_s)
@@ -144,21 +161,75 @@ _TICKETS = itertools.count()
 
 
 class RaySlot:
-    """A worker's view of one host: the same ``use()``/``on_response`` as ``HostSlot``."""
+    """A worker's view of one host: the same ``use()``/``on_response`` as ``HostSlot``.
+
+    Requests of this worker waiting for the host are asked for together (one ``acquire_many``
+    in flight per host), and finished ones are handed back together once per loop turn: the
+    tokens travel in small batches, each still one request's lease and token."""
+
+    BATCH = 64
 
     def __init__(self, owner: RaySlots, key: str) -> None:
         self.owner, self.key = owner, key
         self.actor = limiter_for(owner.actors, key)
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+        self._asked: set[str] = set()  # sent to the actor, not yet handed back
+        self._asking = False
+        self._done: list[str] = []
 
     @contextlib.asynccontextmanager
     async def use(self) -> AsyncIterator[None]:
-        actor = self.actor
         ticket = f"{self.owner.prefix}-{next(_TICKETS)}"
+        fut = self._waiting[ticket] = asyncio.get_running_loop().create_future()
+        if not self._asking:
+            self._asking = True
+            asyncio.get_running_loop().create_task(self._ask())
         try:
-            self.owner.backing = await actor.acquire.remote(self.key, ticket)
+            delay = await fut
+            if delay > 0:
+                await asyncio.sleep(delay)
             yield
-        finally:  # also when cancelled while waiting: the actor frees the ticket once granted
-            actor.release.remote(self.key, ticket)
+        finally:  # also when cancelled while waiting: the actor refuses or frees the ticket
+            self._waiting.pop(ticket, None)
+            self._hand_back(ticket)
+
+    async def _ask(self) -> None:
+        try:
+            while batch := [t for t in self._waiting if t not in self._asked][: self.BATCH]:
+                self._asked.update(batch)
+                try:
+                    granted, self.owner.backing = await self.actor.acquire_many.remote(self.key, batch)
+                except Exception as exc:  # the actor is gone: these requests fail, others retry
+                    for t in batch:
+                        self._asked.discard(t)
+                        fut = self._waiting.pop(t, None)
+                        if fut is not None and not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                got = dict(granted)
+                for t in batch:
+                    fut = self._waiting.get(t)
+                    if t not in got:
+                        self._asked.discard(t)  # no free slot this time: asked again
+                    elif fut is not None and not fut.done():
+                        fut.set_result(got[t])
+                    else:
+                        self._hand_back(t)  # its request gave up meanwhile
+        finally:
+            self._asking = False
+
+    def _hand_back(self, ticket: str) -> None:
+        if ticket not in self._asked:
+            return  # never sent: nothing to free
+        self._asked.discard(ticket)
+        if not self._done:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._done.append(ticket)
+
+    def _flush(self) -> None:
+        done, self._done = self._done, []
+        if done:
+            self.actor.release_many.remote(self.key, done)
 
     def on_response(self, status: int, retry_after_s: float | None) -> None:
         trouble = status in (429, 503)
