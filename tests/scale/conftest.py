@@ -1,6 +1,7 @@
-"""Fixtures for the Ray engine tests: one local Ray cluster per session (num_cpus=2).
+"""Fixtures for the Ray engine tests: one local Ray cluster per test module (num_cpus=2).
 
-Ray costs 2-4 s and ~450 MB to start, so every test of this folder shares one cluster; the
+Ray costs 2-4 s and ~450 MB to start, so the tests of a module share one cluster, shut down at
+the module's end (so no later test forks a process with Ray's threads in it); the
 tests that need it are skipped, with the reason, when Ray is not installed (``pip install
 'webvid[ray]'``, which ``make setup`` does).
 """
@@ -20,7 +21,8 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # shut down before other tests fork processes (a fork with
+# Ray's gRPC threads in it is unsafe; a session-wide cluster would outlive this folder)
 def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray", reason="the Ray engine tests need ray: pip install 'webvid[ray]'")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
