@@ -36,7 +36,7 @@ def ray_cluster() -> Iterator[Any]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _task_pids(title: str) -> list[int]:
+def task_pids(title: str) -> list[int]:
     """PIDs of Ray worker processes whose title says they run ``title`` (``ray::NAME``)."""
     pids = []
     for entry in Path("/proc").iterdir():
@@ -63,7 +63,7 @@ class Killer:
     def _run(self) -> None:
         end = time.monotonic() + self.timeout_s
         while not self._stop.is_set() and time.monotonic() < end:
-            pids = _task_pids(self.title) if self.ready() else []
+            pids = task_pids(self.title) if self.ready() else []
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 self.killed = pids[0]

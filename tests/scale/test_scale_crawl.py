@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +25,7 @@ from webvid.crawl.config import CrawlConfig, DiscoverConfig, NetConfig, OutputCo
 from webvid.crawl.run import run as local_run
 from webvid.scale.crawl_engine import run_crawl
 
-from .conftest import Killer
+from .conftest import Killer, task_pids
 
 N_OK = 36
 
@@ -238,3 +241,32 @@ def test_discovery_on_ray_equals_local(ray_cluster, server, tmp_path):
     ray_cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dir=str(tmp_path / "ray")))
     summary = run_crawl(ray_cfg)
     assert summary.mode == "discover" and outcome(tmp_path / "ray") == local
+
+
+def test_a_killed_driver_is_resumed_by_the_next_run(ray_cluster, tmp_path):
+    """The driver (a `webvid crawl --engine ray` process on this cluster) is SIGKILLed mid-run;
+    Ray ends its tasks; the same crawl run again finishes with exactly the local result."""
+    with Server(delay_s=0.05) as slow:
+        src = table(tmp_path / "t.csv", slow.url)
+        local = outcome(_local(config(src, tmp_path / "local")))
+        slow.log.clear()
+        out = tmp_path / "ray"
+        address = ray_cluster.get_runtime_context().gcs_address
+        env = {**os.environ, "WEBVID_NO_PROGRESS": "1"}
+        cmd = [sys.executable, "-m", "webvid.cli", "-q", "crawl", str(src), "-o", str(out), "--allow-private",
+               "--per-host-rps", "1000", "--concurrency", "4", "--engine", "ray", "--ray-address", address,
+               "--set", "output.flush_every=3"]
+        driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(slow.media_times()) < 10 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        driver.kill()
+        driver.wait()
+        while task_pids("crawl_unit") and time.monotonic() < deadline:  # Ray ends the dead job's tasks
+            time.sleep(0.1)
+        assert not (out / "manifest.json").exists()
+        assert any((out / "records").glob("*"))  # the killed run left parts or journals
+        summary = run_crawl(config(src, out), tasks=2)
+        assert summary.skipped_done > 0
+    assert outcome(out) == local
