@@ -36,14 +36,24 @@ from crawl_bench import FAST, Server, measure
 
 from webvid.shards import synth
 
-SHARD_SETS = ["--set", "filters.min_short_side=32", "--set", "filters.min_duration_s=0.5",
-              "--set", "output.report=false", "--set", "output.max_samples=100"]
+SHARD_SETS = [
+    "--set",
+    "filters.min_short_side=32",
+    "--set",
+    "filters.min_duration_s=0.5",
+    "--set",
+    "output.report=false",
+    "--set",
+    "output.max_samples=100",
+]
 
 
 def ray_startup() -> dict[str, float]:
-    code = ("import os,time;os.environ['RAY_USAGE_STATS_ENABLED']='0';os.environ['RAY_AUTH_MODE']='disabled';"
-            "import ray;ray.init(num_cpus=2,include_dashboard=False);ray.get(ray.remote(lambda:1).remote());"
-            "ray.shutdown()")
+    code = (
+        "import os,time;os.environ['RAY_USAGE_STATS_ENABLED']='0';os.environ['RAY_AUTH_MODE']='disabled';"
+        "import ray;ray.init(num_cpus=2,include_dashboard=False);ray.get(ray.remote(lambda:1).remote());"
+        "ray.shutdown()"
+    )
     return measure([sys.executable, "-c", code])
 
 
@@ -57,12 +67,26 @@ def crawl_runs(root: Path, n: int, repeat: int) -> dict[str, list[dict[str, floa
         for r in range(repeat):
             for engine in ("local", "ray"):
                 out = root / f"crawl-{engine}-{r}"
-                cmd = [sys.executable, "-m", "webvid.cli", "-q", "crawl", str(table), "-o", str(out), *FAST,
-                       "--engine", engine]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "webvid.cli",
+                    "-q",
+                    "crawl",
+                    str(table),
+                    "-o",
+                    str(out),
+                    *FAST,
+                    "--engine",
+                    engine,
+                ]
                 m = measure(cmd)
                 m["items_s"] = n / m["wall_s"]
                 res[engine].append(m)
-                print(f"crawl {engine}: {m['wall_s']:.1f}s {m['items_s']:.0f} items/s", file=sys.stderr)
+                print(
+                    f"crawl {engine}: {m['wall_s']:.1f}s {m['items_s']:.0f} items/s",
+                    file=sys.stderr,
+                )
                 shutil.rmtree(out)
         return res
     finally:
@@ -83,16 +107,31 @@ def warm_crawl(root: Path, n: int, repeat: int) -> dict[str, list[float]]:
     res: dict[str, list[float]] = {"local": [], "ray": []}
     try:
         table = root / "warm.csv"
-        table.write_text("videoid,contentUrl,name\n" + "".join(f"{i},{server.url}/cdn/{i}.mp4,clip {i}\n"
-                                                               for i in range(n)))
-        sets = ["polite.allow_private=true", "concurrency=64", "polite.per_host_concurrency=64",
-                "polite.per_host_rps=100000", "polite.per_host_burst=100000", "net.backoff_base_s=0.05"]
+        table.write_text(
+            "videoid,contentUrl,name\n"
+            + "".join(f"{i},{server.url}/cdn/{i}.mp4,clip {i}\n" for i in range(n))
+        )
+        sets = [
+            "polite.allow_private=true",
+            "concurrency=64",
+            "polite.per_host_concurrency=64",
+            "polite.per_host_rps=100000",
+            "polite.per_host_burst=100000",
+            "net.backoff_base_s=0.05",
+        ]
         with ray_session(num_cpus=2):
             for r in range(repeat):
                 for engine, fn in (("local", run), ("ray", run_crawl)):
                     out = root / f"warm-{engine}-{r}"
-                    cfg = load_recipe(CrawlConfig, None, [f"source={json.dumps(str(table))}",
-                                                          f"output.dir={json.dumps(str(out))}", *sets])
+                    cfg = load_recipe(
+                        CrawlConfig,
+                        None,
+                        [
+                            f"source={json.dumps(str(table))}",
+                            f"output.dir={json.dumps(str(out))}",
+                            *sets,
+                        ],
+                    )
                     t = time.perf_counter()
                     summary = fn(cfg)
                     res[engine].append(n / (time.perf_counter() - t))
@@ -107,9 +146,16 @@ def warm_crawl(root: Path, n: int, repeat: int) -> dict[str, list[float]]:
 def shard_input(root: Path, n: int) -> Path:
     media = root / "media"
     with ThreadPoolExecutor(2) as pool:
-        paths = list(pool.map(lambda i: synth.make_video(media / f"{i}.mp4", seed=5000 + i, duration=1.0), range(n)))
-    entries = [synth.Entry(f"clip{i:05d}", f"Benchmark clip {i}: colours drift across the frame", p)
-               for i, p in enumerate(paths)]
+        paths = list(
+            pool.map(
+                lambda i: synth.make_video(media / f"{i}.mp4", seed=5000 + i, duration=1.0),
+                range(n),
+            )
+        )
+    entries = [
+        synth.Entry(f"clip{i:05d}", f"Benchmark clip {i}: colours drift across the frame", p)
+        for i, p in enumerate(paths)
+    ]
     return synth.write_crawl_dir(root / "crawl", entries)
 
 
@@ -120,15 +166,30 @@ def tar_digest(out: Path) -> str:
     return h.hexdigest()
 
 
-def shard_runs(root: Path, n: int, repeat: int) -> tuple[dict[str, list[dict[str, float]]], bool | None]:
+def shard_runs(
+    root: Path, n: int, repeat: int
+) -> tuple[dict[str, list[dict[str, float]]], bool | None]:
     crawl = shard_input(root, n)
     res: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
     digests = set()
     for r in range(repeat):
         for engine in ("local", "ray"):
             out = root / f"shard-{engine}-{r}"
-            cmd = [sys.executable, "-m", "webvid.cli", "-q", "shard", str(crawl), "-o", str(out), "--workers", "2",
-                   *SHARD_SETS, "--engine", engine]
+            cmd = [
+                sys.executable,
+                "-m",
+                "webvid.cli",
+                "-q",
+                "shard",
+                str(crawl),
+                "-o",
+                str(out),
+                "--workers",
+                "2",
+                *SHARD_SETS,
+                "--engine",
+                engine,
+            ]
             m = measure(cmd)
             m["clips_s"] = n / m["wall_s"]
             res[engine].append(m)
@@ -155,35 +216,62 @@ def main() -> None:
         start = ray_startup()
         crawl = crawl_runs(root, args.n, args.repeat)
         warm = warm_crawl(root, args.n, args.repeat)
-        shard, identical = ({}, None) if args.no_shard else shard_runs(root, args.shard_clips, args.repeat)
+        shard, identical = (
+            ({}, None) if args.no_shard else shard_runs(root, args.shard_clips, args.repeat)
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     summary = {
-        "ray_start_run_stop_s": round(start["wall_s"], 2), "ray_start_peak_pss_mb": round(start["peak_pss_mb"]),
-        "crawl_items": args.n, "shard_clips": args.shard_clips, "repeat": args.repeat,
+        "ray_start_run_stop_s": round(start["wall_s"], 2),
+        "ray_start_peak_pss_mb": round(start["peak_pss_mb"]),
+        "crawl_items": args.n,
+        "shard_clips": args.shard_clips,
+        "repeat": args.repeat,
         "shard_tars_identical": identical,
         **{f"warm_crawl_{e}_items_s": round(statistics.median(v), 1) for e, v in warm.items()},
-        **{f"crawl_{e}_{k}": med(crawl[e], k) for e in crawl for k in ("wall_s", "items_s", "peak_pss_mb", "cpu_s")},
-        **{f"shard_{e}_{k}": med(shard[e], k) for e in shard for k in ("wall_s", "clips_s", "peak_pss_mb", "cpu_s")},
+        **{
+            f"crawl_{e}_{k}": med(crawl[e], k)
+            for e in crawl
+            for k in ("wall_s", "items_s", "peak_pss_mb", "cpu_s")
+        },
+        **{
+            f"shard_{e}_{k}": med(shard[e], k)
+            for e in shard
+            for k in ("wall_s", "clips_s", "peak_pss_mb", "cpu_s")
+        },
     }
-    summary["crawl_ray_over_local"] = round(summary["crawl_ray_items_s"] / summary["crawl_local_items_s"], 3)
+    summary["crawl_ray_over_local"] = round(
+        summary["crawl_ray_items_s"] / summary["crawl_local_items_s"], 3
+    )
     if shard:
-        summary["shard_ray_over_local"] = round(summary["shard_ray_clips_s"] / summary["shard_local_clips_s"], 3)
+        summary["shard_ray_over_local"] = round(
+            summary["shard_ray_clips_s"] / summary["shard_local_clips_s"], 3
+        )
     print(json.dumps(summary, indent=2))
     if args.markdown:
         s = summary
         print("\n| | local | ray | ray / local |\n| --- | --- | --- | --- |")
-        print(f"| crawl, {args.n} items: wall s | {s['crawl_local_wall_s']} | {s['crawl_ray_wall_s']} | |")
-        print(f"| crawl items/s | {s['crawl_local_items_s']:.0f} | {s['crawl_ray_items_s']:.0f} | "
-              f"{s['crawl_ray_over_local']} |")
-        print(f"| crawl items/s, Ray already up (in-process) | {s['warm_crawl_local_items_s']:.0f} | "
-              f"{s['warm_crawl_ray_items_s']:.0f} | "
-              f"{s['warm_crawl_ray_items_s'] / s['warm_crawl_local_items_s']:.3f} |")
+        print(
+            f"| crawl, {args.n} items: wall s | {s['crawl_local_wall_s']} | {s['crawl_ray_wall_s']} | |"
+        )
+        print(
+            f"| crawl items/s | {s['crawl_local_items_s']:.0f} | {s['crawl_ray_items_s']:.0f} | "
+            f"{s['crawl_ray_over_local']} |"
+        )
+        print(
+            f"| crawl items/s, Ray already up (in-process) | {s['warm_crawl_local_items_s']:.0f} | "
+            f"{s['warm_crawl_ray_items_s']:.0f} | "
+            f"{s['warm_crawl_ray_items_s'] / s['warm_crawl_local_items_s']:.3f} |"
+        )
         if not shard:
             return
-        print(f"| shard, {args.shard_clips} clips: wall s | {s['shard_local_wall_s']} | {s['shard_ray_wall_s']} | |")
-        print(f"| shard clips/s | {s['shard_local_clips_s']:.1f} | {s['shard_ray_clips_s']:.1f} | "
-              f"{s['shard_ray_over_local']} |")
+        print(
+            f"| shard, {args.shard_clips} clips: wall s | {s['shard_local_wall_s']} | {s['shard_ray_wall_s']} | |"
+        )
+        print(
+            f"| shard clips/s | {s['shard_local_clips_s']:.1f} | {s['shard_ray_clips_s']:.1f} | "
+            f"{s['shard_ray_over_local']} |"
+        )
 
 
 if __name__ == "__main__":

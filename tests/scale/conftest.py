@@ -24,10 +24,14 @@ import pytest
 @pytest.fixture(scope="module")  # shut down before other tests fork processes (a fork with
 # Ray's gRPC threads in it is unsafe; a session-wide cluster would outlive this folder)
 def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray", reason="the Ray engine tests need ray: pip install 'webvid[ray]'")
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine tests need ray: pip install 'webvid[ray]'"
+    )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp = tempfile.mkdtemp(prefix="wvray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    temp = tempfile.mkdtemp(
+        prefix="wvray-", dir="/tmp"
+    )  # short: Ray's socket paths have a length limit
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
     try:
         yield ray

@@ -68,13 +68,18 @@ class Server:
             n = int(req.match_info["n"])
             links = "".join(f'<a href="/clip/d{n}{i}">clip</a>' for i in range(4))
             nxt = f'<link rel="next" href="/videos/page/{n + 1}">' if n < 3 else ""
-            return web.Response(text=f"<html><head>{nxt}</head><body>{links}</body></html>", content_type="text/html")
+            return web.Response(
+                text=f"<html><head>{nxt}</head><body>{links}</body></html>",
+                content_type="text/html",
+            )
 
         async def clip(req: web.Request) -> web.Response:
             cid = req.match_info["cid"]
-            return web.Response(text=f'<html><head><title>Clip {cid} of a red ball</title></head><body><video>'
-                                     f'<source src="/v/{cid}.mp4" type="video/mp4"></video></body></html>',
-                                content_type="text/html")
+            return web.Response(
+                text=f"<html><head><title>Clip {cid} of a red ball</title></head><body><video>"
+                f'<source src="/v/{cid}.mp4" type="video/mp4"></video></body></html>',
+                content_type="text/html",
+            )
 
         app = web.Application(middlewares=[web.middleware(on_request)])
         app.router.add_get("/robots.txt", robots)
@@ -129,10 +134,19 @@ def table(path: Path, url: str, two_hosts: bool = False) -> Path:
     return path
 
 
-def config(src: Path, out: Path, *, rps: float = 1000.0, burst: int = 100, conc: int = 16, **kw: object) -> CrawlConfig:
-    polite = PoliteConfig(allow_private=True, per_host_rps=rps, per_host_burst=burst, per_host_concurrency=conc,
-                          host_429_pause_s=0.2)
-    net = NetConfig(retries=1, backoff_base_s=0.05, backoff_max_s=1.0, total_timeout_s=20.0, read_timeout_s=5.0)
+def config(
+    src: Path, out: Path, *, rps: float = 1000.0, burst: int = 100, conc: int = 16, **kw: object
+) -> CrawlConfig:
+    polite = PoliteConfig(
+        allow_private=True,
+        per_host_rps=rps,
+        per_host_burst=burst,
+        per_host_concurrency=conc,
+        host_429_pause_s=0.2,
+    )
+    net = NetConfig(
+        retries=1, backoff_base_s=0.05, backoff_max_s=1.0, total_timeout_s=20.0, read_timeout_s=5.0
+    )
     output = OutputConfig(dir=str(out), fsync_media=False, flush_every=5, flush_interval_s=0.5)
     return CrawlConfig(source=str(src), polite=polite, net=net, output=output, concurrency=8, **kw)  # type: ignore[arg-type]
 
@@ -140,7 +154,9 @@ def config(src: Path, out: Path, *, rps: float = 1000.0, burst: int = 100, conc:
 def records(out: Path) -> list[dict]:
     rows: list[dict] = []
     for part in sorted((out / "records").glob("part-*.parquet")):
-        rows += pq.read_table(part, columns=["clip_id", "status", "reason", "sha256", "media_path"]).to_pylist()
+        rows += pq.read_table(
+            part, columns=["clip_id", "status", "reason", "sha256", "media_path"]
+        ).to_pylist()
     return rows
 
 
@@ -148,12 +164,18 @@ def outcome(out: Path) -> dict[str, tuple]:
     """clip id → (status, reason, sha256, media bytes hash): what a crawl produced."""
     rows = records(out)
     ids = [r["clip_id"] for r in rows]
-    assert len(ids) == len(set(ids)), f"duplicate rows: {[k for k, v in Counter(ids).items() if v > 1]}"
+    assert len(ids) == len(set(ids)), (
+        f"duplicate rows: {[k for k, v in Counter(ids).items() if v > 1]}"
+    )
     assert not list((out / "records").glob("journal-*")), "journals left behind"
     assert (out / "manifest.json").is_file()
     res = {}
     for r in rows:
-        media = hashlib.sha256((out / r["media_path"]).read_bytes()).hexdigest() if r["media_path"] else None
+        media = (
+            hashlib.sha256((out / r["media_path"]).read_bytes()).hexdigest()
+            if r["media_path"]
+            else None
+        )
         res[r["clip_id"]] = (r["status"], r["reason"], r["sha256"], media)
     return res
 
@@ -171,7 +193,11 @@ def test_ray_crawl_equals_local_and_resumes(ray_cluster, server, tmp_path):
     assert outcome(tmp_path / "ray") == local
     assert server.count("/v/c000.mp4") == 1  # resumed: nothing fetched twice
     assert server.count("/robots.txt") == 4  # once per host per run
-    assert second.totals["by_status"] == {"success": N_OK, "failed_to_download": 3, "skipped_robots": 2}
+    assert second.totals["by_status"] == {
+        "success": N_OK,
+        "failed_to_download": 3,
+        "skipped_robots": 2,
+    }
 
 
 def _local(cfg: CrawlConfig) -> Path:
@@ -185,7 +211,9 @@ def test_per_host_rate_holds_for_the_cluster(ray_cluster, server, tmp_path):
     would let 2·(8 + 2) through. robots.txt is asked for once."""
     rps, burst = 8.0, 2
     src = table(tmp_path / "t.csv", server.url)
-    summary = run_crawl(config(src, tmp_path / "ray", rps=rps, burst=burst, conc=4, limit=30), tasks=2)
+    summary = run_crawl(
+        config(src, tmp_path / "ray", rps=rps, burst=burst, conc=4, limit=30), tasks=2
+    )
     assert summary.by_status["success"] == 30
     times = server.media_times()
     assert len(times) == 30
@@ -209,8 +237,22 @@ def test_ray_crawl_survives_a_killed_worker(ray_cluster, tmp_path):
 def test_crawl_cli_engine_ray(ray_cluster, server, tmp_path):
     src = table(tmp_path / "t.csv", server.url)
     out = tmp_path / "cli"
-    res = CliRunner().invoke(cli, ["crawl", str(src), "-o", str(out), "--allow-private", "--engine", "ray",
-                                   "--per-host-rps", "1000", "--limit", "10"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "crawl",
+            str(src),
+            "-o",
+            str(out),
+            "--allow-private",
+            "--engine",
+            "ray",
+            "--per-host-rps",
+            "1000",
+            "--limit",
+            "10",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "10 items" in res.output
     assert sum(1 for r in records(out) if r["status"] == "success") == 10
@@ -224,7 +266,9 @@ def test_a_429_slows_the_host_down_for_every_worker(ray_cluster, tmp_path):
     the first 0.1 s); the clip is retried and succeeds."""
     with Server(busy_first=True) as busy:
         src = table(tmp_path / "t.csv", busy.url)
-        summary = run_crawl(config(src, tmp_path / "ray", rps=20, burst=1, conc=2, limit=12), tasks=2)
+        summary = run_crawl(
+            config(src, tmp_path / "ray", rps=20, burst=1, conc=2, limit=12), tasks=2
+        )
         times = busy.media_times()
     assert summary.by_status == {"success": 12}
     t429 = times[0]
@@ -233,12 +277,19 @@ def test_a_429_slows_the_host_down_for_every_worker(ray_cluster, tmp_path):
 
 
 def test_discovery_on_ray_equals_local(ray_cluster, server, tmp_path):
-    discover = DiscoverConfig(follow_patterns=(r"/videos/page/\d+$",), item_patterns=(r"/clip/[^/]+$",))
-    cfg = dataclasses.replace(config(Path("x"), tmp_path / "local"), source=server.url + "/videos/page/1",
-                              discover=discover)
+    discover = DiscoverConfig(
+        follow_patterns=(r"/videos/page/\d+$",), item_patterns=(r"/clip/[^/]+$",)
+    )
+    cfg = dataclasses.replace(
+        config(Path("x"), tmp_path / "local"),
+        source=server.url + "/videos/page/1",
+        discover=discover,
+    )
     local = outcome(_local(cfg))
     assert sum(1 for s in local.values() if s[0] == "success") == 12
-    ray_cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dir=str(tmp_path / "ray")))
+    ray_cfg = dataclasses.replace(
+        cfg, output=dataclasses.replace(cfg.output, dir=str(tmp_path / "ray"))
+    )
     summary = run_crawl(ray_cfg)
     assert summary.mode == "discover" and outcome(tmp_path / "ray") == local
 
@@ -253,17 +304,39 @@ def test_a_killed_driver_is_resumed_by_the_next_run(ray_cluster, tmp_path):
         out = tmp_path / "ray"
         address = ray_cluster.get_runtime_context().gcs_address
         env = {**os.environ, "WEBVID_NO_PROGRESS": "1"}
-        cmd = [sys.executable, "-m", "webvid.cli", "-q", "crawl", str(src), "-o", str(out), "--allow-private",
-               "--per-host-rps", "1000", "--concurrency", "4", "--engine", "ray", "--ray-address", address,
-               "--set", "output.flush_every=3"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "webvid.cli",
+            "-q",
+            "crawl",
+            str(src),
+            "-o",
+            str(out),
+            "--allow-private",
+            "--per-host-rps",
+            "1000",
+            "--concurrency",
+            "4",
+            "--engine",
+            "ray",
+            "--ray-address",
+            address,
+            "--set",
+            "output.flush_every=3",
+        ]
         driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while len(slow.media_times()) < 10 and driver.poll() is None and time.monotonic() < deadline:
+        while (
+            len(slow.media_times()) < 10 and driver.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
         driver.kill()
         driver.wait()
-        while task_pids("crawl_unit") and time.monotonic() < deadline:  # Ray ends the dead job's tasks
+        while (
+            task_pids("crawl_unit") and time.monotonic() < deadline
+        ):  # Ray ends the dead job's tasks
             time.sleep(0.1)
         assert not (out / "manifest.json").exists()
         assert any((out / "records").glob("*"))  # the killed run left parts or journals

@@ -19,10 +19,19 @@ from webvid.scale.limiter import PoliteLimiter
 HOST = "http://127.0.0.1:8000"
 
 
-def cfg(conc: int = 2, rps: float = 1000.0, burst: int = 100, total_timeout_s: float = 60.0) -> CrawlConfig:
-    return CrawlConfig(polite=PoliteConfig(allow_private=True, per_host_concurrency=conc, per_host_rps=rps,
-                                           per_host_burst=burst, host_429_pause_s=0.3),
-                       net=NetConfig(total_timeout_s=total_timeout_s, backoff_max_s=5.0))
+def cfg(
+    conc: int = 2, rps: float = 1000.0, burst: int = 100, total_timeout_s: float = 60.0
+) -> CrawlConfig:
+    return CrawlConfig(
+        polite=PoliteConfig(
+            allow_private=True,
+            per_host_concurrency=conc,
+            per_host_rps=rps,
+            per_host_burst=burst,
+            host_429_pause_s=0.3,
+        ),
+        net=NetConfig(total_timeout_s=total_timeout_s, backoff_max_s=5.0),
+    )
 
 
 async def test_concurrency_is_per_host_and_released() -> None:
@@ -77,7 +86,12 @@ def test_retried_task_numbers_parts_above_its_dead_attempt(tmp_path) -> None:
     rec = tmp_path / "records"
     rec.mkdir()
     assert start_part(rec, 10, 1, 3) == 11
-    for name in ("part-00004.parquet", "part-00011.parquet", "journal-00014.jsonl", "part-00012.parquet"):
+    for name in (
+        "part-00004.parquet",
+        "part-00011.parquet",
+        "journal-00014.jsonl",
+        "part-00012.parquet",
+    ):
         (rec / name).write_text("")
     # task 1 of 3 owns 11, 14, 17...; 4 is an earlier run's, 12 is task 2's
     assert start_part(rec, 10, 1, 3) == 17

@@ -16,8 +16,13 @@ from webvid.shards.run import run as local_run
 
 from .conftest import Killer
 
-OVERRIDES = ("filters.min_short_side=32", "output.max_samples=2", "workers=1", "output.report=false",
-             "output.val_fraction=0.3")
+OVERRIDES = (
+    "filters.min_short_side=32",
+    "output.max_samples=2",
+    "workers=1",
+    "output.report=false",
+    "output.val_fraction=0.3",
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +32,33 @@ def crawl_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     d = tmp_path_factory.mktemp("scale-media")
     media = {f"m{i}": synth.make_video(d / f"m{i}.mp4", seed=i + 1) for i in range(5)}
     near = d / "near.mp4"
-    synth._ffmpeg(["-i", str(media["m0"]), "-vf", "scale=128:96", "-c:v", "libx264", "-crf", "28",
-                   "-pix_fmt", "yuv420p", str(near)])
+    synth._ffmpeg(
+        [
+            "-i",
+            str(media["m0"]),
+            "-vf",
+            "scale=128:96",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "28",
+            "-pix_fmt",
+            "yuv420p",
+            str(near),
+        ]
+    )
     E = synth.Entry
-    a = [E("a0", "A red ball rolls across a wooden table", media["m0"]),
-         E("a1", "Clouds drift over a green valley at dawn", media["m1"]),
-         E("a2", "A cyclist rides along a coastal road", media["m2"])]
-    b = [E("b0", "The same red ball again on the table", media["m0"]),
-         E("b1", "The ball on the table once more, sharper", near),
-         E("b2", "Waves break slowly on a sandy beach", media["m3"]),
-         E("b3", "A small boat sails past a lighthouse", media["m4"])]
+    a = [
+        E("a0", "A red ball rolls across a wooden table", media["m0"]),
+        E("a1", "Clouds drift over a green valley at dawn", media["m1"]),
+        E("a2", "A cyclist rides along a coastal road", media["m2"]),
+    ]
+    b = [
+        E("b0", "The same red ball again on the table", media["m0"]),
+        E("b1", "The ball on the table once more, sharper", near),
+        E("b2", "Waves break slowly on a sandy beach", media["m3"]),
+        E("b3", "A small boat sails past a lighthouse", media["m4"]),
+    ]
     return [synth.write_crawl_dir(d / "A", a), synth.write_crawl_dir(d / "B", b)]
 
 
@@ -58,7 +80,9 @@ def _verdicts(out: Path) -> dict[str, tuple[bool, str | None]]:
     return {r["clip_id"]: (r["kept"], r["reason"]) for r in t}
 
 
-def test_ray_shards_are_byte_identical_and_dedup_is_global(ray_cluster, crawl_dirs, local_out, tmp_path):
+def test_ray_shards_are_byte_identical_and_dedup_is_global(
+    ray_cluster, crawl_dirs, local_out, tmp_path
+):
     out = tmp_path / "ray"
     summary = run_shard(recipe.load(None, list(OVERRIDES)), crawl_dirs, out)
     local = _digests(local_out)
@@ -86,8 +110,12 @@ def test_ray_shard_survives_a_killed_worker(ray_cluster, crawl_dirs, local_out, 
 def test_shard_cli_engine_ray(ray_cluster, crawl_dirs, local_out, tmp_path):
     out = tmp_path / "cli"
     sets = [a for o in OVERRIDES for a in ("--set", o)]
-    res = CliRunner().invoke(cli, ["shard", *map(str, crawl_dirs), "-o", str(out), "--engine", "ray", *sets])
+    res = CliRunner().invoke(
+        cli, ["shard", *map(str, crawl_dirs), "-o", str(out), "--engine", "ray", *sets]
+    )
     assert res.exit_code == 0, res.output
     assert _digests(out) == _digests(local_out)
-    again = CliRunner().invoke(cli, ["shard", *map(str, crawl_dirs), "-o", str(out), "--engine", "ray", *sets])
+    again = CliRunner().invoke(
+        cli, ["shard", *map(str, crawl_dirs), "-o", str(out), "--engine", "ray", *sets]
+    )
     assert again.exit_code == 0 and "already complete" in again.output

@@ -25,13 +25,16 @@ def import_ray() -> ModuleType:
     try:
         import ray
     except ImportError as exc:
-        raise ConfigError("--engine ray needs Ray: pip install 'webvid[ray]' (or pip install 'ray>=2.9')") from exc
+        raise ConfigError(
+            "--engine ray needs Ray: pip install 'webvid[ray]' (or pip install 'ray>=2.9')"
+        ) from exc
     return ray
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int | None = None,
-                temp_dir: str | None = None) -> Iterator[ModuleType]:
+def ray_session(
+    address: str | None = None, *, num_cpus: int | None = None, temp_dir: str | None = None
+) -> Iterator[ModuleType]:
     """``ray`` initialised for the body: reused if already up, else connected or started."""
     ray = import_ray()
     if ray.is_initialized():
@@ -49,7 +52,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError) as exc:
-        raise ConfigError(f"cannot connect to Ray at {address or 'a new local cluster'}: {exc}") from exc
+        raise ConfigError(
+            f"cannot connect to Ray at {address or 'a new local cluster'}: {exc}"
+        ) from exc
     try:
         yield ray
     finally:

@@ -61,7 +61,9 @@ class ActorProgress:
         self.done = 0
         self._sent = 0.0
 
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
         if advance:
             self.done += int(advance)
             if time.monotonic() - self._sent > 0.3:
@@ -75,8 +77,16 @@ class ActorProgress:
         self.actor.advance.remote(self.w, self.done)
 
 
-def crawl_unit(cfg: CrawlConfig, out: str, mode: str, source: str, w: int, n: int, first: int,
-               actors: list[Any]) -> dict[str, Any]:
+def crawl_unit(
+    cfg: CrawlConfig,
+    out: str,
+    mode: str,
+    source: str,
+    w: int,
+    n: int,
+    first: int,
+    actors: list[Any],
+) -> dict[str, Any]:
     """One Ray task: unit ``w`` of ``n`` (its process title is ``ray::crawl_unit``)."""
     import asyncio
 
@@ -85,17 +95,31 @@ def crawl_unit(cfg: CrawlConfig, out: str, mode: str, source: str, w: int, n: in
     folder = Path(out)
     start = start_part(folder / "records", first, w, n)
     progress = ActorProgress(actors[0], w)
-    crawl = _Crawl(cfg, folder, mode, source, progress, shard=(w, n, start - w),  # type: ignore[arg-type]
-                   politeness=politeness_for(actors))
+    crawl = _Crawl(
+        cfg,
+        folder,
+        mode,
+        source,
+        progress,
+        shard=(w, n, start - w),  # type: ignore[arg-type]
+        politeness=politeness_for(actors),
+    )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         counts = runner.run(crawl.main())
     progress.flush()
     return counts  # type: ignore[return-value]  # with shard set, main() returns the counts
 
 
-def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None,
-              address: str | None = None, tasks: int | None = None, limiters: int | None = None,
-              max_retries: int = 3) -> Summary:
+def run_crawl(
+    cfg: CrawlConfig,
+    progress: Progress | None = None,
+    *,
+    out: str | Path | None = None,
+    address: str | None = None,
+    tasks: int | None = None,
+    limiters: int | None = None,
+    max_retries: int = 3,
+) -> Summary:
     """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks: ``tasks``
     units (default: one per cluster CPU in list mode, one for discovery) and ``limiters``
     politeness actors, hosts spread over them (default: one per 16 tasks)."""
@@ -112,7 +136,9 @@ def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | 
         target.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             (target / contract.MANIFEST_NAME).unlink()
-        store = RecordStore(target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s)
+        store = RecordStore(
+            target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
+        )
         recovered = store.recover()
         first = store.next_part
         store.close(compact=False)
@@ -120,16 +146,22 @@ def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | 
         # items in flight are split over the tasks; per-host limits live in the actor, whole
         child = dataclasses.replace(cfg, concurrency=max(1, cfg.concurrency // n), processes=1)
         # restarted (empty) if its process dies; calls in flight are retried on the new one
-        limiter = ray.remote(PoliteLimiter).options(max_concurrency=10_000, num_cpus=0, max_restarts=3,
-                                                    max_task_retries=3)
+        limiter = ray.remote(PoliteLimiter).options(
+            max_concurrency=10_000, num_cpus=0, max_restarts=3, max_task_retries=3
+        )
         actors = [limiter.remote(cfg) for _ in range(limiters or max(1, n // 16))]
         unit = ray.remote(crawl_unit).options(max_retries=max_retries, retry_exceptions=False)
-        refs = [unit.remote(child, str(target), mode, source, w, n, first, actors) for w in range(n)]
+        refs = [
+            unit.remote(child, str(target), mode, source, w, n, first, actors) for w in range(n)
+        ]
         try:
             counts = _wait(ray, refs, actors[0], cfg, progress)
             for state in ray.get([a.state.remote() for a in actors]):
-                log.info("limiter: %d leases granted; robots.txt fetches per host: %s", state["granted"],
-                         state["robots_fetches"])
+                log.info(
+                    "limiter: %d leases granted; robots.txt fetches per host: %s",
+                    state["granted"],
+                    state["robots_fetches"],
+                )
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)
@@ -140,7 +172,9 @@ def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | 
     parent = _Crawl(cfg, target, mode, source, progress)
     for c in counts:
         parent.add_counts(c)
-    store = RecordStore(target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s)
+    store = RecordStore(
+        target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
+    )
     again = store.recover()  # folds the journal of any task attempt that died; compacts
     store.close(compact=False)
     Disk(target, cfg).close()
@@ -148,7 +182,9 @@ def run_crawl(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | 
     return parent._finish(store, time.monotonic() - t0, recovered)
 
 
-def _wait(ray: Any, refs: list[Any], actor: Any, cfg: CrawlConfig, progress: Progress) -> list[dict[str, Any]]:
+def _wait(
+    ray: Any, refs: list[Any], actor: Any, cfg: CrawlConfig, progress: Progress
+) -> list[dict[str, Any]]:
     """Wait for every task, moving the driver's progress bar from the actor's count."""
     pending = list(refs)
     seen = 0

@@ -24,8 +24,13 @@ _REMOTE: Any = None
 _LOCK = threading.Lock()
 
 
-def webvid_task(init: Callable[..., None] | None, initargs: tuple[Any, ...], fn: Callable[..., Any],
-                args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def webvid_task(
+    init: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
     """What one Ray task runs (its process title is ``ray::webvid_task`` while it runs)."""
     if init is not None:
         ray = import_ray()  # the initializer's arguments travel once, as object refs
@@ -44,13 +49,21 @@ def _remote() -> Any:
 class RayExecutor(Executor):
     """``submit`` → a Ray task; ``shutdown(cancel_futures=True)`` cancels what has not finished."""
 
-    def __init__(self, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = (), *,
-                 max_retries: int = 3, num_cpus: float = 1.0) -> None:
+    def __init__(
+        self,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_retries: int = 3,
+        num_cpus: float = 1.0,
+    ) -> None:
         ray = import_ray()
         self._ray = ray
         self._init = initializer
         self._initargs = tuple(ray.put(a) for a in initargs)  # shipped once, not per task
-        self._fn = _remote().options(max_retries=max_retries, retry_exceptions=False, num_cpus=num_cpus)
+        self._fn = _remote().options(
+            max_retries=max_retries, retry_exceptions=False, num_cpus=num_cpus
+        )
         self._refs: dict[Any, Future[Any]] = {}
         self._closed = False
 

@@ -59,7 +59,9 @@ class PoliteLimiter:
 
     # -- leases and tokens --------------------------------------------------------------
 
-    async def acquire_many(self, key: str, tickets: list[str]) -> tuple[list[tuple[str, float]], int]:
+    async def acquire_many(
+        self, key: str, tickets: list[str]
+    ) -> tuple[list[tuple[str, float]], int]:
         """Grant leases of ``key``'s host to as many of ``tickets`` as there are free slots now
         (waiting for the first one), each with a token: ``[(ticket, seconds to wait before
         sending)]`` (the token's time, or the end of a 429 pause), and the number of hosts
@@ -147,9 +149,13 @@ class PoliteLimiter:
         self.progress[worker] = done
 
     def state(self) -> dict[str, Any]:
-        return {"done": sum(self.progress.values()), "granted": self.granted,
-                "robots_fetches": dict(self.robots_fetches), "backing_off": self.slots.backing_off(),
-                "leases": {k: len(v) for k, v in self.leases.items() if v}}
+        return {
+            "done": sum(self.progress.values()),
+            "granted": self.granted,
+            "robots_fetches": dict(self.robots_fetches),
+            "backing_off": self.slots.backing_off(),
+            "leases": {k: len(v) for k, v in self.leases.items() if v},
+        }
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -198,7 +204,9 @@ class RaySlot:
             while batch := [t for t in self._waiting if t not in self._asked][: self.BATCH]:
                 self._asked.update(batch)
                 try:
-                    granted, self.owner.backing = await self.actor.acquire_many.remote(self.key, batch)
+                    granted, self.owner.backing = await self.actor.acquire_many.remote(
+                        self.key, batch
+                    )
                 except Exception as exc:  # the actor is gone: these requests fail, others retry
                     for t in batch:
                         self._asked.discard(t)

@@ -31,9 +31,21 @@ from webvid.shards.run import run as shard_run
 from webvid.shards.worker import init_worker
 
 
-def run_shard(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
-              progress: Progress | None = None, *, address: str | None = None, max_retries: int = 3) -> ShardSummary:
+def run_shard(
+    config: ShardRecipe,
+    crawl_dirs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    address: str | None = None,
+    max_retries: int = 3,
+) -> ShardSummary:
     """Run the shard stage with Ray tasks in place of the local pool (see the module doc)."""
     with ray_session(address):
-        return shard_run(config, crawl_dirs, out, progress,
-                         executor=lambda cfg: RayExecutor(init_worker, (cfg,), max_retries=max_retries))
+        return shard_run(
+            config,
+            crawl_dirs,
+            out,
+            progress,
+            executor=lambda cfg: RayExecutor(init_worker, (cfg,), max_retries=max_retries),
+        )
