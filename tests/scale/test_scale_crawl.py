@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from webvid.cli import cli
 from webvid.crawl.config import CrawlConfig, DiscoverConfig, NetConfig, OutputConfig, PoliteConfig
 from webvid.crawl.run import run as local_run
+from webvid.errors import InputError
 from webvid.scale.crawl_engine import run_crawl
 
 from .conftest import Killer, task_pids
@@ -343,3 +344,15 @@ def test_a_killed_driver_is_resumed_by_the_next_run(ray_cluster, tmp_path):
         summary = run_crawl(config(src, out), tasks=2)
         assert summary.skipped_done > 0
     assert outcome(out) == local
+
+
+def test_a_failing_task_stops_the_run_with_its_error(ray_cluster, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title,comment\nhello,world\n")  # no URL column: each task's reader refuses it
+    with pytest.raises(InputError) as local_err:
+        local_run(config(bad, tmp_path / "local"))
+    with pytest.raises(InputError, match="crawl task") as err:  # still an input error: one line
+        run_crawl(config(bad, tmp_path / "ray"), tasks=2)
+    assert str(err.value).endswith(str(local_err.value)) and "\n" not in str(err.value)
+    assert type(err.value) is InputError
+    assert not (tmp_path / "ray" / "manifest.json").exists()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from webvid.cli import cli
+from webvid.scale.executor import RayExecutor
 from webvid.scale.shard_engine import run_shard
 from webvid.shards import recipe, synth
 from webvid.shards.run import run as local_run
@@ -119,3 +120,13 @@ def test_shard_cli_engine_ray(ray_cluster, crawl_dirs, local_out, tmp_path):
         cli, ["shard", *map(str, crawl_dirs), "-o", str(out), "--engine", "ray", *sets]
     )
     assert again.exit_code == 0 and "already complete" in again.output
+
+
+def test_executor_gives_the_functions_own_error(ray_cluster):
+    pool = RayExecutor()
+    ok, bad = pool.submit(int, "42"), pool.submit(int, "forty-two")
+    assert ok.result(timeout=60) == 42
+    with pytest.raises(ValueError, match="forty-two"):
+        bad.result(timeout=60)
+    assert type(bad.exception()) is ValueError
+    pool.shutdown()

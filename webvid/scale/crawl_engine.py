@@ -182,14 +182,32 @@ def run_crawl(
     return parent._finish(store, time.monotonic() - t0, recovered)
 
 
+def task_error(what: str, exc: BaseException) -> WebvidError:
+    """One line for a failed Ray task: our own error keeps its class (an input error is still
+    one), anything else is named; Ray's remote traceback goes to the log, not the message."""
+    cause = getattr(exc, "cause", None) or exc
+    log.debug("%s failed", what, exc_info=exc)
+    if isinstance(cause, WebvidError):
+        return type(cause)(f"{what} failed: {cause}")
+    lines = str(cause).strip().splitlines()
+    return WebvidError(f"{what} failed: {type(cause).__name__}: {lines[-1] if lines else ''}")
+
+
 def _wait(
     ray: Any, refs: list[Any], actor: Any, cfg: CrawlConfig, progress: Progress
 ) -> list[dict[str, Any]]:
-    """Wait for every task, moving the driver's progress bar from the actor's count."""
+    """Wait for every task, moving the driver's progress bar from the actor's count; the first
+    task that fails (after Ray's retries) stops the run at once (the caller cancels the rest)."""
     pending = list(refs)
     seen = 0
+    results: dict[Any, dict[str, Any]] = {}
     while pending:
-        _ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.3)
+        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.3)
+        for ref in ready:
+            try:
+                results[ref] = ray.get(ref)
+            except Exception as exc:
+                raise task_error(f"crawl task {refs.index(ref)}", exc) from exc
         try:
             done = ray.get(actor.state.remote(), timeout=10)["done"]
         except Exception:  # the count is cosmetic; the tasks' results are what matter
@@ -197,10 +215,4 @@ def _wait(
         if done > seen:
             progress.update("crawl", advance=done - seen, total=cfg.limit)
             seen = done
-    results = []
-    for w, ref in enumerate(refs):
-        try:
-            results.append(ray.get(ref))
-        except Exception as exc:
-            raise WebvidError(f"crawl task {w} failed: {exc}") from exc
-    return results
+    return [results[ref] for ref in refs]

@@ -5,7 +5,8 @@ optional per-process initializer; produces ordinary ``concurrent.futures.Future`
 code written for a process pool (``submit``, ``as_completed``, ``shutdown``) runs on a Ray
 cluster unchanged. A task whose worker process dies (killed, out of memory, node lost) is run
 again by Ray up to ``max_retries`` times; an exception raised by the function itself is not
-retried (it is the function's answer) and comes back from ``Future.result()``.
+retried (it is the function's answer) and comes back from ``Future.result()`` as itself, not
+wrapped in Ray's error type, as from a process pool.
 
 The initializer runs before every task in the worker process: Ray reuses worker processes
 across runs, so a per-process flag could carry one run's settings into the next.
@@ -71,10 +72,21 @@ class RayExecutor(Executor):
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
         ref = self._fn.remote(self._init, self._initargs, fn, args, kwargs)
-        fut: Future[Any] = ref.future()
-        self._refs[ref] = fut
-        fut.add_done_callback(lambda _f, r=ref: self._refs.pop(r, None))
-        return fut
+        out: Future[Any] = Future()
+        self._refs[ref] = out
+
+        def settle(f: Future[Any]) -> None:
+            self._refs.pop(ref, None)
+            exc = f.exception() if not f.cancelled() else None
+            if f.cancelled():
+                out.cancel()
+            elif exc is None:
+                out.set_result(f.result())
+            else:  # the function's own exception, as a process pool gives it (not Ray's wrapper)
+                out.set_exception(getattr(exc, "cause", None) or exc)
+
+        ref.future().add_done_callback(settle)
+        return out
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._closed = True
