@@ -1,0 +1,125 @@
+"""`webvid demo --quick` end to end: outputs exist and agree with each other and with DuckDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from webvid import query
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "webvid.cli", "demo", "--quick", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**_env(), "WEBVID_NO_PROGRESS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def test_outputs_exist(demo_out: tuple[Path, str]) -> None:
+    out, stdout = demo_out
+    for rel in (
+        "crawl/videos/manifest.json",
+        "crawl/images/manifest.json",
+        "shards/videos/manifest.json",
+        "shards/images/manifest.json",
+        "shards/videos/verdicts.parquet",
+        "run/latest.pt",
+        "run/stage1.pt",
+        "run/metrics.jsonl",
+        "run/curves.png",
+        "run/index.parquet",
+        "eval.json",
+        "summary.json",
+        "report.html",
+    ):
+        assert (out / rel).is_file(), rel
+    assert list((out / "shards/videos/train").glob("*.tar")) and list(
+        (out / "shards/images/train").glob("*.tar")
+    )
+    report = (out / "report.html").read_text()
+    assert "data:image/png;base64" in report and "data:image/jpeg;base64" in report
+    assert "planted problems handled" in stdout and "Where to look next" in stdout
+
+
+def test_summary_counts_equal_duckdb(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    summary = json.loads((out / "summary.json").read_text())
+    con = query.connect(out)
+    for name in ("videos", "images"):
+        rows = con.execute(
+            "SELECT status, count(*) FROM crawl WHERE filename LIKE ? GROUP BY 1",
+            [f"%/crawl/{name}/%"],
+        ).fetchall()
+        assert dict(rows) == summary["crawl"][name]["by_status"], name
+        kept = con.execute(
+            "SELECT count(*) FROM verdicts WHERE kept AND filename LIKE ?", [f"%/shards/{name}/%"]
+        ).fetchone()[0]
+        samples = con.execute(
+            "SELECT count(*) FROM samples WHERE filename LIKE ?", [f"%/shards/{name}/%"]
+        ).fetchone()[0]
+        assert kept == samples == summary["shards"][name]["kept"], name
+        funnel = dict(
+            con.execute(
+                "SELECT reason, count(*) FROM verdicts WHERE NOT kept AND filename LIKE ? GROUP BY 1",
+                [f"%/shards/{name}/%"],
+            ).fetchall()
+        )
+        assert funnel == {r: n for r, n in summary["shards"][name]["funnel"] if n}, name
+    # Planted problems really were caught.
+    statuses = summary["crawl"]["videos"]["by_status"]
+    assert statuses.get("skipped_robots", 0) >= 1 and statuses.get("skipped_opt_out", 0) >= 1
+    # Every sample in the tars is in the tables, media included.
+    tar_keys = set()
+    for tar_path in (out / "shards/videos").glob("*/*.tar"):
+        with tarfile.open(tar_path) as tar:
+            names = tar.getnames()
+        keys = {n.split(".", 1)[0] for n in names}
+        assert all(f"{k}.mp4" in names for k in keys)
+        tar_keys |= keys
+    assert len(tar_keys) == summary["shards"]["videos"]["kept"]
+
+
+def test_learning_beats_chance(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    ev = json.loads((out / "eval.json").read_text())
+    final = ev["evals"]["4 frames (end of stage 2)"]
+    assert final["videos"] >= 10
+    assert final["t2v_R1"] > ev["chance_t2v_R1"]
+    assert final["t2v_R10"] > 100 * 10 / final["videos"]
+
+
+def test_demo_output_folder_is_guarded(tmp_path: Path) -> None:
+    from webvid.demo.pipeline import MARKER, prepare_out
+    from webvid.errors import InputError
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "precious.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not made by webvid demo"):
+        prepare_out(user)
+    assert (user / "precious.txt").read_text() == "keep me"
+    demo = tmp_path / "demo"
+    prepare_out(demo)
+    (demo / "old.parquet").write_text("stale")
+    prepare_out(demo)  # an earlier demo's folder is replaced
+    assert sorted(p.name for p in demo.iterdir()) == [MARKER]
