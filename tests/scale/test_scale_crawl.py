@@ -24,6 +24,7 @@ from webvid.cli import cli
 from webvid.crawl.config import CrawlConfig, DiscoverConfig, NetConfig, OutputConfig, PoliteConfig
 from webvid.crawl.run import run as local_run
 from webvid.errors import InputError
+from webvid.log import RecordingProgress
 from webvid.scale.crawl_engine import run_crawl
 
 from .conftest import Killer, task_pids
@@ -189,7 +190,10 @@ def test_ray_crawl_equals_local_and_resumes(ray_cluster, server, tmp_path):
     # interrupted early, then resumed; two limiter actors share the two hosts
     first = run_crawl(config(src, tmp_path / "ray", limit=15), tasks=2, limiters=2)
     assert first.attempted == 15
-    second = run_crawl(config(src, tmp_path / "ray"), tasks=2, limiters=2)
+    rec = RecordingProgress()
+    second = run_crawl(config(src, tmp_path / "ray"), rec, tasks=2, limiters=2)
+    assert rec.completed["crawl"] == len(local)  # the tasks' counts reach the driver's display
+    assert rec.fields["crawl"]["items_s"] > 0
     assert second.skipped_done == 15 and second.attempted == len(local) - 15
     assert outcome(tmp_path / "ray") == local
     assert server.count("/v/c000.mp4") == 1  # resumed: nothing fetched twice

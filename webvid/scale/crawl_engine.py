@@ -72,9 +72,13 @@ class ActorProgress:
     def message(self, text: str) -> None:
         log.info("%s", text)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
         self._sent = time.monotonic()
-        self.actor.advance.remote(self.w, self.done)
+        ref = self.actor.advance.remote(self.w, self.done)
+        if wait:  # the last count is in before the task reports done
+            import ray
+
+            ray.get(ref)
 
 
 def crawl_unit(
@@ -106,7 +110,7 @@ def crawl_unit(
     )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         counts = runner.run(crawl.main())
-    progress.flush()
+    progress.flush(wait=True)
     return counts  # type: ignore[return-value]  # with shard set, main() returns the counts
 
 
@@ -200,6 +204,7 @@ def _wait(
     task that fails (after Ray's retries) stops the run at once (the caller cancels the rest)."""
     pending = list(refs)
     seen = 0
+    started = time.monotonic()
     results: dict[Any, dict[str, Any]] = {}
     while pending:
         ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.3)
@@ -213,6 +218,13 @@ def _wait(
         except Exception:  # the count is cosmetic; the tasks' results are what matter
             done = seen
         if done > seen:
-            progress.update("crawl", advance=done - seen, total=cfg.limit)
+            elapsed = max(1e-6, time.monotonic() - started)
+            progress.update(
+                "crawl",
+                advance=done - seen,
+                total=cfg.limit,
+                items_s=round(done / elapsed, 1),
+                tasks_left=len(pending),
+            )
             seen = done
     return [results[ref] for ref in refs]
