@@ -171,3 +171,32 @@ async def test_a_cancelled_worker_request_frees_its_slot() -> None:
     assert lim.state()["leases"] == {}
     async with slot.use():  # the host is usable again
         pass
+
+
+async def test_robots_is_fetched_once_for_concurrent_askers() -> None:
+    from aiohttp import web
+
+    hits = []
+
+    async def robots(_: web.Request) -> web.Response:
+        hits.append(1)
+        await asyncio.sleep(0.05)
+        return web.Response(text="User-agent: *\nDisallow: /private/\nCrawl-delay: 0.5\n")
+
+    app = web.Application()
+    app.router.add_get("/robots.txt", robots)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    lim = PoliteLimiter(cfg(rps=10.0))
+    try:
+        answers = await asyncio.gather(*(lim.robots(f"{base}/v/{i}.mp4") for i in range(8)))
+    finally:
+        await lim.close()
+        await runner.cleanup()
+    assert len(hits) == 1 and all(kind == "ok" for kind, _, _ in answers)
+    rules = answers[0][1]
+    assert rules.allowed("/v/1.mp4") and not rules.allowed("/private/x")
+    assert lim.slots.get(base).bucket.rate == 2.0  # the Crawl-delay lowers the shared bucket

@@ -55,6 +55,7 @@ class PoliteLimiter:
         self.progress: dict[int, int] = {}
         self.robots_fetches: dict[str, int] = {}
         self._robots: RobotsCache | None = None
+        self._robots_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
 
     # -- leases and tokens --------------------------------------------------------------
@@ -125,10 +126,11 @@ class PoliteLimiter:
     async def robots(self, url: str) -> tuple[str, Any, str]:
         """``("ok", rules, "")`` or ``("error", reason, detail)`` (exceptions do not cross
         processes well; the worker turns the reason back into one)."""
-        if self._robots is None:
-            session = await self._stack.enter_async_context(make_session(self.cfg))
-            self._robots = RobotsCache(self.cfg, session, self.slots)
-            self._robots._fetch = self._counted(self._robots._fetch)  # type: ignore[method-assign]
+        async with self._robots_lock:  # the first callers must not each open a session
+            if self._robots is None:
+                session = await self._stack.enter_async_context(make_session(self.cfg))
+                self._robots = RobotsCache(self.cfg, session, self.slots)
+                self._robots._fetch = self._counted(self._robots._fetch)  # type: ignore[method-assign]
         try:
             return "ok", await self._robots.rules(url), ""
         except Exception as exc:
