@@ -140,3 +140,12 @@ def test_init_from_a_one_frame_run_inflates_its_trained_rows(shards, tmp_path):
     row0 = state["video_model.temporal_embed"][0, 0]
     assert all(torch.equal(table[0, i], row0) for i in range(4))
     assert any("temporal table 1->4 (interp)" in n for n in t.notes)
+
+
+def test_reseeded_resume_follows_the_plan(shards, tmp_path):
+    run = tmp_path / "run"
+    trainer.run(recipe(shards), run, stop_after=5)
+    s = trainer.run(recipe(shards, data={"resume_data": "reseed"}), run)
+    assert s.resumed_from == 5 and s.steps == 8  # batch indices matched the plan throughout
+    recs = steps_of(run)
+    assert [x["frames"] for x in recs[5:]] == [1, 4, 1]
