@@ -118,8 +118,8 @@ def main() -> None:
     ap.add_argument("--shards", type=Path, help="demo shards dir (videos/train, videos/val, images/train)")
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--val-clips", type=int, default=128)
-    ap.add_argument("--steps1", type=int, default=150)
-    ap.add_argument("--steps2", type=int, default=450)
+    ap.add_argument("--steps1", type=int, default=150)  # run C of docs/benchmarks.md
+    ap.add_argument("--steps2", type=int, default=1050)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--workers", type=int, default=1)
