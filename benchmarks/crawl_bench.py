@@ -43,9 +43,21 @@ import psutil
 
 CLIP_BYTES = 100_000
 PAGE_SIZE = 50
-FAST = ["--allow-private", "--concurrency", "64", "--per-host-concurrency", "64",
-        "--per-host-rps", "100000", "--set", "polite.per_host_burst=100000",
-        "--set", "net.backoff_base_s=0.05", "--set", "net.retries=4"]
+FAST = [
+    "--allow-private",
+    "--concurrency",
+    "64",
+    "--per-host-concurrency",
+    "64",
+    "--per-host-rps",
+    "100000",
+    "--set",
+    "polite.per_host_burst=100000",
+    "--set",
+    "net.backoff_base_s=0.05",
+    "--set",
+    "net.retries=4",
+]
 
 
 def clip_body(i: int) -> bytes:
@@ -77,8 +89,10 @@ def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
     bodies: dict[int, bytes] = {}
 
     def response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
-        head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+        )
         return head.encode() + body
 
     def route(path: str) -> tuple[str, str, bytes]:
@@ -93,15 +107,32 @@ def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
             p = int(path.rsplit("/", 1)[1])
             ids = range(p * PAGE_SIZE, min(n, (p + 1) * PAGE_SIZE))
             links = "".join(f'<a class="clip-link" href="/clip/{i}">clip {i}</a>\n' for i in ids)
-            nxt = f'<link rel="next" href="/videos/page/{p + 1}">' if (p + 1) * PAGE_SIZE < n else ""
-            return "200 OK", "text/html", f"<html><head>{nxt}</head><body>{links}</body></html>".encode()
+            nxt = (
+                f'<link rel="next" href="/videos/page/{p + 1}">' if (p + 1) * PAGE_SIZE < n else ""
+            )
+            return (
+                "200 OK",
+                "text/html",
+                f"<html><head>{nxt}</head><body>{links}</body></html>".encode(),
+            )
         if path.startswith("/clip/"):
             i = int(path[6:])
-            ld = json.dumps({"@context": "https://schema.org", "@type": "VideoObject", "name": f"clip {i} moving left",
-                             "contentUrl": f"/cdn/{i}.mp4", "duration": "PT0H0M4S", "width": 320, "height": 240})
-            html = (f'<html><head><title>clip {i}</title><script type="application/ld+json">{ld}</script></head>'
-                    f'<body><h1>clip {i}</h1><video poster="/t/{i}.jpg"><source src="/cdn/{i}.mp4" type="video/mp4">'
-                    f'</video><img src="/t/{i}.jpg" alt="clip {i} moving left"><a href="/videos/page/0">all</a></body></html>')
+            ld = json.dumps(
+                {
+                    "@context": "https://schema.org",
+                    "@type": "VideoObject",
+                    "name": f"clip {i} moving left",
+                    "contentUrl": f"/cdn/{i}.mp4",
+                    "duration": "PT0H0M4S",
+                    "width": 320,
+                    "height": 240,
+                }
+            )
+            html = (
+                f'<html><head><title>clip {i}</title><script type="application/ld+json">{ld}</script></head>'
+                f'<body><h1>clip {i}</h1><video poster="/t/{i}.jpg"><source src="/cdn/{i}.mp4" type="video/mp4">'
+                f'</video><img src="/t/{i}.jpg" alt="clip {i} moving left"><a href="/videos/page/0">all</a></body></html>'
+            )
             return "200 OK", "text/html", html.encode()
         if path == "/robots.txt":
             return "200 OK", "text/plain", b"User-agent: *\nDisallow: /private/\n"
@@ -118,7 +149,9 @@ def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
                 head, self.buf = self.buf.split(b"\r\n\r\n", 1)
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1]
-                close = any(h.lower().startswith("connection:") and "close" in h.lower() for h in lines[1:])
+                close = any(
+                    h.lower().startswith("connection:") and "close" in h.lower() for h in lines[1:]
+                )
                 self.t.write(response(*route(path), close))  # type: ignore[attr-defined]
                 if close:
                     self.t.close()
@@ -175,7 +208,18 @@ def measure(cmd: list[str]) -> dict[str, float]:
 
 
 def crawl_cmd(source: str, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "webvid.cli", "-q", "crawl", source, "-o", str(out), *FAST, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "webvid.cli",
+        "-q",
+        "crawl",
+        source,
+        "-o",
+        str(out),
+        *FAST,
+        *extra,
+    ]
 
 
 def baseline_child(table: str, out: str, threads: int) -> None:
@@ -205,7 +249,11 @@ def baseline_child(table: str, out: str, threads: int) -> None:
 def records(out: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
-    return [r for p in sorted((out / "records").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return [
+        r
+        for p in sorted((out / "records").glob("part-*.parquet"))
+        for r in pq.read_table(p).to_pylist()
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,17 +275,29 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--big-rows", type=int, default=1_000_000)
     ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--skip", default="", help="comma list of: list,list_2proc,discover,baseline,faults,big")
+    ap.add_argument(
+        "--skip", default="", help="comma list of: list,list_2proc,discover,baseline,faults,big"
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
-    result: dict[str, object] = {"n": args.n, "clip_bytes": CLIP_BYTES, "repeat": args.repeat,
-                                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-                                 "load_avg_start": os.getloadavg()[0]}
+    result: dict[str, object] = {
+        "n": args.n,
+        "clip_bytes": CLIP_BYTES,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "load_avg_start": os.getloadavg()[0],
+    }
     try:
         server = Server(args.n)
         table = write_table(work / "list.csv", server.url, args.n)
-        runs: dict[str, list[dict[str, float]]] = {"list": [], "list_2proc": [], "discover": [], "baseline": []}
+        runs: dict[str, list[dict[str, float]]] = {
+            "list": [],
+            "list_2proc": [],
+            "discover": [],
+            "baseline": [],
+        }
         for r in range(args.repeat):  # interleaved, so load changes hit every variant alike
             for name, extra in (("list", []), ("list_2proc", ["--processes", "2"])):
                 if name in skip:
@@ -248,14 +308,36 @@ def main() -> None:
                 assert len(recs) == args.n and all(x["status"] == "success" for x in recs)
                 runs[name].append(m)
             if "baseline" not in skip:
-                runs["baseline"].append(measure([sys.executable, __file__, "_baseline", str(table), str(work / f"base{r}"), "64"]))
+                runs["baseline"].append(
+                    measure(
+                        [
+                            sys.executable,
+                            __file__,
+                            "_baseline",
+                            str(table),
+                            str(work / f"base{r}"),
+                            "64",
+                        ]
+                    )
+                )
             if "discover" not in skip:
                 out = work / f"disc{r}"
-                m = measure(crawl_cmd(server.url + "/videos/page/0", out, "--set", 'discover.item_patterns=["/clip/\\\\d+$"]',
-                                      "--set", 'discover.follow_patterns=["/videos/page/\\\\d+$"]',
-                                      "--set", "discover.page_concurrency=32"))
+                m = measure(
+                    crawl_cmd(
+                        server.url + "/videos/page/0",
+                        out,
+                        "--set",
+                        'discover.item_patterns=["/clip/\\\\d+$"]',
+                        "--set",
+                        'discover.follow_patterns=["/videos/page/\\\\d+$"]',
+                        "--set",
+                        "discover.page_concurrency=32",
+                    )
+                )
                 recs = records(out)
-                assert len(recs) == args.n and all(x["status"] == "success" for x in recs), len(recs)
+                assert len(recs) == args.n and all(x["status"] == "success" for x in recs), len(
+                    recs
+                )
                 runs["discover"].append(m)
             for d in work.glob("*[0-9]"):
                 shutil.rmtree(d, ignore_errors=True)
@@ -266,14 +348,20 @@ def main() -> None:
                 continue
             wall = statistics.median(m["wall_s"] for m in ms)
             cpu = statistics.median(m["cpu_s"] for m in ms)
-            result[name] = {"items_per_s": round(args.n / wall, 1), "mb_per_s": round(mb / wall, 1),
-                            "wall_s": round(wall, 2), "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
-                            "peak_pss_mb": round(max(m["peak_pss_mb"] for m in ms), 1),
-                            "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
-                            "walls": [round(m["wall_s"], 2) for m in ms]}
+            result[name] = {
+                "items_per_s": round(args.n / wall, 1),
+                "mb_per_s": round(mb / wall, 1),
+                "wall_s": round(wall, 2),
+                "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
+                "peak_pss_mb": round(max(m["peak_pss_mb"] for m in ms), 1),
+                "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
+                "walls": [round(m["wall_s"], 2) for m in ms],
+            }
         for name in ("list", "list_2proc"):
             if runs[name] and runs["baseline"]:
-                result[f"{name}_vs_baseline"] = round(result["baseline"]["wall_s"] / result[name]["wall_s"], 2)  # type: ignore[index]
+                result[f"{name}_vs_baseline"] = round(
+                    result["baseline"]["wall_s"] / result[name]["wall_s"], 2
+                )  # type: ignore[index]
 
         if "faults" not in skip:
             server = Server(args.n, fail_pct=5)
@@ -282,12 +370,20 @@ def main() -> None:
             m = measure(crawl_cmd(str(table), out))
             server.close()
             recs = records(out)
-            bad_bodies = sum(1 for x in recs if x["sha256"] != hashlib.sha256(clip_body(int(x["clip_id"][1:]))).hexdigest())
+            bad_bodies = sum(
+                1
+                for x in recs
+                if x["sha256"] != hashlib.sha256(clip_body(int(x["clip_id"][1:]))).hexdigest()
+            )
             retried = sum(1 for x in recs if x["attempts"] > 1)
             result["faults_5pct_503"] = {
-                "items_per_s": round(args.n / m["wall_s"], 1), "success": sum(x["status"] == "success" for x in recs),
-                "items": len(recs), "retried": retried, "wrong_bodies_stored": bad_bodies,
-                "peak_rss_mb": round(m["peak_rss_mb"], 1)}
+                "items_per_s": round(args.n / m["wall_s"], 1),
+                "success": sum(x["status"] == "success" for x in recs),
+                "items": len(recs),
+                "retried": retried,
+                "wrong_bodies_stored": bad_bodies,
+                "peak_rss_mb": round(m["peak_rss_mb"], 1),
+            }
             shutil.rmtree(out, ignore_errors=True)
 
         if "big" not in skip:
@@ -296,13 +392,19 @@ def main() -> None:
             with open(big, "w") as fh:
                 fh.write("videoid,contentUrl,duration,page_dir,name\n")
                 for i in range(args.big_rows):
-                    fh.write(f"{i},{server.url}/cdn/{i % 2000}.mp4,PT00H00M10S,000001_000050,a synthetic caption number {i}\n")
+                    fh.write(
+                        f"{i},{server.url}/cdn/{i % 2000}.mp4,PT00H00M10S,000001_000050,a synthetic caption number {i}\n"
+                    )
             out = work / "big"
             m = measure(crawl_cmd(str(big), out, "--limit", "1000"))
             server.close()
             assert len(records(out)) == 1000
-            result["big_table_limit_1000"] = {"rows": args.big_rows, "table_mb": round(big.stat().st_size / 1e6, 1),
-                                              "wall_s": round(m["wall_s"], 2), "peak_rss_mb": round(m["peak_rss_mb"], 1)}
+            result["big_table_limit_1000"] = {
+                "rows": args.big_rows,
+                "table_mb": round(big.stat().st_size / 1e6, 1),
+                "wall_s": round(m["wall_s"], 2),
+                "peak_rss_mb": round(m["peak_rss_mb"], 1),
+            }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["load_avg_end"] = os.getloadavg()[0]
@@ -312,23 +414,33 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    lines = ["| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB (PSS) | note |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB (PSS) | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("list", "list_2proc", "discover", "baseline"):
         if name in r:
             x = r[name]
-            lines.append(f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['cpu_ms_per_item']} | "
-                         f"{x['peak_rss_mb']} ({x['peak_pss_mb']}) | walls {x['walls']} |")
+            lines.append(
+                f"| {name} | {x['items_per_s']} | {x['mb_per_s']} | {x['cpu_ms_per_item']} | "
+                f"{x['peak_rss_mb']} ({x['peak_pss_mb']}) | walls {x['walls']} |"
+            )
     if "faults_5pct_503" in r:
         x = r["faults_5pct_503"]
-        lines.append(f"| list, 5 % 503 | {x['items_per_s']} | | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "
-                     f"{x['retried']} retried, {x['wrong_bodies_stored']} wrong bodies stored |")
+        lines.append(
+            f"| list, 5 % 503 | {x['items_per_s']} | | | {x['peak_rss_mb']} | {x['success']}/{x['items']} success, "
+            f"{x['retried']} retried, {x['wrong_bodies_stored']} wrong bodies stored |"
+        )
     if "big_table_limit_1000" in r:
         x = r["big_table_limit_1000"]
-        lines.append(f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |")
+        lines.append(
+            f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |"
+        )
     for name in ("list", "list_2proc"):
         if f"{name}_vs_baseline" in r:
-            lines.append(f"\n{name} vs naive baseline: {r[f'{name}_vs_baseline']}× the baseline's speed (median wall)")
+            lines.append(
+                f"\n{name} vs naive baseline: {r[f'{name}_vs_baseline']}× the baseline's speed (median wall)"
+            )
     return "\n".join(lines)
 
 

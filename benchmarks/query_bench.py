@@ -50,17 +50,30 @@ def make_root(root: Path, rows: int, batch: int = 100_000) -> None:
         cols = {f.name: pa.nulls(n, f.type) for f in contract.CRAWL_RECORD_SCHEMA}
         cols["clip_id"] = pa.array([f"{i:010d}" for i in range(start, start + n)])
         cols["source_index"] = idx
-        cols["media_url"] = pa.array([f"https://cdn.example.com/clips/{i:010d}/preview.mp4" for i in range(start, start + n)])
-        cols["caption"] = pa.array([f"Aerial view of a red car driving on a mountain road number {i}" for i in range(start, start + n)])
+        cols["media_url"] = pa.array(
+            [f"https://cdn.example.com/clips/{i:010d}/preview.mp4" for i in range(start, start + n)]
+        )
+        cols["caption"] = pa.array(
+            [
+                f"Aerial view of a red car driving on a mountain road number {i}"
+                for i in range(start, start + n)
+            ]
+        )
         cols["status"] = pa.array(["success"] * n)
         cols["bytes"] = pa.array([100_000 + i % 997 for i in range(start, start + n)], pa.int64())
         cols["sha256"] = pa.array([f"{i:064x}" for i in range(start, start + n)])
         table = pa.table(cols, schema=contract.CRAWL_RECORD_SCHEMA)
-        wio.write_parquet(root / "crawl" / "records" / f"part-{part:05d}.parquet", table, contract.CRAWL_RECORD_SCHEMA)
+        wio.write_parquet(
+            root / "crawl" / "records" / f"part-{part:05d}.parquet",
+            table,
+            contract.CRAWL_RECORD_SCHEMA,
+        )
 
 
 def measure(cmd: list[str]) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], check=True, capture_output=True, text=True
+    ).stdout
     secs, kib = out.split()
     return float(secs), int(kib) / 1024
 
@@ -75,7 +88,20 @@ def main() -> None:
     if not (root / "crawl").exists():
         make_root(root, a.rows)
     out = a.dir / "out.csv"
-    webvid = [sys.executable, "-m", "webvid.cli", "-q", "query", "--root", str(root), "--format", "csv", "-o", str(out), "SELECT * FROM crawl"]
+    webvid = [
+        sys.executable,
+        "-m",
+        "webvid.cli",
+        "-q",
+        "query",
+        "--root",
+        str(root),
+        "--format",
+        "csv",
+        "-o",
+        str(out),
+        "SELECT * FROM crawl",
+    ]
     naive = [sys.executable, "-c", NAIVE, str(root), str(out)]
     results: dict[str, list[tuple[float, float]]] = {"webvid": [], "naive": []}
     for _ in range(a.repeats):
@@ -85,12 +111,19 @@ def main() -> None:
         assert lines == a.rows + 1, lines
         results["naive"].append(measure(naive))
     summary = {
-        name: {"median_s": statistics.median(r[0] for r in runs), "median_peak_rss_mb": statistics.median(r[1] for r in runs)}
+        name: {
+            "median_s": statistics.median(r[0] for r in runs),
+            "median_peak_rss_mb": statistics.median(r[1] for r in runs),
+        }
         for name, runs in results.items()
     }
     summary["rows"] = a.rows
-    summary["time_ratio_naive_over_webvid"] = summary["naive"]["median_s"] / summary["webvid"]["median_s"]
-    summary["rss_ratio_naive_over_webvid"] = summary["naive"]["median_peak_rss_mb"] / summary["webvid"]["median_peak_rss_mb"]
+    summary["time_ratio_naive_over_webvid"] = (
+        summary["naive"]["median_s"] / summary["webvid"]["median_s"]
+    )
+    summary["rss_ratio_naive_over_webvid"] = (
+        summary["naive"]["median_peak_rss_mb"] / summary["webvid"]["median_peak_rss_mb"]
+    )
     print(json.dumps(summary, indent=2))
 
 

@@ -48,16 +48,28 @@ def test_every_registered_command_shows_help(capsys: pytest.CaptureFixture[str])
 
 
 def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "webvid.cli", "query", "--root", str(tmp_path / "nope"), "SELECT 1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "webvid.cli",
+        "query",
+        "--root",
+        str(tmp_path / "nope"),
+        "SELECT 1",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error: data root not found")
     assert "Traceback" not in res.stderr
-    res = subprocess.run(cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode != 0 and "Traceback" in res.stderr and "InputError" in res.stderr
 
 
-def test_doctor_reports_and_fails_when_a_tool_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_reports_and_fails_when_a_tool_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     checks = {c.name: c for c in doctor.check_all(".")}
     assert checks["ffprobe"].ok and checks["python: torch"].ok
     assert checks["ffmpeg encoder libx264"].ok

@@ -125,12 +125,15 @@ def test_split_is_stable_and_close_to_the_fraction() -> None:
 
 def test_rows_to_table_validates() -> None:
     table = contract.rows_to_table(
-        [{"clip_id": "a", "status": "success", "keywords": ["x"], "bytes": 3}], contract.CRAWL_RECORD_SCHEMA
+        [{"clip_id": "a", "status": "success", "keywords": ["x"], "bytes": 3}],
+        contract.CRAWL_RECORD_SCHEMA,
     )
     assert table.schema == contract.CRAWL_RECORD_SCHEMA
     assert table.column("width").null_count == 1
     with pytest.raises(ValueError, match="unknown columns"):
-        contract.rows_to_table([{"clip_id": "a", "status": "success", "nope": 1}], contract.CRAWL_RECORD_SCHEMA)
+        contract.rows_to_table(
+            [{"clip_id": "a", "status": "success", "nope": 1}], contract.CRAWL_RECORD_SCHEMA
+        )
     with pytest.raises(ValueError, match="must not contain nulls"):
         contract.rows_to_table([{"clip_id": "a"}], contract.CRAWL_RECORD_SCHEMA)
 

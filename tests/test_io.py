@@ -74,25 +74,34 @@ def test_exception_inside_writer_keeps_old_file(tmp_path: Path) -> None:
 
 def test_atomic_path_for_tools_and_parquet(tmp_path: Path) -> None:
     final = tmp_path / "sub" / "t.parquet"
-    table = contract.rows_to_table([{"clip_id": "a", "status": "success"}], contract.CRAWL_RECORD_SCHEMA)
+    table = contract.rows_to_table(
+        [{"clip_id": "a", "status": "success"}], contract.CRAWL_RECORD_SCHEMA
+    )
     wio.write_parquet(final, table, contract.CRAWL_RECORD_SCHEMA)
     import pyarrow.parquet as pq
 
     assert pq.read_table(final).num_rows == 1
     with pytest.raises(ValueError):
-        wio.write_parquet(tmp_path / "bad.parquet", pa.table({"x": [1]}), contract.CRAWL_RECORD_SCHEMA)
+        wio.write_parquet(
+            tmp_path / "bad.parquet", pa.table({"x": [1]}), contract.CRAWL_RECORD_SCHEMA
+        )
     assert not (tmp_path / "bad.parquet").exists()
-    with pytest.raises(ValueError):
-        with wio.atomic_write(final, "ab"):
-            pass
+    with pytest.raises(ValueError), wio.atomic_write(final, "ab"):
+        pass
 
 
 def test_manifest_round_trip_and_validation(tmp_path: Path) -> None:
     assert wio.read_manifest(tmp_path) is None
-    m = wio.write_manifest(tmp_path, "crawl", config={"a": 1}, counts={"success": 3}, source="x.csv")
+    m = wio.write_manifest(
+        tmp_path, "crawl", config={"a": 1}, counts={"success": 3}, source="x.csv"
+    )
     back = wio.read_manifest(tmp_path)
     assert back == json.loads(json.dumps(m))
-    assert back["format"] == "webvid/crawl" and back["counts"] == {"success": 3} and back["source"] == "x.csv"
+    assert (
+        back["format"] == "webvid/crawl"
+        and back["counts"] == {"success": 3}
+        and back["source"] == "x.csv"
+    )
     assert "pyarrow" in back["versions"]
     (tmp_path / "manifest.json").write_text('{"kind": "crawl"}')
     with pytest.raises(WebvidError, match="manifest lacks"):

@@ -33,8 +33,14 @@ def _crawl_dir(root: Path, n: int) -> None:
             }
         )
     half = n // 2
-    wio.write_parquet(root / "crawl/records/part-00000.parquet", contract.rows_to_table(rows[:half], contract.CRAWL_RECORD_SCHEMA))
-    wio.write_parquet(root / "crawl/records/part-00001.parquet", contract.rows_to_table(rows[half:], contract.CRAWL_RECORD_SCHEMA))
+    wio.write_parquet(
+        root / "crawl/records/part-00000.parquet",
+        contract.rows_to_table(rows[:half], contract.CRAWL_RECORD_SCHEMA),
+    )
+    wio.write_parquet(
+        root / "crawl/records/part-00001.parquet",
+        contract.rows_to_table(rows[half:], contract.CRAWL_RECORD_SCHEMA),
+    )
 
 
 def _shard_dir(root: Path, kept: list[int], rejected: list[int]) -> None:
@@ -52,10 +58,20 @@ def _shard_dir(root: Path, kept: list[int], rejected: list[int]) -> None:
         }
         for j, i in enumerate(kept)
     ]
-    wio.write_parquet(root / "shards/train/00000.parquet", contract.rows_to_table(samples, contract.SAMPLE_SCHEMA))
-    verdicts = [{"clip_id": f"c{i}", "kept": True, "key": contract.sample_key(0, j)} for j, i in enumerate(kept)]
-    verdicts += [{"clip_id": f"c{i}", "kept": False, "reason": "still", "reasons": ["still"]} for i in rejected]
-    wio.write_parquet(root / "shards/verdicts.parquet", contract.rows_to_table(verdicts, contract.VERDICT_SCHEMA))
+    wio.write_parquet(
+        root / "shards/train/00000.parquet", contract.rows_to_table(samples, contract.SAMPLE_SCHEMA)
+    )
+    verdicts = [
+        {"clip_id": f"c{i}", "kept": True, "key": contract.sample_key(0, j)}
+        for j, i in enumerate(kept)
+    ]
+    verdicts += [
+        {"clip_id": f"c{i}", "kept": False, "reason": "still", "reasons": ["still"]}
+        for i in rejected
+    ]
+    wio.write_parquet(
+        root / "shards/verdicts.parquet", contract.rows_to_table(verdicts, contract.VERDICT_SCHEMA)
+    )
     index = [
         {
             "shard": "00000",
@@ -67,7 +83,9 @@ def _shard_dir(root: Path, kept: list[int], rejected: list[int]) -> None:
             "tar_sha256": "0" * 64,
         }
     ]
-    wio.write_parquet(root / "shards/index.parquet", contract.rows_to_table(index, contract.SHARD_INDEX_SCHEMA))
+    wio.write_parquet(
+        root / "shards/index.parquet", contract.rows_to_table(index, contract.SHARD_INDEX_SCHEMA)
+    )
 
 
 @pytest.fixture()
@@ -75,9 +93,9 @@ def root(tmp_path: Path) -> Path:
     _crawl_dir(tmp_path, 40)
     ok = [i for i in range(40) if i % 4 != 3]
     _shard_dir(tmp_path, kept=ok[:20], rejected=ok[20:])
-    pq.write_table(pa.table({"key": ["000000000"], "score": [0.5]}), tmp_path / "runs" / "emb.parquet") if (
-        (tmp_path / "runs").mkdir() or True
-    ) else None
+    pq.write_table(
+        pa.table({"key": ["000000000"], "score": [0.5]}), tmp_path / "runs" / "emb.parquet"
+    ) if ((tmp_path / "runs").mkdir() or True) else None
     return tmp_path
 
 
@@ -126,17 +144,38 @@ def test_schema_listing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_table_output_truncates_and_counts(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["query", "--root", str(root), "--limit", "5", "SELECT clip_id, caption FROM crawl ORDER BY source_index"], capsys)
+    code, out, _ = run_cli(
+        [
+            "query",
+            "--root",
+            str(root),
+            "--limit",
+            "5",
+            "SELECT clip_id, caption FROM crawl ORDER BY source_index",
+        ],
+        capsys,
+    )
     assert code == 0
     assert "c0" in out and "c4" in out and "c5 " not in out
     assert "35 more rows not shown (40 in all)" in out
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
-def test_file_outputs(root: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_file_outputs(
+    root: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_file = tmp_path / f"out.{fmt}"
     code, _, _ = run_cli(
-        ["query", "--root", str(root), "--format", fmt, "-o", str(out_file), "SELECT clip_id, bytes, keywords FROM crawl ORDER BY source_index"],
+        [
+            "query",
+            "--root",
+            str(root),
+            "--format",
+            fmt,
+            "-o",
+            str(out_file),
+            "SELECT clip_id, bytes, keywords FROM crawl ORDER BY source_index",
+        ],
         capsys,
     )
     assert code == 0
@@ -145,7 +184,11 @@ def test_file_outputs(root: Path, tmp_path: Path, fmt: str, capsys: pytest.Captu
         assert len(rows) == 40 and rows[0]["clip_id"] == "c0"
     elif fmt == "json":
         rows = [json.loads(line) for line in out_file.read_text().splitlines()]
-        assert len(rows) == 40 and rows[1] == {"clip_id": "c1", "bytes": 1001, "keywords": ["a", "b"]}
+        assert len(rows) == 40 and rows[1] == {
+            "clip_id": "c1",
+            "bytes": 1001,
+            "keywords": ["a", "b"],
+        }
     else:
         t = pq.read_table(out_file)
         assert t.num_rows == 40 and t.column_names == ["clip_id", "bytes", "keywords"]
@@ -153,7 +196,10 @@ def test_file_outputs(root: Path, tmp_path: Path, fmt: str, capsys: pytest.Captu
 
 
 def test_csv_to_stdout_streams_many_rows(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["query", "--root", str(root), "--format", "csv", "SELECT range AS i FROM range(200000)"], capsys)
+    code, out, _ = run_cli(
+        ["query", "--root", str(root), "--format", "csv", "SELECT range AS i FROM range(200000)"],
+        capsys,
+    )
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == '"i"' and len(lines) == 200_001 and lines[-1] == "199999"
@@ -173,7 +219,9 @@ def test_csv_to_stdout_streams_many_rows(root: Path, capsys: pytest.CaptureFixtu
         ("SELECT 1; SELECT 2", "exactly one SQL statement"),
     ],
 )
-def test_bad_sql_and_writes_are_one_line_errors(root: Path, sql: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_sql_and_writes_are_one_line_errors(
+    root: Path, sql: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run_cli(["query", "--root", str(root), sql], capsys)
     assert code == 2
     assert message in err
@@ -191,8 +239,12 @@ def test_root_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == 2 and "not a folder" in err
 
 
-def test_parquet_needs_output_and_sql_needed(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["query", "--root", str(root), "--format", "parquet", "SELECT 1"], capsys)
+def test_parquet_needs_output_and_sql_needed(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        ["query", "--root", str(root), "--format", "parquet", "SELECT 1"], capsys
+    )
     assert code == 2 and "needs -o FILE" in err
     code, _, err = run_cli(["query", "--root", str(root)], capsys)
     assert code == 2 and "give a SQL statement" in err

@@ -25,8 +25,14 @@ from webvid.errors import WebvidError
 
 #: command name → "module:attribute" of its click command, and a one-line help.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "crawl": ("webvid.crawl.cli:crawl", "Collect clips and captions from a stock site or a URL table."),
-    "shard": ("webvid.shards.cli:shard", "Curate crawl dirs into WebDataset shards with Parquet metadata."),
+    "crawl": (
+        "webvid.crawl.cli:crawl",
+        "Collect clips and captions from a stock site or a URL table.",
+    ),
+    "shard": (
+        "webvid.shards.cli:shard",
+        "Curate crawl dirs into WebDataset shards with Parquet metadata.",
+    ),
     "train": ("webvid.train.cli:train", "Train the Frozen-in-Time dual encoder on shards."),
     "eval": ("webvid.train.cli:eval_cmd", "Text-video retrieval metrics of a checkpoint."),
     "embed": ("webvid.train.cli:embed", "Embed a shard set into a Parquet index."),
@@ -36,6 +42,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "query": ("webvid.query_cli:query", "DuckDB SQL over all metadata under a data root."),
     "doctor": ("webvid.doctor:doctor", "Check that everything webvid needs is installed."),
 }
+
 
 def _available(name: str) -> bool:
     module = LAZY_COMMANDS[name][0].split(":")[0]

@@ -20,7 +20,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def recipe_options(default_recipe: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def recipe_options(
+    default_recipe: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--recipe FILE`` and repeatable ``--set key=value`` (TOML literal values)."""
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:

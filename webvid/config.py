@@ -87,7 +87,9 @@ def _deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "config", prefix: str = "") -> T:
+def from_dict(
+    cls: type[T], data: Mapping[str, Any], *, where: str = "config", prefix: str = ""
+) -> T:
     """Build dataclass ``cls`` from ``data``, checking keys and types recursively."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
@@ -130,7 +132,9 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
                 return _coerce(arg, value, where, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0]) if len(errors) == 1 else bad(" or ".join(map(_type_name, args)))
+        raise (
+            ConfigError(errors[0]) if len(errors) == 1 else bad(" or ".join(map(_type_name, args)))
+        )
     if origin is typing.Literal:
         if value not in args:
             raise bad("one of " + ", ".join(repr(a) for a in args))
@@ -205,7 +209,9 @@ def _is_table_array(v: Any) -> bool:
 
 
 def _dump_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping) and not _is_table_array(v)}
+    scalars = {
+        k: v for k, v in data.items() if not isinstance(v, Mapping) and not _is_table_array(v)
+    }
     for k, v in scalars.items():
         lines.append(f"{_key(k)} = {_value(v)}")
     for k, v in data.items():
@@ -225,9 +231,7 @@ def _key(k: str) -> str:
 
 
 def _string(s: str) -> str:
-    escaped = (
-        s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    )
+    escaped = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
     escaped = "".join(c if ord(c) >= 0x20 else f"\\u{ord(c):04x}" for c in escaped)
     return f'"{escaped}"'
 

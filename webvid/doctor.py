@@ -71,7 +71,9 @@ def _encoders() -> set[str]:
     if path is None:
         return set()
     try:
-        out = subprocess.run([path, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(
+            [path, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return set()
     names = set()
@@ -90,7 +92,13 @@ def check_all(root: str | os.PathLike[str] = ".") -> list[Check]:
     enc = _encoders()
     has_x264 = "libx264" in enc
     checks.append(
-        Check("ffmpeg encoder libx264", has_x264, "yes" if has_x264 else "missing", True, "" if has_x264 else FIX_FFMPEG)
+        Check(
+            "ffmpeg encoder libx264",
+            has_x264,
+            "yes" if has_x264 else "missing",
+            True,
+            "" if has_x264 else FIX_FFMPEG,
+        )
     )
     for dist, mod, required in PACKAGES:
         try:
@@ -99,7 +107,11 @@ def check_all(root: str | os.PathLike[str] = ".") -> list[Check]:
             checks.append(Check(f"python: {dist}", True, version, required))
         except Exception as exc:  # missing, or installed but broken on import
             fix = FIX_PACKAGES if required else "pip install -e '.[ray]'"
-            found = "missing" if isinstance(exc, metadata.PackageNotFoundError | ImportError) else f"broken: {exc}"
+            found = (
+                "missing"
+                if isinstance(exc, metadata.PackageNotFoundError | ImportError)
+                else f"broken: {exc}"
+            )
             checks.append(Check(f"python: {dist}", False, found, required, fix))
     checks.append(_torch_check())
     checks.append(_disk_check(root))
@@ -135,17 +147,28 @@ def _disk_check(root: str | os.PathLike[str]) -> Check:
 
 
 @click.command("doctor")
-@click.option("--root", type=click.Path(file_okay=False), default=".", show_default=True, help="Data root to check for free disk.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Data root to check for free disk.",
+)
 def doctor(root: str) -> None:
     """Check ffmpeg, Python packages, torch and disk; exit 1 if something required is missing."""
     checks = check_all(root)
     table = Table("check", "found", "status", "fix", header_style="bold")
     for c in checks:
-        status = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
+        status = (
+            "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
+        )
         table.add_row(escape(c.name), escape(c.found), status, escape(c.fix))
     console.print(table)
     missing = [c for c in checks if c.required and not c.ok]
     if missing:
-        console.print(f"[red]{len(missing)} required piece(s) missing.[/] Fix: " + "; ".join(sorted({c.fix for c in missing})))
+        console.print(
+            f"[red]{len(missing)} required piece(s) missing.[/] Fix: "
+            + "; ".join(sorted({c.fix for c in missing}))
+        )
         raise SystemExit(1)
     console.print("[green]everything webvid needs is here[/]")

@@ -19,7 +19,9 @@ LOG_FORMAT = "%(message)s"
 
 
 class Progress(Protocol):
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None: ...
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None: ...
 
     def message(self, text: str) -> None: ...
 
@@ -27,7 +29,9 @@ class Progress(Protocol):
 class NullProgress:
     """The default: records nothing, costs nothing."""
 
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
         return None
 
     def message(self, text: str) -> None:
@@ -43,7 +47,9 @@ class RecordingProgress:
         self.fields: dict[str, dict[str, Any]] = {}
         self.messages: list[str] = []
 
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
         self.completed[task] = self.completed.get(task, 0) + advance
         if total is not None:
             self.totals[task] = total
@@ -59,7 +65,9 @@ class RichProgress:
     Use as a context manager. Updates are rate-limited so a hot loop costs little.
     """
 
-    def __init__(self, console: Any = None, *, transient: bool = False, min_interval_s: float = 0.1) -> None:
+    def __init__(
+        self, console: Any = None, *, transient: bool = False, min_interval_s: float = 0.1
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -97,7 +105,9 @@ class RichProgress:
             self._progress.update(tid, info=info)
         self._progress.__exit__(*exc)
 
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
         if task not in self._tasks:
             self._tasks[task] = self._progress.add_task(task, total=total, info="")
             self._info[task] = {}
@@ -134,7 +144,9 @@ def setup_logging(verbosity: int = 0, *, quiet: bool = False, console: Any = Non
     for h in list(root.handlers):
         if getattr(h, "_webvid", False):
             root.removeHandler(h)
-    handler = RichHandler(console=console, show_path=verbosity >= 2, rich_tracebacks=False, markup=False)
+    handler = RichHandler(
+        console=console, show_path=verbosity >= 2, rich_tracebacks=False, markup=False
+    )
     handler._webvid = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)

@@ -86,9 +86,7 @@ def _sql_str(s: str) -> str:
 
 
 def _empty_view_sql(name: str, schema: pa.Schema) -> str:
-    cols = ", ".join(
-        f"CAST(NULL AS {_duck_type(f.type)}) AS {_ident(f.name)}" for f in schema
-    )
+    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {_ident(f.name)}" for f in schema)
     return f"CREATE VIEW {_ident(name)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS filename WHERE false"
 
 
@@ -114,7 +112,9 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(root: str | os.PathLike[str] = ".", *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    root: str | os.PathLike[str] = ".", *, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per metadata kind under ``root``.
 
     For notebooks: ``con = webvid.query.connect("data"); con.sql("SELECT …").fetchall()``.
@@ -122,7 +122,9 @@ def connect(root: str | os.PathLike[str] = ".", *, threads: int | None = None) -
     """
     files = scan_root(root)
     if files.total == 0:
-        raise InputError(f"no Parquet files under {Path(root)}: nothing to query (expected crawl, shard or run dirs)")
+        raise InputError(
+            f"no Parquet files under {Path(root)}: nothing to query (expected crawl, shard or run dirs)"
+        )
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -133,7 +135,9 @@ def connect(root: str | os.PathLike[str] = ".", *, threads: int | None = None) -
                 f"CREATE VIEW {_ident(view)} AS SELECT * FROM read_parquet({plist}, union_by_name = true, filename = true)"
             )
         except duckdb.Error as exc:
-            raise QueryError(f"cannot read the {view!r} files under {root}: {_first_line(exc)}") from None
+            raise QueryError(
+                f"cannot read the {view!r} files under {root}: {_first_line(exc)}"
+            ) from None
     for view, schema in contract.SCHEMAS.items():
         if view not in files.groups:
             con.execute(_empty_view_sql(view, schema))
@@ -174,7 +178,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return sql.strip().rstrip(";")
 
 
-def stream(con: duckdb.DuckDBPyConnection, sql: str, rows_per_batch: int = 65_536) -> pa.RecordBatchReader:
+def stream(
+    con: duckdb.DuckDBPyConnection, sql: str, rows_per_batch: int = 65_536
+) -> pa.RecordBatchReader:
     """Run one read-only statement and stream its result as Arrow record batches.
 
     Uses a lazy relation (``con.sql``) so DuckDB produces batches as they are read: memory

@@ -29,8 +29,16 @@ MAX_CELL_CHARS = 60
 
 @click.command("query")
 @click.argument("sql", required=False)
-@click.option("--root", type=click.Path(), default=".", show_default=True, help="Data root to scan for Parquet files.")
-@click.option("--schema", "show_schema", is_flag=True, help="List the views and their columns, then exit.")
+@click.option(
+    "--root",
+    type=click.Path(),
+    default=".",
+    show_default=True,
+    help="Data root to scan for Parquet files.",
+)
+@click.option(
+    "--schema", "show_schema", is_flag=True, help="List the views and their columns, then exit."
+)
 @click.option(
     "--format",
     "fmt",
@@ -39,9 +47,23 @@ MAX_CELL_CHARS = 60
     show_default=True,
     help="Output format; json is JSON Lines (one object per row).",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows shown in table output.")
-def query(sql: str | None, root: str, show_schema: bool, fmt: str, output: str | None, limit: int) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE instead of stdout.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Rows shown in table output.",
+)
+def query(
+    sql: str | None, root: str, show_schema: bool, fmt: str, output: str | None, limit: int
+) -> None:
     """Run read-only SQL over every Parquet file under --root.
 
     \b
@@ -74,7 +96,9 @@ def query(sql: str | None, root: str, show_schema: bool, fmt: str, output: str |
 
 def _format_from_suffix(path: str) -> str:
     suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(suffix, "csv")
+    return {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
+        suffix, "csv"
+    )
 
 
 def _write_stream(batches: Any, fmt: str, path: Path | None) -> int:
@@ -113,7 +137,10 @@ def _flatten_for_csv(batch: pa.RecordBatch) -> pa.RecordBatch:
         t = col.type
         if pa.types.is_nested(t):
             col = pa.array(
-                [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in col.to_pylist()],
+                [
+                    None if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                    for v in col.to_pylist()
+                ],
                 pa.string(),
             )
         cols.append(col)
@@ -140,7 +167,9 @@ def _print_table(batches: Any, limit: int) -> None:
                 shown += 1
     console.print(table)
     if total > shown:
-        console.print(f"[dim]{total - shown:,} more rows not shown ({total:,} in all); use --limit N or --format csv -o FILE[/]")
+        console.print(
+            f"[dim]{total - shown:,} more rows not shown ({total:,} in all); use --limit N or --format csv -o FILE[/]"
+        )
     else:
         console.print(f"[dim]{total:,} row{'s' if total != 1 else ''}[/]")
 

@@ -90,8 +90,11 @@ def make_app(state: SiteState) -> web.Application:
 
     async def optout(req: web.Request) -> web.Response:
         tag = req.query.get("tag", "noai")
-        return web.Response(body=fake_mp4(req.match_info["name"]), content_type="video/mp4",
-                            headers={"X-Robots-Tag": tag})
+        return web.Response(
+            body=fake_mp4(req.match_info["name"]),
+            content_type="video/mp4",
+            headers={"X-Robots-Tag": tag},
+        )
 
     async def as_html(req: web.Request) -> web.Response:
         return web.Response(body=fake_mp4(req.match_info["name"]), content_type="text/html")
@@ -120,7 +123,9 @@ def make_app(state: SiteState) -> web.Application:
 
     async def truncated(req: web.Request) -> web.StreamResponse:
         data = fake_mp4(req.match_info["name"], 20_000)
-        resp = web.StreamResponse(headers={"Content-Type": "video/mp4", "Content-Length": str(len(data) * 2)})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "video/mp4", "Content-Length": str(len(data) * 2)}
+        )
         await resp.prepare(req)
         await resp.write(data)
         req.transport.close() if req.transport else None
@@ -134,11 +139,24 @@ def make_app(state: SiteState) -> web.Application:
         if rng and req.headers.get("If-Range", etag) == etag:
             start = int(rng.split("=")[1].split("-")[0])
             part = data[start:]
-            return web.Response(status=206, body=part, headers={
-                "Content-Type": "video/mp4", "Accept-Ranges": "bytes", "ETag": etag,
-                "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
-        resp = web.StreamResponse(headers={"Content-Type": "video/mp4", "Accept-Ranges": "bytes",
-                                           "ETag": etag, "Content-Length": str(len(data))})
+            return web.Response(
+                status=206,
+                body=part,
+                headers={
+                    "Content-Type": "video/mp4",
+                    "Accept-Ranges": "bytes",
+                    "ETag": etag,
+                    "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
+                },
+            )
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "video/mp4",
+                "Accept-Ranges": "bytes",
+                "ETag": etag,
+                "Content-Length": str(len(data)),
+            }
+        )
         await resp.prepare(req)
         if state.hits[req.path] <= 1:
             await resp.write(data[: len(data) // 2])
@@ -230,12 +248,19 @@ def site() -> Iterator[Site]:
 
 def fast_config(**kw: object) -> CrawlConfig:
     """Loopback-friendly settings: private allowed, quick backoff, no per-host throttling."""
-    polite = kw.pop("polite", None) or PoliteConfig(allow_private=True, per_host_rps=1000.0,
-                                                     per_host_burst=100, per_host_concurrency=16,
-                                                     host_429_pause_s=0.2)
-    net = kw.pop("net", None) or NetConfig(retries=3, backoff_base_s=0.05, backoff_max_s=2.0,
-                                            total_timeout_s=20.0, read_timeout_s=5.0)
-    output = kw.pop("output", None) or OutputConfig(fsync_media=False, flush_every=50, buffer_bytes=64 * 1024)
+    polite = kw.pop("polite", None) or PoliteConfig(
+        allow_private=True,
+        per_host_rps=1000.0,
+        per_host_burst=100,
+        per_host_concurrency=16,
+        host_429_pause_s=0.2,
+    )
+    net = kw.pop("net", None) or NetConfig(
+        retries=3, backoff_base_s=0.05, backoff_max_s=2.0, total_timeout_s=20.0, read_timeout_s=5.0
+    )
+    output = kw.pop("output", None) or OutputConfig(
+        fsync_media=False, flush_every=50, buffer_bytes=64 * 1024
+    )
     kw.setdefault("concurrency", 8)
     return CrawlConfig(polite=polite, net=net, output=output, **kw)  # type: ignore[arg-type]
 
@@ -248,5 +273,11 @@ def crawl_config():
 @pytest.fixture
 def kit() -> SimpleNamespace:
     """The server building blocks, for tests that need their own routes or processes."""
-    return SimpleNamespace(SiteState=SiteState, ThreadServer=ThreadServer, make_app=make_app,
-                           fake_mp4=fake_mp4, fake_jpg=fake_jpg, Site=Site)
+    return SimpleNamespace(
+        SiteState=SiteState,
+        ThreadServer=ThreadServer,
+        make_app=make_app,
+        fake_mp4=fake_mp4,
+        fake_jpg=fake_jpg,
+        Site=Site,
+    )

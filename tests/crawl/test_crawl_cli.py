@@ -20,12 +20,17 @@ def cli(*args: str) -> int:
     return 0
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("missing.csv", None, "error: table not found:"),
-    ("t.xlsx", "x", "unknown table format .xlsx"),
-    ("t.csv", "a,b,c\n1,2,3\n", "no URL column (found columns: a, b, c)"),
-])
-def test_one_line_errors(tmp_path: Path, capsys, name: str, content: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "error: table not found:"),
+        ("t.xlsx", "x", "unknown table format .xlsx"),
+        ("t.csv", "a,b,c\n1,2,3\n", "no URL column (found columns: a, b, c)"),
+    ],
+)
+def test_one_line_errors(
+    tmp_path: Path, capsys, name: str, content: str | None, message: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
@@ -33,7 +38,9 @@ def test_one_line_errors(tmp_path: Path, capsys, name: str, content: str | None,
     err = capsys.readouterr().err
     assert code == 2
     assert message in " ".join(err.split())
-    assert err.count("error:") == 1 and "Traceback" not in err  # one message (rich wraps it at 80 cols)
+    assert (
+        err.count("error:") == 1 and "Traceback" not in err
+    )  # one message (rich wraps it at 80 cols)
 
 
 def test_bad_override_and_recipe(tmp_path: Path, capsys) -> None:
@@ -47,18 +54,43 @@ def test_bad_override_and_recipe(tmp_path: Path, capsys) -> None:
 
 def test_crawl_prints_summary(tmp_path: Path, capsys, site) -> None:
     table = tmp_path / "t.csv"
-    table.write_text("id,url,caption\n" + "".join(f"c{i},{site.url}/v/c{i}.mp4,cap {i}\n" for i in range(5)))
+    table.write_text(
+        "id,url,caption\n" + "".join(f"c{i},{site.url}/v/c{i}.mp4,cap {i}\n" for i in range(5))
+    )
     out = tmp_path / "out"
-    code = cli("crawl", str(table), "-o", str(out), "--allow-private", "--limit", "3", "--max-bytes", "1MB",
-               "--per-host-rps", "100", "--url-col", "url", "--caption-col", "caption", "--id-col", "id")
+    code = cli(
+        "crawl",
+        str(table),
+        "-o",
+        str(out),
+        "--allow-private",
+        "--limit",
+        "3",
+        "--max-bytes",
+        "1MB",
+        "--per-host-rps",
+        "100",
+        "--url-col",
+        "url",
+        "--caption-col",
+        "caption",
+        "--id-col",
+        "id",
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "success" in text and "3 items" in text
     rows = [r for p in (out / "records").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
     assert sorted(r["clip_id"] for r in rows) == ["c0", "c1", "c2"]
-    code = cli("-q", "crawl", str(table), "-o", str(tmp_path / "dry"), "--dry-run", "--allow-private")
+    code = cli(
+        "-q", "crawl", str(table), "-o", str(tmp_path / "dry"), "--dry-run", "--allow-private"
+    )
     assert code == 0 and capsys.readouterr().out == ""
-    rows = [r for p in (tmp_path / "dry" / "records").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    rows = [
+        r
+        for p in (tmp_path / "dry" / "records").glob("*.parquet")
+        for r in pq.read_table(p).to_pylist()
+    ]
     assert {r["status"] for r in rows} == {"discovered"} and len(rows) == 5
 
 

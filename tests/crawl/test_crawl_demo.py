@@ -16,12 +16,20 @@ from webvid.crawl.config import CrawlConfig
 from webvid.crawl.run import run
 
 RECIPES = Path(__file__).resolve().parents[2] / "crawl"
-FAST = ["polite.allow_private=true", "output.fsync_media=false", "net.backoff_base_s=0.05",
-        "polite.host_429_pause_s=0.2"]
+FAST = [
+    "polite.allow_private=true",
+    "output.fsync_media=false",
+    "net.backoff_base_s=0.05",
+    "polite.host_429_pause_s=0.2",
+]
 
 
 def records(out: Path) -> list[dict]:
-    return [r for p in sorted((out / "records").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return [
+        r
+        for p in sorted((out / "records").glob("part-*.parquet"))
+        for r in pq.read_table(p).to_pylist()
+    ]
 
 
 def check_media(out: Path, row: dict) -> None:
@@ -39,15 +47,32 @@ def test_demo_site_discovery_every_fault(tmp_path: Path, demo_site_fresh) -> Non
     assert len(rows) == len(records(out)) == len(clips)  # every clip page, once
     for t in clips:
         r = rows[t["clip_id"]]
-        assert (r["status"], r["reason"]) == (t["expected_status"], t["expected_reason"]), (t["fault"], r["error_message"])
+        assert (r["status"], r["reason"]) == (t["expected_status"], t["expected_reason"]), (
+            t["fault"],
+            r["error_message"],
+        )
         if r["status"] == "success":
             assert r["caption"] == t["caption"], t["markup"]
             assert r["page_url"] == t["page_url"] and r["media_kind"] == "video"
             check_media(out, r)
     faults = {t["fault"] for t in clips}
-    assert {"robots", "noai", "http_429", "http_503", "redirect_loop", "truncated", "bad_content_type",
-            "reset_once", "reset_always", "slow_body"} <= faults
-    retried = [rows[t["clip_id"]]["attempts"] for t in clips if t["fault"] in ("http_429", "http_503", "reset_once")]
+    assert {
+        "robots",
+        "noai",
+        "http_429",
+        "http_503",
+        "redirect_loop",
+        "truncated",
+        "bad_content_type",
+        "reset_once",
+        "reset_always",
+        "slow_body",
+    } <= faults
+    retried = [
+        rows[t["clip_id"]]["attempts"]
+        for t in clips
+        if t["fault"] in ("http_429", "http_503", "reset_once")
+    ]
     assert min(retried) >= 2
     # the duplicate clip is the same bytes under two ids: both stored, same sha256 (curation dedups)
     for t in demo.items(kind="video", fault="duplicate"):
@@ -59,7 +84,9 @@ def test_demo_site_discovery_every_fault(tmp_path: Path, demo_site_fresh) -> Non
 
 def test_demo_site_cc3m_table_list_mode(tmp_path: Path, demo_site_fresh) -> None:
     demo = demo_site_fresh
-    cfg = load_recipe(CrawlConfig, RECIPES / "cc3m-tsv.toml", [f'source="{demo.url}/cc3m.tsv"', *FAST])
+    cfg = load_recipe(
+        CrawlConfig, RECIPES / "cc3m-tsv.toml", [f'source="{demo.url}/cc3m.tsv"', *FAST]
+    )
     out = tmp_path / "cc3m"
     summary = run(cfg, out=out)
     assert summary.mode == "list"
@@ -68,7 +95,9 @@ def test_demo_site_cc3m_table_list_mode(tmp_path: Path, demo_site_fresh) -> None
     assert len(rows) == len(images)
     for t in images:
         r = rows[t["media_url"]]
-        assert (r["status"], r["reason"]) == (t["expected_status"], t["expected_reason"]), t["fault"]
+        assert (r["status"], r["reason"]) == (t["expected_status"], t["expected_reason"]), t[
+            "fault"
+        ]
         assert r["caption"] == t["caption"] and r["source"] == f"{demo.url}/cc3m.tsv"
         if r["status"] == "success":
             assert r["media_kind"] == "image" and r["media_path"].endswith(".jpg")

@@ -76,8 +76,14 @@ def test_list_mode_statuses_and_files(tmp_path: Path, site, table: Path, crawl_c
     rows = by_id(read_records(out))
     assert set(rows) == set(CASES) | {"badscheme"}
     for vid, (_, status, reason) in CASES.items():
-        assert (rows[vid]["status"], rows[vid]["reason"]) == (status, reason), (vid, rows[vid]["error_message"])
-    assert rows["badscheme"]["status"] == "skipped_policy" and rows["badscheme"]["reason"] == "invalid_url"
+        assert (rows[vid]["status"], rows[vid]["reason"]) == (status, reason), (
+            vid,
+            rows[vid]["error_message"],
+        )
+    assert (
+        rows["badscheme"]["status"] == "skipped_policy"
+        and rows["badscheme"]["reason"] == "invalid_url"
+    )
     # successes: the file is there, named by clip id, and matches size and sha256
     for r in rows.values():
         if r["status"] != "success":
@@ -85,7 +91,9 @@ def test_list_mode_statuses_and_files(tmp_path: Path, site, table: Path, crawl_c
             continue
         data = io.safe_join(out, r["media_path"]).read_bytes()
         assert len(data) == r["bytes"] and hashlib.sha256(data).hexdigest() == r["sha256"]
-        assert r["media_path"] == contract.media_relpath(r["clip_id"], "jpg" if r["clip_id"] == "img1" else "mp4")
+        assert r["media_path"] == contract.media_relpath(
+            r["clip_id"], "jpg" if r["clip_id"] == "img1" else "mp4"
+        )
     assert rows["img1"]["media_kind"] == "image" and rows["ok1"]["media_kind"] == "video"
     # WebVid columns: caption from `name`, duration parsed, the rest kept as extra
     assert rows["ok1"]["caption"] == "caption of ok1" and rows["ok1"]["duration_s"] == 5.0
@@ -98,18 +106,28 @@ def test_list_mode_statuses_and_files(tmp_path: Path, site, table: Path, crawl_c
     # robots obeyed: the disallowed media was never requested
     assert site.requests_to("/private/") == []
     # no temp or partial files left behind
-    leftovers = [p for p in (out / "media").rglob("*") if p.is_file() and not p.name.endswith((".mp4", ".jpg"))]
+    leftovers = [
+        p
+        for p in (out / "media").rglob("*")
+        if p.is_file() and not p.name.endswith((".mp4", ".jpg"))
+    ]
     assert leftovers == []
     manifest = io.read_manifest(out)
-    assert manifest["counts"]["records"] == len(rows) and manifest["counts"]["success"] == summary.by_status["success"]
+    assert (
+        manifest["counts"]["records"] == len(rows)
+        and manifest["counts"]["success"] == summary.by_status["success"]
+    )
     assert summary.attempted == len(rows)
 
 
 def test_byte_cap_with_and_without_length(tmp_path: Path, site, crawl_config) -> None:
-    table = write_csv(tmp_path / "t.csv", [
-        ("withlen", site.url + "/big.mp4", "a"),
-        ("nolen", site.url + "/big.mp4?nolen=1", "b"),
-    ])
+    table = write_csv(
+        tmp_path / "t.csv",
+        [
+            ("withlen", site.url + "/big.mp4", "a"),
+            ("nolen", site.url + "/big.mp4?nolen=1", "b"),
+        ],
+    )
     out = tmp_path / "out"
     run(crawl_config(source=str(table), max_bytes=100_000), out=out)
     rows = by_id(read_records(out))
@@ -124,10 +142,14 @@ def test_total_deadline_stops_trickling_server(tmp_path: Path, site, crawl_confi
     net = NetConfig(retries=0, total_timeout_s=1.0, read_timeout_s=5.0)
     run(crawl_config(source=str(table), net=net), out=out)
     row = read_records(out)[0]
-    assert row["reason"] == "timeout" and row["elapsed_s"] < 10.0  # the body alone would take minutes
+    assert (
+        row["reason"] == "timeout" and row["elapsed_s"] < 10.0
+    )  # the body alone would take minutes
 
 
-def test_dry_run_records_without_downloading(tmp_path: Path, site, table: Path, crawl_config) -> None:
+def test_dry_run_records_without_downloading(
+    tmp_path: Path, site, table: Path, crawl_config
+) -> None:
     out = tmp_path / "out"
     summary = run(crawl_config(source=str(table), dry_run=True), out=out)
     rows = read_records(out)
@@ -138,7 +160,9 @@ def test_dry_run_records_without_downloading(tmp_path: Path, site, table: Path, 
 
 
 def test_limit_counts_source_items(tmp_path: Path, site, crawl_config) -> None:
-    table = write_csv(tmp_path / "t.csv", [(f"c{i}", f"{site.url}/v/c{i}.mp4", "x") for i in range(10)])
+    table = write_csv(
+        tmp_path / "t.csv", [(f"c{i}", f"{site.url}/v/c{i}.mp4", "x") for i in range(10)]
+    )
     out = tmp_path / "out"
     run(crawl_config(source=str(table), limit=4), out=out)
     assert sorted(r["clip_id"] for r in read_records(out)) == ["c0", "c1", "c2", "c3"]
@@ -148,7 +172,9 @@ def test_limit_counts_source_items(tmp_path: Path, site, crawl_config) -> None:
 
 
 def test_real_run_supersedes_dry_run_rows(tmp_path: Path, site, crawl_config) -> None:
-    table = write_csv(tmp_path / "t.csv", [(f"d{i}", f"{site.url}/v/d{i}.mp4", "x") for i in range(4)])
+    table = write_csv(
+        tmp_path / "t.csv", [(f"d{i}", f"{site.url}/v/d{i}.mp4", "x") for i in range(4)]
+    )
     out = tmp_path / "out"
     run(crawl_config(source=str(table), dry_run=True), out=out)
     assert {r["status"] for r in read_records(out)} == {"discovered"}
@@ -164,7 +190,8 @@ def test_processes_give_the_same_records(tmp_path: Path, site, table: Path, craw
     summary = run(crawl_config(source=str(table), processes=2), out=two)
     a, b = by_id(read_records(one)), by_id(read_records(two))
     assert {k: (r["status"], r["reason"], r["sha256"]) for k, r in a.items()} == {
-        k: (r["status"], r["reason"], r["sha256"]) for k, r in b.items()}
+        k: (r["status"], r["reason"], r["sha256"]) for k, r in b.items()
+    }
     assert summary.attempted == len(b) and io.read_manifest(two)["counts"]["records"] == len(b)
     parts = sorted(p.name for p in (two / "records").glob("part-*.parquet"))
     assert len(parts) >= 2  # each worker wrote its own parts

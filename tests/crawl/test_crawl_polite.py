@@ -85,7 +85,9 @@ def test_retry_after_and_backoff() -> None:
     assert polite.parse_retry_after("soon") is None
     rng = random.Random(0)
     delays = [polite.backoff_delay(a, base_s=1.0, max_s=30.0, rng=rng) for a in range(1, 8)]
-    assert all(0.5 * min(30, 2 ** (a - 1)) <= d <= 30 for a, d in zip(range(1, 8), delays, strict=True))
+    assert all(
+        0.5 * min(30, 2 ** (a - 1)) <= d <= 30 for a, d in zip(range(1, 8), delays, strict=True)
+    )
     assert delays[3] > delays[0]
     assert polite.backoff_delay(1, base_s=0.1, max_s=30.0, retry_after_s=12.0, rng=rng) == 12.0
 
@@ -99,9 +101,19 @@ def test_token_bucket_spaces_requests() -> None:
 
 @pytest.mark.parametrize(
     ("addr", "forbidden"),
-    [("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.1", True), ("169.254.169.254", True),
-     ("::1", True), ("fe80::1", True), ("::ffff:127.0.0.1", True), ("100.64.0.1", True),
-     ("0.0.0.0", True), ("93.184.216.34", False), ("2606:4700::1111", False)],
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("192.168.0.1", True),
+        ("169.254.169.254", True),
+        ("::1", True),
+        ("fe80::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("100.64.0.1", True),
+        ("0.0.0.0", True),
+        ("93.184.216.34", False),
+        ("2606:4700::1111", False),
+    ],
 )
 def test_forbidden_addresses(addr: str, forbidden: bool) -> None:
     assert polite.is_forbidden_address(addr) is forbidden
@@ -117,7 +129,13 @@ def test_allowlist_and_statuses() -> None:
     assert polite.status_of("timeout") == "failed_to_download"
     assert all(polite.status_of(r) in contract.STATUSES for r in contract.CRAWL_REASONS)
     assert [polite.reason_of_http(s) for s in (200, 404, 410, 403, 429, 503)] == [
-        None, "http_404", "http_404", "http_4xx", "http_429", "http_5xx"]
+        None,
+        "http_404",
+        "http_404",
+        "http_4xx",
+        "http_429",
+        "http_5xx",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -55,18 +55,43 @@ def write_table(path: Path, base: str) -> Path:
 
 
 def crawl_cmd(table: Path, out: Path, processes: int = 1) -> list[str]:
-    return [sys.executable, "-m", "webvid.cli", "-q", "crawl", str(table), "-o", str(out),
-            "--set", f"processes={processes}",
-            "--allow-private", "--concurrency", "8", "--per-host-concurrency", "8",
-            "--per-host-rps", "2000", "--set", "polite.per_host_burst=200",
-            "--set", "output.flush_every=15", "--set", "output.flush_interval_s=0.3",
-            "--set", "net.backoff_base_s=0.05"]
+    return [
+        sys.executable,
+        "-m",
+        "webvid.cli",
+        "-q",
+        "crawl",
+        str(table),
+        "-o",
+        str(out),
+        "--set",
+        f"processes={processes}",
+        "--allow-private",
+        "--concurrency",
+        "8",
+        "--per-host-concurrency",
+        "8",
+        "--per-host-rps",
+        "2000",
+        "--set",
+        "polite.per_host_burst=200",
+        "--set",
+        "output.flush_every=15",
+        "--set",
+        "output.flush_interval_s=0.3",
+        "--set",
+        "net.backoff_base_s=0.05",
+    ]
 
 
 def committed(out: Path) -> list[dict]:
     rows: list[dict] = []
     for part in sorted((out / "records").glob("part-*.parquet")):
-        rows.extend(pq.read_table(part, columns=["clip_id", "status", "reason", "sha256", "media_path"]).to_pylist())
+        rows.extend(
+            pq.read_table(
+                part, columns=["clip_id", "status", "reason", "sha256", "media_path"]
+            ).to_pylist()
+        )
     return rows
 
 
@@ -87,8 +112,12 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit, processes: in
         out = tmp_path / "out"
         kills = 0
         for _ in range(4):
-            proc = subprocess.Popen(crawl_cmd(table, out, processes), env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                crawl_cmd(table, out, processes),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(1.0, 2.8))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -103,8 +132,13 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit, processes: in
     assert got == reference
     for r in rows:
         if r["status"] == "success":
-            assert hashlib.sha256(io.safe_join(out, r["media_path"]).read_bytes()).hexdigest() == r["sha256"]
-    leftovers = [p.name for p in (out / "media").rglob("*") if p.is_file() and not p.name.endswith(".mp4")]
+            assert (
+                hashlib.sha256(io.safe_join(out, r["media_path"]).read_bytes()).hexdigest()
+                == r["sha256"]
+            )
+    leftovers = [
+        p.name for p in (out / "media").rglob("*") if p.is_file() and not p.name.endswith(".mp4")
+    ]
     assert leftovers == []
     # only what was in flight at a kill may have been asked for again
     hits = sum(n for p, n in state.hits.items() if p.startswith("/clip/"))
@@ -118,10 +152,24 @@ def test_recover_folds_journal_and_drops_torn_line(tmp_path: Path) -> None:
     store = RecordStore(tmp_path, flush_every=1000, flush_interval_s=1e9)
     store.recover()
     for i in range(3):
-        store.add(make_record(Item(clip_id=f"a{i}", source="s", source_index=i), Outcome(None, bytes=1), time.time(), 0.1))
+        store.add(
+            make_record(
+                Item(clip_id=f"a{i}", source="s", source_index=i),
+                Outcome(None, bytes=1),
+                time.time(),
+                0.1,
+            )
+        )
     store.flush()  # part 0 committed
     for i in range(3, 6):
-        store.add(make_record(Item(clip_id=f"a{i}", source="s", source_index=i), Outcome("timeout"), time.time(), 0.1))
+        store.add(
+            make_record(
+                Item(clip_id=f"a{i}", source="s", source_index=i),
+                Outcome("timeout"),
+                time.time(),
+                0.1,
+            )
+        )
     store._journal.close()  # the background writer has put every line in the OS
     with open(tmp_path / "records" / journal_name(1), "a") as fh:
         fh.write('{"clip_id": "torn')  # a kill in the middle of a write
@@ -148,7 +196,9 @@ def test_retry_failed_only_retries_retryable(tmp_path: Path, kit, crawl_config) 
     app.router.add_get("/sometimes.mp4", sometimes)
     with kit.ThreadServer(app) as server:
         table = tmp_path / "t.csv"
-        table.write_text(f"id,url\nflaky,{server.url}/sometimes.mp4\ngone,{server.url}/status/404\n")
+        table.write_text(
+            f"id,url\nflaky,{server.url}/sometimes.mp4\ngone,{server.url}/status/404\n"
+        )
         out = tmp_path / "out"
         cfg = crawl_config(source=str(table))
         run(cfg, out=out)
@@ -158,7 +208,10 @@ def test_retry_failed_only_retries_retryable(tmp_path: Path, kit, crawl_config) 
         hits_404 = state.hits["/status/404"]
         run(cfg, out=out)  # plain rerun: everything recorded counts as done
         assert state.hits["/status/404"] == hits_404
-        assert {r["clip_id"]: r["reason"] for r in committed(out)} == {"flaky": "http_5xx", "gone": "http_404"}
+        assert {r["clip_id"]: r["reason"] for r in committed(out)} == {
+            "flaky": "http_5xx",
+            "gone": "http_404",
+        }
         summary = run(crawl_config(source=str(table), retry_failed=True), out=out)
         assert summary.attempted == 1
         rows = committed(out)
@@ -168,7 +221,9 @@ def test_retry_failed_only_retries_retryable(tmp_path: Path, kit, crawl_config) 
         assert state.hits["/status/404"] == hits_404  # 404 never asked again
 
 
-def test_partial_body_left_by_a_killed_run_is_resumed_with_range(tmp_path: Path, site, kit, crawl_config) -> None:
+def test_partial_body_left_by_a_killed_run_is_resumed_with_range(
+    tmp_path: Path, site, kit, crawl_config
+) -> None:
     import hashlib as _h
     import json as _json
 
@@ -179,7 +234,9 @@ def test_partial_body_left_by_a_killed_run_is_resumed_with_range(tmp_path: Path,
     partial.mkdir(parents=True)
     (partial / "big.part").write_bytes(full[:120_000])  # what a killed run had streamed
     etag = '"' + _h.md5(full).hexdigest() + '"'
-    (partial / "big.partjson").write_text(_json.dumps({"url": url, "etag": etag, "total": len(full)}))
+    (partial / "big.partjson").write_text(
+        _json.dumps({"url": url, "etag": etag, "total": len(full)})
+    )
     (partial / ".tmp-other.mp4").write_bytes(b"junk")  # a temp of the killed run: removed
     table = tmp_path / "t.csv"
     table.write_text(f"id,url\nbig,{url}\n")

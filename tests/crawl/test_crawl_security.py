@@ -16,22 +16,33 @@ from webvid.crawl.run import run
 
 
 def rows_of(out: Path) -> dict[str, dict]:
-    rows = [r for p in sorted((out / "records").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    rows = [
+        r
+        for p in sorted((out / "records").glob("part-*.parquet"))
+        for r in pq.read_table(p).to_pylist()
+    ]
     return {r["clip_id"]: r for r in rows}
 
 
 def strict(**kw: object) -> PoliteConfig:
     """Politeness as shipped (no --allow-private), but 127.0.0.1 stands in for a public host."""
-    base = dict(allow_private=False, private_allowlist=("127.0.0.1/32",), per_host_rps=1000.0,
-                per_host_burst=100, per_host_concurrency=8)
+    base = dict(
+        allow_private=False,
+        private_allowlist=("127.0.0.1/32",),
+        per_host_rps=1000.0,
+        per_host_burst=100,
+        per_host_concurrency=8,
+    )
     base.update(kw)
     return PoliteConfig(**base)  # type: ignore[arg-type]
 
 
 def test_redirect_to_private_address_refused(tmp_path: Path, kit, crawl_config) -> None:
     inner_state = kit.SiteState()
-    with kit.ThreadServer(kit.make_app(inner_state), host="127.0.0.2") as inner, \
-            kit.ThreadServer(kit.make_app(kit.SiteState())) as outer:
+    with (
+        kit.ThreadServer(kit.make_app(inner_state), host="127.0.0.2") as inner,
+        kit.ThreadServer(kit.make_app(kit.SiteState())) as outer,
+    ):
         target = f"{inner.url}/v/secret.mp4"
         table = tmp_path / "t.csv"
         table.write_text(
@@ -45,7 +56,10 @@ def test_redirect_to_private_address_refused(tmp_path: Path, kit, crawl_config) 
         rows = rows_of(out)
         assert inner_state.log == []  # not one byte asked of the private address
         for cid in ("viaredirect", "direct"):
-            assert (rows[cid]["status"], rows[cid]["reason"]) == ("skipped_policy", "private_address")
+            assert (rows[cid]["status"], rows[cid]["reason"]) == (
+                "skipped_policy",
+                "private_address",
+            )
         assert rows["public"]["status"] == "success"
         # the same table with --allow-private reaches it
         out2 = tmp_path / "out2"
@@ -66,9 +80,22 @@ def test_private_name_refused_on_resolved_address(tmp_path: Path, site, crawl_co
 
 
 def test_traversal_ids_stay_inside_out(tmp_path: Path, site, crawl_config) -> None:
-    ids = ["../../escape", "/etc/passwd", "a/../../b", "..", "x\u0000y", "ok.mp4", "C:\\win", "é" * 300]
+    ids = [
+        "../../escape",
+        "/etc/passwd",
+        "a/../../b",
+        "..",
+        "x\u0000y",
+        "ok.mp4",
+        "C:\\win",
+        "é" * 300,
+    ]
     table = tmp_path / "t.jsonl"
-    table.write_text("".join(json.dumps({"id": i, "url": f"{site.url}/v/n{n}.mp4"}) + "\n" for n, i in enumerate(ids)))
+    table.write_text(
+        "".join(
+            json.dumps({"id": i, "url": f"{site.url}/v/n{n}.mp4"}) + "\n" for n, i in enumerate(ids)
+        )
+    )
     out = tmp_path / "out"
     run(crawl_config(source=str(table)), out=out)
     rows = rows_of(out)
@@ -114,8 +141,13 @@ def test_429_pauses_the_whole_host(tmp_path: Path, kit, crawl_config) -> None:
         return web.Response(body=kit.fake_mp4(req.match_info["n"]), content_type="video/mp4")
 
     app.router.add_get("/r/{n}.mp4", first_429)
-    polite = PoliteConfig(allow_private=True, per_host_rps=1000.0, per_host_burst=100,
-                          per_host_concurrency=1, host_429_pause_s=0.1)
+    polite = PoliteConfig(
+        allow_private=True,
+        per_host_rps=1000.0,
+        per_host_burst=100,
+        per_host_concurrency=1,
+        host_429_pause_s=0.1,
+    )
     with kit.ThreadServer(app) as server:
         table = tmp_path / "t.csv"
         table.write_text("url\n" + "".join(f"{server.url}/r/{i}.mp4\n" for i in range(3)))
@@ -125,7 +157,9 @@ def test_429_pauses_the_whole_host(tmp_path: Path, kit, crawl_config) -> None:
     assert all(r["status"] == "success" for r in rows_of(tmp_path / "out").values())
 
 
-def test_robots_redirect_to_private_address_is_not_followed(tmp_path: Path, kit, crawl_config) -> None:
+def test_robots_redirect_to_private_address_is_not_followed(
+    tmp_path: Path, kit, crawl_config
+) -> None:
     inner_state = kit.SiteState()
     with kit.ThreadServer(kit.make_app(inner_state), host="127.0.0.2") as inner:
         state = kit.SiteState(robots=f"REDIRECT {inner.url}/robots.txt")
@@ -158,11 +192,15 @@ def test_per_host_concurrency_and_rate(tmp_path: Path, kit, crawl_config) -> Non
     with kit.ThreadServer(app) as server:
         table = tmp_path / "t.csv"
         table.write_text("url\n" + "".join(f"{server.url}/h/{i}.mp4\n" for i in range(12)))
-        polite = PoliteConfig(allow_private=True, per_host_concurrency=2, per_host_rps=1000.0, per_host_burst=100)
+        polite = PoliteConfig(
+            allow_private=True, per_host_concurrency=2, per_host_rps=1000.0, per_host_burst=100
+        )
         run(crawl_config(source=str(table), polite=polite, concurrency=8), out=tmp_path / "a")
         assert live["max"] == 2  # 8 workers, 2 connections to the host at a time
         stamps.clear()
-        polite = PoliteConfig(allow_private=True, per_host_concurrency=8, per_host_rps=10.0, per_host_burst=2)
+        polite = PoliteConfig(
+            allow_private=True, per_host_concurrency=8, per_host_rps=10.0, per_host_burst=2
+        )
         run(crawl_config(source=str(table), polite=polite, concurrency=8), out=tmp_path / "b")
     assert len(stamps) == 12
     assert stamps[-1] - stamps[0] >= (12 - 2) / 10 * 0.9  # burst of 2, then 10 per second

@@ -26,7 +26,12 @@ def items(path: Path, **kw: object) -> list:
 def test_webvid_layouts(tmp_path: Path) -> None:
     (a,) = items(_w(tmp_path / "a.csv", WEBVID5))
     assert (a.clip_id, a.source_id, a.media_url, a.caption, a.duration_s) == (
-        "1001", "1001", "https://cdn.test/v/1001.mp4", "a red ball rolls left", 17.0)
+        "1001",
+        "1001",
+        "https://cdn.test/v/1001.mp4",
+        "a red ball rolls left",
+        17.0,
+    )
     assert a.extra == {"page_dir": "000001_000050", "duration": "PT00H00M17S"}
     (b,) = items(_w(tmp_path / "b.csv", WEBVID6))
     assert (b.caption, b.duration_s, b.extra["page_idx"]) == ("blue cube, slowly", 62.0, "7")
@@ -36,7 +41,9 @@ def test_cc3m_headerless_tsv_and_cc12m_order(tmp_path: Path) -> None:
     cc3m = 'a "quoted" bus station\thttp://img.test/1.jpg\nsecond\thttp://img.test/2\n'
     got = items(_w(tmp_path / "train.tsv", cc3m))
     assert [(i.caption, i.media_url) for i in got] == [
-        ('a "quoted" bus station', "http://img.test/1.jpg"), ("second", "http://img.test/2")]
+        ('a "quoted" bus station', "http://img.test/1.jpg"),
+        ("second", "http://img.test/2"),
+    ]
     assert got[0].clip_id.startswith("u") and got[0].source_index == 0 and got[1].source_index == 1
     cc12m = "http://img.test/3.jpg\tthird caption\n"
     (c,) = items(_w(tmp_path / "cc12m.tsv", cc12m))
@@ -47,15 +54,23 @@ def test_gz_parquet_jsonl_and_overrides(tmp_path: Path) -> None:
     gz = tmp_path / "a.csv.gz"
     gz.write_bytes(gzip.compress(WEBVID5.encode()))
     assert items(gz)[0].clip_id == "1001"
-    table = pa.table({"URL": ["https://x.test/a.jpg"], "TEXT": ["laion style"], "similarity": [0.3]})
+    table = pa.table(
+        {"URL": ["https://x.test/a.jpg"], "TEXT": ["laion style"], "similarity": [0.3]}
+    )
     pq.write_table(table, tmp_path / "l.parquet")
     (p,) = items(tmp_path / "l.parquet")
-    assert (p.media_url, p.caption, p.extra) == ("https://x.test/a.jpg", "laion style", {"similarity": 0.3})
+    assert (p.media_url, p.caption, p.extra) == (
+        "https://x.test/a.jpg",
+        "laion style",
+        {"similarity": 0.3},
+    )
     pgz = tmp_path / "l.parquet.gz"
     pgz.write_bytes(gzip.compress((tmp_path / "l.parquet").read_bytes()))
     assert items(pgz)[0].caption == "laion style"
     jl = tmp_path / "j.jsonl.gz"
-    jl.write_bytes(gzip.compress(b'{"link": "https://x.test/v.mp4", "alt": "hello", "key": "k1"}\nnot json\n'))
+    jl.write_bytes(
+        gzip.compress(b'{"link": "https://x.test/v.mp4", "alt": "hello", "key": "k1"}\nnot json\n')
+    )
     (j,) = items(jl, url_col="link", caption_col="alt", id_col="key")
     assert (j.clip_id, j.caption) == ("k1", "hello")
 
@@ -90,9 +105,21 @@ def test_streams_in_batches(tmp_path: Path) -> None:
     assert sum(1 for _ in it) == 199_999
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("PT00H00M17S", 17.0), ("PT4S", 4.0), ("PT1M30.5S", 90.5), ("P1DT1H", 90000.0), ("12.5", 12.5),
-    ("", None), ("PT", None), ("soon", None), (None, None), (3, 3.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT00H00M17S", 17.0),
+        ("PT4S", 4.0),
+        ("PT1M30.5S", 90.5),
+        ("P1DT1H", 90000.0),
+        ("12.5", 12.5),
+        ("", None),
+        ("PT", None),
+        ("soon", None),
+        (None, None),
+        (3, 3.0),
+    ],
+)
 def test_durations(text: object, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
 

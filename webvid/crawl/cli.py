@@ -21,8 +21,22 @@ from webvid.config import load_recipe
 from webvid.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str) -> int:
@@ -36,27 +50,71 @@ def parse_size(text: str) -> int:
 
 @click.command(context_settings={"show_default": True})
 @click.argument("source", required=False)
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Crawl dir to write (resumed if it exists).")
-@click.option("--url-col", help="Table column holding the media URL (default: url, contentUrl, ...).")
-@click.option("--caption-col", help="Table column holding the caption (default: caption, name, ...).")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Crawl dir to write (resumed if it exists).",
+)
+@click.option(
+    "--url-col", help="Table column holding the media URL (default: url, contentUrl, ...)."
+)
+@click.option(
+    "--caption-col", help="Table column holding the caption (default: caption, name, ...)."
+)
 @click.option("--id-col", help="Table column holding a stable id (default: videoid, id, ...).")
-@click.option("--via", type=click.Choice(["auto", "direct", "yt-dlp"]), default=None, help="Downloader [default: auto].")
+@click.option(
+    "--via",
+    type=click.Choice(["auto", "direct", "yt-dlp"]),
+    default=None,
+    help="Downloader [default: auto].",
+)
 @click.option("--limit", type=int, default=None, help="Only the first N items of the source.")
 @click.option("--dry-run", is_flag=True, help="Discover and record items; download nothing.")
-@click.option("--retry-failed", is_flag=True, help="Also retry earlier failures with a retryable reason.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Also retry earlier failures with a retryable reason."
+)
 @click.option("--max-bytes", default=None, help="Per-item byte cap, e.g. 200MB [default: 512MiB].")
 @click.option("--concurrency", type=int, default=None, help="Items in flight in all [default: 64].")
-@click.option("--processes", type=int, default=None, help="List mode: worker processes, one event loop each [default: 1].")
-@click.option("--per-host-concurrency", type=int, default=None, help="Connections per host [default: 4].")
-@click.option("--per-host-rps", type=float, default=None, help="Requests per second per host [default: 4].")
+@click.option(
+    "--processes",
+    type=int,
+    default=None,
+    help="List mode: worker processes, one event loop each [default: 1].",
+)
+@click.option(
+    "--per-host-concurrency", type=int, default=None, help="Connections per host [default: 4]."
+)
+@click.option(
+    "--per-host-rps", type=float, default=None, help="Requests per second per host [default: 4]."
+)
 @click.option("--user-agent", default=None, help="User-Agent header (keep a contact URL in it).")
-@click.option("--allow-private", is_flag=True, help="Allow loopback/private/link-local addresses (tests, the demo).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
-              help="Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.")
-@click.option("--ray-address", default=None, help="Ray cluster for --engine ray [default: start a local Ray].")
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Allow loopback/private/link-local addresses (tests, the demo).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.",
+)
+@click.option(
+    "--ray-address", default=None, help="Ray cluster for --engine ray [default: start a local Ray]."
+)
 @recipe_options()
 @click.pass_context
-def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, overrides: tuple[str, ...], **opts: Any) -> None:
+def crawl(
+    ctx: click.Context,
+    source: str | None,
+    out: str,
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    **opts: Any,
+) -> None:
     """Collect clips and captions from a stock site or a URL table.
 
     \b
@@ -79,14 +137,26 @@ def crawl(ctx: click.Context, source: str | None, out: str, recipe: str | None, 
     sets = list(overrides)
     if source:
         sets.insert(0, f"source={json.dumps(source)}")
-    table_opts = {"url_col": "table.url_col", "caption_col": "table.caption_col", "id_col": "table.id_col",
-                  "via": "via", "limit": "limit", "concurrency": "concurrency", "processes": "processes",
-                  "per_host_concurrency": "polite.per_host_concurrency", "per_host_rps": "polite.per_host_rps",
-                  "user_agent": "polite.user_agent"}
+    table_opts = {
+        "url_col": "table.url_col",
+        "caption_col": "table.caption_col",
+        "id_col": "table.id_col",
+        "via": "via",
+        "limit": "limit",
+        "concurrency": "concurrency",
+        "processes": "processes",
+        "per_host_concurrency": "polite.per_host_concurrency",
+        "per_host_rps": "polite.per_host_rps",
+        "user_agent": "polite.user_agent",
+    }
     for name, key in table_opts.items():
         if opts.get(name) is not None:
             sets.append(f"{key}={json.dumps(opts[name])}")
-    for flag, key in (("dry_run", "dry_run"), ("retry_failed", "retry_failed"), ("allow_private", "polite.allow_private")):
+    for flag, key in (
+        ("dry_run", "dry_run"),
+        ("retry_failed", "retry_failed"),
+        ("allow_private", "polite.allow_private"),
+    ):
         if opts.get(flag):
             sets.append(f"{key}=true")
     if opts.get("max_bytes"):
@@ -117,10 +187,20 @@ def print_summary(summary: Any) -> None:
     totals = summary.totals
     reasons = sorted(set(summary.by_reason) | set(totals["by_reason"]))
     for status in sorted(set(summary.by_status) | set(totals["by_status"])):
-        style = "green" if status == "success" else "yellow" if status.startswith("skipped") else "red"
-        table.add_row(f"[{style}]{status}[/]", str(summary.by_status.get(status, 0)), str(totals["by_status"].get(status, 0)))
+        style = (
+            "green" if status == "success" else "yellow" if status.startswith("skipped") else "red"
+        )
+        table.add_row(
+            f"[{style}]{status}[/]",
+            str(summary.by_status.get(status, 0)),
+            str(totals["by_status"].get(status, 0)),
+        )
         for reason in (r for r in reasons if status_of(r) == status):
-            table.add_row(f"  [dim]{reason}[/]", str(summary.by_reason.get(reason, 0)), str(totals["by_reason"].get(reason, 0)))
+            table.add_row(
+                f"  [dim]{reason}[/]",
+                str(summary.by_reason.get(reason, 0)),
+                str(totals["by_reason"].get(reason, 0)),
+            )
     table.add_row("[bold]items", str(summary.attempted), str(totals["records"]))
     console.print(table)
     console.print(

@@ -32,7 +32,11 @@ from webvid.crawl.items import Item, Outcome
 
 log = logging.getLogger(__name__)
 
-_ASSET_EXTS = media.MEDIA_EXTS | media.MANIFEST_EXTS | {"css", "js", "svg", "ico", "pdf", "zip", "xml", "json", "txt", "woff", "woff2"}
+_ASSET_EXTS = (
+    media.MEDIA_EXTS
+    | media.MANIFEST_EXTS
+    | {"css", "js", "svg", "ico", "pdf", "zip", "xml", "json", "txt", "woff", "woff2"}
+)
 
 
 class Discoverer:
@@ -41,8 +45,10 @@ class Discoverer:
         self.d = cfg.discover
         self.fetcher = fetcher
         self.starts = [start, *[u for u in self.d.start_urls if u != start]]
-        self.hosts = frozenset({(urlsplit(u).hostname or "").lower() for u in self.starts}
-                               | {h.lower() for h in self.d.allowed_hosts})
+        self.hosts = frozenset(
+            {(urlsplit(u).hostname or "").lower() for u in self.starts}
+            | {h.lower() for h in self.d.allowed_hosts}
+        )
         try:
             self.follow = [re.compile(p) for p in self.d.follow_patterns]
             self.item = [re.compile(p) for p in self.d.item_patterns]
@@ -133,8 +139,14 @@ class Discoverer:
 
     def _emit_item(self, url: str, **fields: object) -> Item:
         cid, sid = self.clip_id_for(url)
-        item = Item(clip_id=cid, source=self.starts[0], source_index=self.index, page_url=url,
-                    source_id=sid, **fields)  # type: ignore[arg-type]
+        item = Item(
+            clip_id=cid,
+            source=self.starts[0],
+            source_index=self.index,
+            page_url=url,
+            source_id=sid,
+            **fields,
+        )  # type: ignore[arg-type]
         self.index += 1
         return item
 
@@ -161,17 +173,36 @@ class Discoverer:
         self._follow_links(doc)
 
     def _clip_item(self, url: str, doc: extract.Doc, clip: extract.Clip) -> Item:
-        extra = {"found_by": clip.found_by, "captions": clip.captions} if clip.found_by or clip.captions else None
-        item = self._emit_item(
-            url, media_url=clip.media_url, caption=clip.caption, description=clip.description,
-            keywords=clip.keywords, duration_s=clip.duration_s, width=clip.width, height=clip.height,
-            thumbnail_url=clip.thumbnail_url, extra=extra,
+        extra = (
+            {"found_by": clip.found_by, "captions": clip.captions}
+            if clip.found_by or clip.captions
+            else None
         )
-        opt_out = extract.meta_robots_opt_out(doc, self.cfg.polite.robots_token) if self.cfg.polite.obey_x_robots_tag else None
+        item = self._emit_item(
+            url,
+            media_url=clip.media_url,
+            caption=clip.caption,
+            description=clip.description,
+            keywords=clip.keywords,
+            duration_s=clip.duration_s,
+            width=clip.width,
+            height=clip.height,
+            thumbnail_url=clip.thumbnail_url,
+            extra=extra,
+        )
+        opt_out = (
+            extract.meta_robots_opt_out(doc, self.cfg.polite.robots_token)
+            if self.cfg.polite.obey_x_robots_tag
+            else None
+        )
         if opt_out:
-            item.failed = Outcome("x_robots_tag", f'<meta name="robots" content="{opt_out}">', attempts=1)
+            item.failed = Outcome(
+                "x_robots_tag", f'<meta name="robots" content="{opt_out}">', attempts=1
+            )
         elif not clip.media_url:
-            item.failed = Outcome("no_media_found", "no JSON-LD, OpenGraph or <video> media on the page", attempts=1)
+            item.failed = Outcome(
+                "no_media_found", "no JSON-LD, OpenGraph or <video> media on the page", attempts=1
+            )
         return item
 
     def _follow_links(self, doc: extract.Doc) -> None:

@@ -22,8 +22,24 @@ from urllib.parse import urldefrag, urljoin
 from webvid.crawl import polite
 from webvid.crawl.items import parse_duration, to_int
 
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-                   "param", "source", "track", "wbr"})
+_VOID = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    }
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -79,7 +95,11 @@ class Doc:
     url: str  # base for relative links (<base href> applied)
 
     def abs(self, href: str | None) -> str | None:
-        if not href or not href.strip() or href.strip().lower().startswith(("javascript:", "mailto:", "data:")):
+        if (
+            not href
+            or not href.strip()
+            or href.strip().lower().startswith(("javascript:", "mailto:", "data:"))
+        ):
             return None
         return urldefrag(urljoin(self.url, href.strip()))[0]
 
@@ -91,7 +111,10 @@ def parse_html(text: str, url: str) -> Doc:
         b.close()
     except (AssertionError, ValueError):  # html.parser gives up on some broken markup
         pass
-    base = next((e.attrs.get("href") for e in b.root.iter() if e.tag == "base" and e.attrs.get("href")), None)
+    base = next(
+        (e.attrs.get("href") for e in b.root.iter() if e.tag == "base" and e.attrs.get("href")),
+        None,
+    )
     return Doc(b.root, urljoin(url, base) if base else url)
 
 
@@ -124,8 +147,14 @@ class _Compound:
             if name not in el.attrs:
                 return False
             got = el.attrs[name]
-            ok = {None: True, "=": got == val, "~=": val in got.split(), "^=": got.startswith(val),
-                  "$=": got.endswith(val), "*=": val in got}[op]
+            ok = {
+                None: True,
+                "=": got == val,
+                "~=": val in got.split(),
+                "^=": got.startswith(val),
+                "$=": got.endswith(val),
+                "*=": val in got,
+            }[op]
             if not ok:
                 return False
         return True
@@ -154,7 +183,9 @@ def _parse_selector(selector: str) -> list[tuple[str, _Compound]]:
         elif m.group("cls"):
             cur.classes.append(m.group("cls"))
         else:
-            val = next((v for v in (m.group("v1"), m.group("v2"), m.group("v3")) if v is not None), "")
+            val = next(
+                (v for v in (m.group("v1"), m.group("v2"), m.group("v3")) if v is not None), ""
+            )
             cur.attrs.append((m.group("attr").lower(), m.group("op"), val))
     if cur is not None:
         steps.append((comb, cur))
@@ -246,7 +277,9 @@ class Clip:
 
 def _types(obj: dict[str, Any]) -> set[str]:
     t = obj.get("@type", [])
-    return {str(x).rsplit("/", 1)[-1].rsplit(":", 1)[-1] for x in (t if isinstance(t, list) else [t])}
+    return {
+        str(x).rsplit("/", 1)[-1].rsplit(":", 1)[-1] for x in (t if isinstance(t, list) else [t])
+    }
 
 
 def _walk_ld(obj: Any) -> Any:
@@ -391,5 +424,9 @@ def extract_clip(doc: Doc, select_overrides: dict[str, str] | None = None) -> tu
 
 def is_clip_page(clip: Clip, n_videos: int) -> bool:
     """Without recipe patterns: JSON-LD or OpenGraph video, or exactly one ``<video>``."""
-    return bool(clip.media_url) and ("json-ld" in clip.found_by or "opengraph" in clip.found_by or n_videos == 1
-                                     or any(f.startswith("css:media_url") for f in clip.found_by))
+    return bool(clip.media_url) and (
+        "json-ld" in clip.found_by
+        or "opengraph" in clip.found_by
+        or n_videos == 1
+        or any(f.startswith("css:media_url") for f in clip.found_by)
+    )

@@ -41,8 +41,14 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class Fetcher:
-    def __init__(self, cfg: CrawlConfig, session: aiohttp.ClientSession, slots: HostSlots, robots: RobotsCache,
-                 disk: Disk) -> None:
+    def __init__(
+        self,
+        cfg: CrawlConfig,
+        session: aiohttp.ClientSession,
+        slots: HostSlots,
+        robots: RobotsCache,
+        disk: Disk,
+    ) -> None:
         self.cfg = cfg
         self.disk = disk
         self.session = session
@@ -80,7 +86,10 @@ class Fetcher:
             with contextlib.suppress(ValueError):
                 ipaddress.ip_address(host.strip("[]"))
                 if polite.is_forbidden_address(host.strip("[]"), self.cfg.polite.private_allowlist):
-                    return Outcome("private_address", f"{host} is a private/loopback address (use --allow-private)")
+                    return Outcome(
+                        "private_address",
+                        f"{host} is a private/loopback address (use --allow-private)",
+                    )
         return None
 
     async def resolves_private(self, url: str) -> Outcome | None:
@@ -90,7 +99,9 @@ class Fetcher:
             return None
         host = urlsplit(url).hostname or ""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
         except OSError as exc:
             return Outcome("connection_error", f"cannot resolve {host}: {exc}")
         addrs = {info[4][0] for info in infos}
@@ -106,12 +117,20 @@ class Fetcher:
         if rules.allowed(path):
             return None
         why = "robots.txt unreachable" if rules.disallow_all else "robots.txt disallows"
-        return Outcome("robots_disallowed", f"{why} {path[:200]} for {self.cfg.polite.robots_token}")
+        return Outcome(
+            "robots_disallowed", f"{why} {path[:200]} for {self.cfg.polite.robots_token}"
+        )
 
     # -- the request loop ----------------------------------------------------------------
 
-    async def request(self, url: str, handler: Handler, *, headers: Callable[[], dict[str, str]] | None = None,
-                      hosts: frozenset[str] | None = None) -> Outcome:
+    async def request(
+        self,
+        url: str,
+        handler: Handler,
+        *,
+        headers: Callable[[], dict[str, str]] | None = None,
+        hosts: frozenset[str] | None = None,
+    ) -> Outcome:
         """Attempts with backoff; returns the last outcome (success or the final failure)."""
         net = self.cfg.net
         attempt = 0
@@ -131,14 +150,22 @@ class Fetcher:
             if out.reason is None or not contract.is_retryable(out.reason) or attempt > net.retries:
                 return out
             if out.retry_after_s is not None and out.retry_after_s > net.max_retry_after_s:
-                out.message = f"{out.message} (Retry-After {out.retry_after_s:.0f}s is over the limit)"
+                out.message = (
+                    f"{out.message} (Retry-After {out.retry_after_s:.0f}s is over the limit)"
+                )
                 return out
-            delay = polite.backoff_delay(attempt, base_s=net.backoff_base_s, max_s=net.backoff_max_s,
-                                         retry_after_s=out.retry_after_s)
+            delay = polite.backoff_delay(
+                attempt,
+                base_s=net.backoff_base_s,
+                max_s=net.backoff_max_s,
+                retry_after_s=out.retry_after_s,
+            )
             log.debug("retry %d of %s in %.2fs (%s)", attempt, url, delay, out.reason)
             await asyncio.sleep(delay)
 
-    async def _attempt(self, url: str, handler: Handler, headers: dict[str, str], hosts: frozenset[str] | None) -> Outcome:
+    async def _attempt(
+        self, url: str, handler: Handler, headers: dict[str, str], hosts: frozenset[str] | None
+    ) -> Outcome:
         seen: set[str] = set()
         current = url
         async with asyncio.timeout(self.cfg.net.total_timeout_s):
@@ -148,34 +175,53 @@ class Fetcher:
                     return refused
                 seen.add(current)
                 slot = self.slots.get(current)
-                async with slot.use(), self.session.get(current, allow_redirects=False, headers=headers) as resp:
+                async with (
+                    slot.use(),
+                    self.session.get(current, allow_redirects=False, headers=headers) as resp,
+                ):
                     retry_after = polite.parse_retry_after(resp.headers.get("Retry-After"))
                     slot.on_response(resp.status, retry_after)
                     if resp.status in _REDIRECTS and resp.headers.get("Location"):
                         nxt = urljoin(current, resp.headers["Location"])
                         if nxt in seen:
-                            return Outcome("redirect_loop", f"redirect loop back to {nxt[:200]}", http_status=resp.status)
+                            return Outcome(
+                                "redirect_loop",
+                                f"redirect loop back to {nxt[:200]}",
+                                http_status=resp.status,
+                            )
                         current = nxt
                         continue
                     reason = polite.reason_of_http(resp.status)
                     if reason:
-                        return Outcome(reason, f"HTTP {resp.status} {resp.reason or ''}".strip(),
-                                       http_status=resp.status, retry_after_s=retry_after)
+                        return Outcome(
+                            reason,
+                            f"HTTP {resp.status} {resp.reason or ''}".strip(),
+                            http_status=resp.status,
+                            retry_after_s=retry_after,
+                        )
                     return await handler(resp, current)
         return Outcome("redirect_loop", f"more than {self.cfg.net.max_redirects} redirects")
 
     def opt_out(self, resp: aiohttp.ClientResponse) -> Outcome | None:
         if not self.cfg.polite.obey_x_robots_tag:
             return None
-        directive = polite.x_robots_opt_out(resp.headers.getall("X-Robots-Tag", []), self.cfg.polite.robots_token)
+        directive = polite.x_robots_opt_out(
+            resp.headers.getall("X-Robots-Tag", []), self.cfg.polite.robots_token
+        )
         if directive:
-            return Outcome("x_robots_tag", f"X-Robots-Tag: {directive}", http_status=resp.status,
-                           content_type=resp.headers.get("Content-Type"))
+            return Outcome(
+                "x_robots_tag",
+                f"X-Robots-Tag: {directive}",
+                http_status=resp.status,
+                content_type=resp.headers.get("Content-Type"),
+            )
         return None
 
     # -- pages ---------------------------------------------------------------------------
 
-    async def get_page(self, url: str, hosts: frozenset[str] | None = None) -> tuple[Outcome, str | None, str]:
+    async def get_page(
+        self, url: str, hosts: frozenset[str] | None = None
+    ) -> tuple[Outcome, str | None, str]:
         """``(outcome, html text or None, final url)`` of an HTML page. A page opted out by
         ``X-Robots-Tag`` comes back with reason ``x_robots_tag`` *and* its text: its links
         may still be followed, its content is not used."""
@@ -186,13 +232,21 @@ class Fetcher:
             refused = self.opt_out(resp)  # the page's content is off limits; its links are not
             ctype = resp.headers.get("Content-Type")
             if media.content_type_class(ctype) not in ("html", "missing"):
-                return Outcome("bad_content_type", f"expected an HTML page, got {media.mime_of(ctype)}",
-                               http_status=resp.status, content_type=ctype)
+                return Outcome(
+                    "bad_content_type",
+                    f"expected an HTML page, got {media.mime_of(ctype)}",
+                    http_status=resp.status,
+                    content_type=ctype,
+                )
             body = await resp.content.read(self.cfg.discover.page_max_bytes + 1)
             if len(body) > self.cfg.discover.page_max_bytes:
-                return Outcome("too_large", "page over discover.page_max_bytes", http_status=resp.status)
+                return Outcome(
+                    "too_large", "page over discover.page_max_bytes", http_status=resp.status
+                )
             holder["text"] = body.decode(resp.charset or "utf-8", "replace")
-            return refused or Outcome(None, http_status=resp.status, content_type=ctype, bytes=len(body))
+            return refused or Outcome(
+                None, http_status=resp.status, content_type=ctype, bytes=len(body)
+            )
 
         out = await self.request(url, handler, hosts=hosts)
         text = holder.get("text") if out.reason in (None, "x_robots_tag") else None

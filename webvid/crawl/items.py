@@ -91,7 +91,9 @@ def to_int(value: Any) -> int | None:
     return n if -(2**31) <= n < 2**31 else None
 
 
-def make_record(item: Item, outcome: Outcome, started_at: float, elapsed_s: float) -> dict[str, Any]:
+def make_record(
+    item: Item, outcome: Outcome, started_at: float, elapsed_s: float
+) -> dict[str, Any]:
     """One ``CRAWL_RECORD_SCHEMA`` row (``started_at`` as epoch seconds, JSON-friendly)."""
     from webvid import contract
 

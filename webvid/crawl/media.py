@@ -14,8 +14,26 @@ from urllib.parse import SplitResult, urlsplit
 SNIFF_BYTES = 192
 
 MEDIA_EXTS = frozenset(
-    {"mp4", "m4v", "mov", "webm", "mkv", "avi", "flv", "ts", "mpg", "mpeg", "ogv",
-     "jpg", "jpeg", "png", "gif", "webp", "bmp", "avif"}
+    {
+        "mp4",
+        "m4v",
+        "mov",
+        "webm",
+        "mkv",
+        "avi",
+        "flv",
+        "ts",
+        "mpg",
+        "mpeg",
+        "ogv",
+        "jpg",
+        "jpeg",
+        "png",
+        "gif",
+        "webp",
+        "bmp",
+        "avif",
+    }
 )
 MANIFEST_EXTS = frozenset({"m3u8", "mpd"})
 PAGE_EXTS = frozenset({"html", "htm", "php", "asp", "aspx", ""})
@@ -24,8 +42,13 @@ _GENERIC_BINARY = frozenset(
     {"application/octet-stream", "binary/octet-stream", "application/binary", "application/mp4"}
 )
 _MANIFEST_TYPES = frozenset(
-    {"application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl",
-     "audio/x-mpegurl", "application/dash+xml"}
+    {
+        "application/vnd.apple.mpegurl",
+        "application/x-mpegurl",
+        "audio/mpegurl",
+        "audio/x-mpegurl",
+        "application/dash+xml",
+    }
 )
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 

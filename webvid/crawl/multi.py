@@ -40,9 +40,14 @@ def split_limits(cfg: CrawlConfig, n: int) -> CrawlConfig:
     """Each worker gets 1/n of the global and per-host limits (politeness holds in sum)."""
     p = cfg.polite
     polite = dataclasses.replace(
-        p, per_host_rps=p.per_host_rps / n, per_host_burst=max(1, p.per_host_burst // n),
-        per_host_concurrency=max(1, math.ceil(p.per_host_concurrency / n)))
-    return dataclasses.replace(cfg, polite=polite, concurrency=max(1, cfg.concurrency // n), processes=1)
+        p,
+        per_host_rps=p.per_host_rps / n,
+        per_host_burst=max(1, p.per_host_burst // n),
+        per_host_concurrency=max(1, math.ceil(p.per_host_concurrency / n)),
+    )
+    return dataclasses.replace(
+        cfg, polite=polite, concurrency=max(1, cfg.concurrency // n), processes=1
+    )
 
 
 class _CounterProgress:
@@ -51,7 +56,9 @@ class _CounterProgress:
     def __init__(self, counters: Any, w: int) -> None:
         self.counters, self.w = counters, w
 
-    def update(self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
         if advance:
             self.counters[self.w] += int(advance)
 
@@ -66,8 +73,15 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker(cfg: CrawlConfig, out: Path, source: str, shard: tuple[int, int, int], counters: Any,
-            results: Any, parent: int) -> None:
+def _worker(
+    cfg: CrawlConfig,
+    out: Path,
+    source: str,
+    shard: tuple[int, int, int],
+    counters: Any,
+    results: Any,
+    parent: int,
+) -> None:
     _die_with_parent(parent)
     root = logging.getLogger()
     for h in list(root.handlers):  # never touch the parent's terminal UI from a fork
@@ -96,7 +110,9 @@ def run_processes(cfg: CrawlConfig, out: Path, source: str, progress: Progress) 
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         (out / contract.MANIFEST_NAME).unlink()
-    store = RecordStore(out, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s)
+    store = RecordStore(
+        out, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
+    )
     recovered = store.recover()
     first = store.next_part
     store.close(compact=False)  # stops its journal thread before we fork
@@ -105,8 +121,14 @@ def run_processes(cfg: CrawlConfig, out: Path, source: str, progress: Progress) 
     counters = ctx.Array("q", n, lock=False)
     results = ctx.Queue()
     child_cfg = split_limits(cfg, n)
-    procs = [ctx.Process(target=_worker, args=(child_cfg, out, source, (w, n, first), counters, results, os.getpid()),
-                         name=f"webvid-crawl-{w}") for w in range(n)]
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(child_cfg, out, source, (w, n, first), counters, results, os.getpid()),
+            name=f"webvid-crawl-{w}",
+        )
+        for w in range(n)
+    ]
     for p in procs:
         p.start()
     done: dict[int, Any] = {}
@@ -127,7 +149,9 @@ def run_processes(cfg: CrawlConfig, out: Path, source: str, progress: Progress) 
                 seen = total
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead and len(done) < n and results.empty():
-                raise WebvidError(f"crawl worker {dead[0].name} exited with code {dead[0].exitcode}")
+                raise WebvidError(
+                    f"crawl worker {dead[0].name} exited with code {dead[0].exitcode}"
+                )
     finally:
         for p in procs:
             if p.is_alive() and len(done) < n:
@@ -136,7 +160,9 @@ def run_processes(cfg: CrawlConfig, out: Path, source: str, progress: Progress) 
     parent = _Crawl(cfg, out, "list", source, progress)
     for counts in done.values():
         parent.add_counts(counts)
-    store = RecordStore(out, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s)
+    store = RecordStore(
+        out, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
+    )
     again = store.recover()  # compaction; folds nothing unless a worker died
     store.close(compact=False)
     Disk(out, cfg).close()  # removes media/.partial when nothing resumable is left

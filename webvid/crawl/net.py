@@ -46,9 +46,13 @@ class GuardedResolver(AbstractResolver):
         self._inner = DefaultResolver()
         self._allowlist = allowlist
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if not polite.is_forbidden_address(r["host"], self._allowlist)]
+        allowed = [
+            r for r in results if not polite.is_forbidden_address(r["host"], self._allowlist)
+        ]
         if not allowed:
             addrs = ", ".join(sorted({r["host"] for r in results}))
             raise PrivateAddressError(f"{host} resolves to a private/loopback address ({addrs})")
@@ -74,7 +78,9 @@ async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]
         limit_per_host=cfg.polite.per_host_concurrency + 2,  # +2: robots.txt never starves
         use_dns_cache=True,
         ttl_dns_cache=net.dns_cache_ttl_s,
-        resolver=None if cfg.polite.allow_private else GuardedResolver(cfg.polite.private_allowlist),
+        resolver=None
+        if cfg.polite.allow_private
+        else GuardedResolver(cfg.polite.private_allowlist),
         keepalive_timeout=30,
     )
     timeout = aiohttp.ClientTimeout(
@@ -86,8 +92,12 @@ async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]
     )
     headers = {"User-Agent": cfg.polite.user_agent, "Accept-Encoding": "identity"}
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers=headers, auto_decompress=False,
-        max_line_size=16384, max_field_size=16384,
+        connector=connector,
+        timeout=timeout,
+        headers=headers,
+        auto_decompress=False,
+        max_line_size=16384,
+        max_field_size=16384,
     ) as session:
         yield session
 
@@ -123,7 +133,9 @@ class HostSlot:
             if self.consecutive_429 >= 3:  # keeps answering 429: halve our rate too
                 self.bucket.set_rate(self.bucket.rate / 2)
         elif status == 503 and retry_after_s:
-            self.pause_until = max(self.pause_until, time.monotonic() + min(retry_after_s, self.max_pause_s))
+            self.pause_until = max(
+                self.pause_until, time.monotonic() + min(retry_after_s, self.max_pause_s)
+            )
         elif status < 400:
             self.consecutive_429 = 0
 
@@ -194,13 +206,17 @@ class RobotsCache:
                 async with asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)):
                     status, body = await self._get_following(url)
             except (TimeoutError, aiohttp.ClientError) as exc:
-                if attempt == 2 or (isinstance(exc, aiohttp.ClientConnectorError)
-                                    and isinstance(exc.os_error, PrivateAddressError)):
+                if attempt == 2 or (
+                    isinstance(exc, aiohttp.ClientConnectorError)
+                    and isinstance(exc.os_error, PrivateAddressError)
+                ):
                     raise
                 continue
             if status < 500 and status != 429:
                 return polite.robots_for_status(status, body.decode("utf-8", "replace"), token)
-        log.warning("robots.txt of %s answers HTTP %d: treating the host as disallowed", key, status)
+        log.warning(
+            "robots.txt of %s answers HTTP %d: treating the host as disallowed", key, status
+        )
         return polite.DISALLOW_ALL
 
     async def _get_following(self, url: str) -> tuple[int, bytes]:
@@ -208,8 +224,13 @@ class RobotsCache:
         (a robots.txt must not bounce us to 169.254.169.254 or 127.0.0.1)."""
         for _ in range(self.cfg.net.max_redirects + 1):
             host = (split_url(url).hostname or "").strip("[]")
-            if not self.cfg.polite.allow_private and polite.is_forbidden_address(host, self.cfg.polite.private_allowlist):
-                log.warning("robots.txt redirects to a private address (%s): host treated as disallowed", host)
+            if not self.cfg.polite.allow_private and polite.is_forbidden_address(
+                host, self.cfg.polite.private_allowlist
+            ):
+                log.warning(
+                    "robots.txt redirects to a private address (%s): host treated as disallowed",
+                    host,
+                )
                 return 503, b""
             async with self.session.get(url, allow_redirects=False) as resp:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
@@ -222,7 +243,9 @@ class RobotsCache:
         if rules.crawl_delay_s:
             delay = min(rules.crawl_delay_s, self.cfg.polite.max_crawl_delay_s)
             slot = self.slots.slots.setdefault(key, HostSlot(self.cfg))
-            slot.bucket.set_rate(min(slot.bucket.rate, 1.0 / delay if delay > 0 else slot.bucket.rate))
+            slot.bucket.set_rate(
+                min(slot.bucket.rate, 1.0 / delay if delay > 0 else slot.bucket.rate)
+            )
             slot.bucket.burst = 1
             slot.bucket.tokens = min(slot.bucket.tokens, 1.0)
 
@@ -231,7 +254,9 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
     """``(reason, detail)`` of a network exception raised while fetching."""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout", "timed out" + (f": {exc}" if str(exc) else "")
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, PrivateAddressError):
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+        exc.os_error, PrivateAddressError
+    ):
         return "private_address", str(exc.os_error)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "truncated", f"body cut short: {_short(exc)}"

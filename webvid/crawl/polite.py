@@ -144,7 +144,12 @@ def x_robots_opt_out(values: list[str] | tuple[str, ...], token: str) -> str | N
                 continue
             if ":" in part:
                 head, rest = (s.strip() for s in part.split(":", 1))
-                if head not in ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"):
+                if head not in (
+                    "unavailable_after",
+                    "max-snippet",
+                    "max-image-preview",
+                    "max-video-preview",
+                ):
                     scope, part = head, rest
             if scope is not None and scope != token:
                 continue

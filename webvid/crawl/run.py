@@ -76,7 +76,9 @@ def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
     discovery mode. Errors name what was expected."""
     src = cfg.source.strip()
     is_url = src.lower().startswith(("http://", "https://"))
-    if is_url and (cfg.mode == "list" or (cfg.mode == "auto" and sources.looks_like_table(urlsplit(src).path))):
+    if is_url and (
+        cfg.mode == "list" or (cfg.mode == "auto" and sources.looks_like_table(urlsplit(src).path))
+    ):
         return "list", src  # a table on the web: fetched politely into OUT/sources/ first
     if cfg.mode == "list" or (cfg.mode == "auto" and src and not is_url):
         if not src:
@@ -88,7 +90,9 @@ def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
     if src and not src.lower().startswith(("http://", "https://")):
         raise InputError(f"discovery mode needs an http(s) start URL, got {src!r}")
     if not src and not cfg.discover.start_urls:
-        raise InputError("nothing to crawl: give a table, a start URL or a recipe with discover.start_urls")
+        raise InputError(
+            "nothing to crawl: give a table, a start URL or a recipe with discover.start_urls"
+        )
     return "discover", src or cfg.discover.start_urls[0]
 
 
@@ -100,13 +104,19 @@ def is_done(status: str, reason: str | None, cfg: CrawlConfig) -> bool:
     return True
 
 
-def run(cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None) -> Summary:
+def run(
+    cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None
+) -> Summary:
     """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``)."""
     target = Path(out if out is not None else cfg.output.dir)
     if not str(target):
         raise InputError("no output folder: pass -o OUT")
     mode, source = resolve_mode(cfg)
-    if cfg.processes > 1 and mode == "list" and not source.lower().startswith(("http://", "https://")):
+    if (
+        cfg.processes > 1
+        and mode == "list"
+        and not source.lower().startswith(("http://", "https://"))
+    ):
         from webvid.crawl.multi import run_processes
 
         return run_processes(cfg, target, source, progress or NullProgress())
@@ -130,8 +140,16 @@ class _Crawl:
     ``w``, numbers its parts ``first_part + w + k·n``, and leaves recovery, compaction and
     the manifest to the parent."""
 
-    def __init__(self, cfg: CrawlConfig, out: Path, mode: str, source: str, progress: Progress,
-                 shard: tuple[int, int, int] | None = None, politeness: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: CrawlConfig,
+        out: Path,
+        mode: str,
+        source: str,
+        progress: Progress,
+        shard: tuple[int, int, int] | None = None,
+        politeness: Any = None,
+    ) -> None:
         self.cfg, self.out, self.mode, self.source, self.progress = cfg, out, mode, source, progress
         self.shard = shard
         # (cfg, session) → (host slots, robots cache): cluster-wide ones on Ray (webvid.scale)
@@ -152,8 +170,11 @@ class _Crawl:
         self.out.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
             (self.out / contract.MANIFEST_NAME).unlink()
-        store = RecordStore(self.out, flush_every=self.cfg.output.flush_every,
-                            flush_interval_s=self.cfg.output.flush_interval_s)
+        store = RecordStore(
+            self.out,
+            flush_every=self.cfg.output.flush_every,
+            flush_interval_s=self.cfg.output.flush_interval_s,
+        )
         self.store = store
         if self.shard is None:
             recovered = store.recover()
@@ -162,7 +183,9 @@ class _Crawl:
             w, n, first = self.shard
             store.number_parts(first + w, n)
         self.disk = Disk(self.out, self.cfg, owner=self.shard is None)
-        done = {cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)}
+        done = {
+            cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)
+        }
         if done:
             self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
@@ -173,9 +196,10 @@ class _Crawl:
                     robots = RobotsCache(self.cfg, session, self.slots)
                 else:
                     self.slots, robots = self.politeness(self.cfg, session)
-                self.fetcher = Fetcher(self.cfg, session, self.slots, robots,
-                                       self.disk)
-                workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)]
+                self.fetcher = Fetcher(self.cfg, session, self.slots, robots, self.disk)
+                workers = [
+                    asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)
+                ]
                 ticker = asyncio.create_task(self._tick())
                 try:
                     async for item in self._items(done):
@@ -204,9 +228,15 @@ class _Crawl:
         return self._finish(store, elapsed, recovered)
 
     def counts(self) -> dict[str, Any]:
-        return {"by_status": dict(self.by_status), "by_reason": dict(self.by_reason), "bytes": self.bytes,
-                "attempted": self.attempted, "skipped_done": self.skipped_done, "duplicates": self.duplicates,
-                "invalid_rows": self.source_stats.get("invalid_rows", 0)}
+        return {
+            "by_status": dict(self.by_status),
+            "by_reason": dict(self.by_reason),
+            "bytes": self.bytes,
+            "attempted": self.attempted,
+            "skipped_done": self.skipped_done,
+            "duplicates": self.duplicates,
+            "invalid_rows": self.source_stats.get("invalid_rows", 0),
+        }
 
     def add_counts(self, c: dict[str, Any]) -> None:
         self.by_status.update(c["by_status"])
@@ -215,7 +245,9 @@ class _Crawl:
         self.attempted += c["attempted"]
         self.skipped_done += c["skipped_done"]
         self.duplicates = max(self.duplicates, c["duplicates"])  # every worker sees every row
-        self.source_stats["invalid_rows"] = max(self.source_stats.get("invalid_rows", 0), c["invalid_rows"])
+        self.source_stats["invalid_rows"] = max(
+            self.source_stats.get("invalid_rows", 0), c["invalid_rows"]
+        )
 
     # -- sources -------------------------------------------------------------------------
 
@@ -223,7 +255,11 @@ class _Crawl:
         seen: set[str] = set()
         limit = self.cfg.limit
         if self.mode == "list":
-            path = await self._remote_table() if self.source.lower().startswith(("http://", "https://")) else self.source
+            path = (
+                await self._remote_table()
+                if self.source.lower().startswith(("http://", "https://"))
+                else self.source
+            )
             items = sources.iter_items(path, self.cfg.table, self.source_stats)
             stream: Any = _aiter(_renamed(items, self.source))
         else:
@@ -239,7 +275,10 @@ class _Crawl:
                 continue
             seen.add(item.clip_id)
             n += 1
-            if self.shard is not None and zlib.crc32(item.clip_id.encode()) % self.shard[1] != self.shard[0]:
+            if (
+                self.shard is not None
+                and zlib.crc32(item.clip_id.encode()) % self.shard[1] != self.shard[0]
+            ):
                 continue  # another worker process's item
             if item.clip_id in done:
                 self.skipped_done += 1
@@ -297,7 +336,9 @@ class _Crawl:
             return item.failed
         url = item.media_url
         if not url:
-            return Outcome("invalid_url" if self.mode == "list" else "no_media_found", "no media URL")
+            return Outcome(
+                "invalid_url" if self.mode == "list" else "no_media_found", "no media URL"
+            )
         refused = self.fetcher.check_url(url)
         if refused:
             return refused
@@ -329,7 +370,9 @@ class _Crawl:
         if taken is None:
             return
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(None, lambda: self.store.write_batch(*taken, sync_media=self.cfg.output.fsync_media))
+        fut = loop.run_in_executor(
+            None, lambda: self.store.write_batch(*taken, sync_media=self.cfg.output.fsync_media)
+        )
         self._flushes.add(fut)
         fut.add_done_callback(self._flush_done)
 
@@ -378,17 +421,34 @@ class _Crawl:
             "bytes": totals["bytes"],
         }
         counts = {"records": totals["records"], **totals["by_status"]}
-        manifest = io.write_manifest(self.out, "crawl", config=wconfig.to_dict(self.cfg), counts=counts,
-                                     source=self.source, stats=stats)
+        manifest = io.write_manifest(
+            self.out,
+            "crawl",
+            config=wconfig.to_dict(self.cfg),
+            counts=counts,
+            source=self.source,
+            stats=stats,
+        )
         return Summary(
-            out=self.out, mode=self.mode, source=self.source, dry_run=self.cfg.dry_run,
-            attempted=self.attempted, skipped_done=self.skipped_done, duplicates=self.duplicates,
-            by_status=dict(self.by_status), by_reason=dict(self.by_reason), bytes=self.bytes,
-            elapsed_s=elapsed, totals=totals, manifest=manifest,
+            out=self.out,
+            mode=self.mode,
+            source=self.source,
+            dry_run=self.cfg.dry_run,
+            attempted=self.attempted,
+            skipped_done=self.skipped_done,
+            duplicates=self.duplicates,
+            by_status=dict(self.by_status),
+            by_reason=dict(self.by_reason),
+            bytes=self.bytes,
+            elapsed_s=elapsed,
+            totals=totals,
+            manifest=manifest,
         )
 
 
-async def _put(queue: asyncio.Queue[Item | None], item: Item | None, workers: list[asyncio.Task[None]]) -> None:
+async def _put(
+    queue: asyncio.Queue[Item | None], item: Item | None, workers: list[asyncio.Task[None]]
+) -> None:
     """Put on the bounded queue; if a worker dies meanwhile, raise its error instead of
     waiting forever for room."""
     if not queue.full():

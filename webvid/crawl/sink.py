@@ -56,7 +56,11 @@ class Disk:
     def _scan_partials(self) -> set[str]:
         """Clip ids with a resumable partial body; the owner removes temps and orphans of a kill."""
         names = {p.name for p in self.partial_dir.iterdir()}
-        keep = {n[: -len(".partjson")] for n in names if n.endswith(".partjson") and n[: -len("json")] in names}
+        keep = {
+            n[: -len(".partjson")]
+            for n in names
+            if n.endswith(".partjson") and n[: -len("json")] in names
+        }
         if not self.owner:
             return keep
         for name in names:
@@ -108,8 +112,14 @@ class Disk:
 class MediaSink:
     """One clip's body: checks, hashing, buffering or spilling, verified commit."""
 
-    def __init__(self, cfg: CrawlConfig, disk: Disk, opt_out: Callable[[aiohttp.ClientResponse], Outcome | None],
-                 cid: str, url: str) -> None:
+    def __init__(
+        self,
+        cfg: CrawlConfig,
+        disk: Disk,
+        opt_out: Callable[[aiohttp.ClientResponse], Outcome | None],
+        cid: str,
+        url: str,
+    ) -> None:
         self.cfg = cfg
         self.disk = disk
         self.opt_out = opt_out
@@ -170,13 +180,21 @@ class MediaSink:
             return refused
         cls = media.content_type_class(ctype)
         if cls in ("html", "manifest", "other"):
-            handoff = cls in ("html", "manifest") and media.url_ext(self.url) not in media.MEDIA_EXTS
-            return Outcome("bad_content_type", f"not media: Content-Type {media.mime_of(ctype)}",
-                           handoff=handoff, **base)
+            handoff = (
+                cls in ("html", "manifest") and media.url_ext(self.url) not in media.MEDIA_EXTS
+            )
+            return Outcome(
+                "bad_content_type",
+                f"not media: Content-Type {media.mime_of(ctype)}",
+                handoff=handoff,
+                **base,
+            )
         offset = self._resume_offset(resp)
         total = self._expected_total(resp, offset)
         if total is not None and total > self.cfg.max_bytes:
-            return Outcome("too_large", f"{total} bytes is over --max-bytes {self.cfg.max_bytes}", **base)
+            return Outcome(
+                "too_large", f"{total} bytes is over --max-bytes {self.cfg.max_bytes}", **base
+            )
         if not offset and total is not None and total <= self.cfg.output.buffer_bytes:
             return await self._small(resp, total, base)
         hasher = hashlib.sha256()
@@ -186,16 +204,27 @@ class MediaSink:
             async for chunk in resp.content.iter_chunked(self.cfg.net.chunk_bytes):
                 size += len(chunk)
                 if size > self.cfg.max_bytes:
-                    return Outcome("too_large", f"body over --max-bytes {self.cfg.max_bytes}", bytes=size, **base)
+                    return Outcome(
+                        "too_large",
+                        f"body over --max-bytes {self.cfg.max_bytes}",
+                        bytes=size,
+                        **base,
+                    )
                 if len(head) < media.SNIFF_BYTES:
                     head += chunk[: media.SNIFF_BYTES - len(head)]
                     if len(head) >= media.SNIFF_BYTES and media.sniff(head) is None:
-                        return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
+                        return Outcome(
+                            "bad_magic",
+                            f"not a known media container (starts {head[:8]!r})",
+                            **base,
+                        )
                 if fh is None and len(buf) + len(chunk) <= self.cfg.output.buffer_bytes:
                     buf += chunk  # hashed in one go at commit, off the event loop
                     continue
                 if fh is None:
-                    fh = await self.disk.run(self._spill, bytes(buf), hasher, resp.headers.copy(), total)
+                    fh = await self.disk.run(
+                        self._spill, bytes(buf), hasher, resp.headers.copy(), total
+                    )
                     buf = bytearray()
                 await self.disk.run(_write, fh, hasher, chunk)
         finally:
@@ -207,7 +236,9 @@ class MediaSink:
             return Outcome("empty_body", "empty body", bytes=0, **base)
         kind_ext = media.sniff(head)
         if kind_ext is None:
-            return Outcome("bad_magic", f"not a known media container (starts {head[:8]!r})", **base)
+            return Outcome(
+                "bad_magic", f"not a known media container (starts {head[:8]!r})", **base
+            )
         kind, ext = kind_ext
         if fh is None:  # hash + write in one trip to the pool (hashlib releases the GIL there)
             digest, rel = await self.disk.run(self.disk.commit_bytes, self.cid, ext, bytes(buf))
@@ -217,7 +248,9 @@ class MediaSink:
             await self.disk.run(self._remove_meta)
         return Outcome(None, bytes=size, sha256=digest, media_path=rel, media_kind=kind, **base)
 
-    async def _small(self, resp: aiohttp.ClientResponse, total: int, base: dict[str, Any]) -> Outcome:
+    async def _small(
+        self, resp: aiohttp.ClientResponse, total: int, base: dict[str, Any]
+    ) -> Outcome:
         """Fast path: a body with a known, small Content-Length is read in one call."""
         data = await resp.read()  # aiohttp stops at Content-Length: the cap already holds
         size = len(data)
@@ -227,7 +260,9 @@ class MediaSink:
             return Outcome("empty_body", "empty body", bytes=0, **base)
         kind_ext = media.sniff(data[: media.SNIFF_BYTES])
         if kind_ext is None:
-            return Outcome("bad_magic", f"not a known media container (starts {data[:8]!r})", **base)
+            return Outcome(
+                "bad_magic", f"not a known media container (starts {data[:8]!r})", **base
+            )
         kind, ext = kind_ext
         digest, rel = await self.disk.run(self.disk.commit_bytes, self.cid, ext, data)
         return Outcome(None, bytes=size, sha256=digest, media_path=rel, media_kind=kind, **base)
@@ -241,8 +276,12 @@ class MediaSink:
         self.spilled = True
         _write(fh, hasher, data)
         if headers.get("Accept-Ranges", "").lower() == "bytes" and total:
-            meta = {"url": self.url, "etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified"),
-                    "total": total}
+            meta = {
+                "url": self.url,
+                "etag": headers.get("ETag"),
+                "last_modified": headers.get("Last-Modified"),
+                "total": total,
+            }
             self.meta.write_text(json.dumps(meta), encoding="utf-8")
             self.disk.partials.add(self.cid)
         return fh
@@ -280,4 +319,3 @@ class MediaSink:
 def _write(fh: IO[bytes], hasher: Any, chunk: bytes) -> None:
     hasher.update(chunk)
     fh.write(chunk)
-

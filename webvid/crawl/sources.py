@@ -67,7 +67,9 @@ def looks_like_table(source: str) -> bool:
 
 def _open_text(path: Path, gz: bool) -> io.TextIOBase:
     if gz:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(
+            gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline=""
+        )
     return open(path, encoding="utf-8", errors="replace", newline="")
 
 
@@ -122,7 +124,9 @@ class ColumnMap:
             media_url=url or None,
             source_id=sid,
             caption=None if caption is None else str(caption),
-            duration_s=parse_duration(row.get(self.meta["duration"])) if "duration" in self.meta else None,
+            duration_s=parse_duration(row.get(self.meta["duration"]))
+            if "duration" in self.meta
+            else None,
             width=to_int(row.get(self.meta["width"])) if "width" in self.meta else None,
             height=to_int(row.get(self.meta["height"])) if "height" in self.meta else None,
             extra=extra or None,
@@ -147,7 +151,9 @@ def _csv_header(path: Path, gz: bool, delimiter: str) -> tuple[list[str], bool]:
     return fields, True
 
 
-def _iter_csv(path: Path, gz: bool, fmt: str, cfg: TableConfig, stats: dict[str, int]) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+def _iter_csv(
+    path: Path, gz: bool, fmt: str, cfg: TableConfig, stats: dict[str, int]
+) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
     delimiter = "\t" if fmt == "tsv" else ","
     names, has_header = _csv_header(path, gz, delimiter)
 
@@ -169,7 +175,9 @@ def _iter_csv(path: Path, gz: bool, fmt: str, cfg: TableConfig, stats: dict[str,
     )
     stream = pa.input_stream(str(path), compression="gzip" if gz else None)
     try:
-        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        reader = pacsv.open_csv(
+            stream, read_options=read, parse_options=parse, convert_options=convert
+        )
     except pa.ArrowInvalid as exc:
         raise InputError(f"{path}: cannot read as {fmt.upper()}: {exc}") from None
     with contextlib.closing(stream):
@@ -183,7 +191,9 @@ def _iter_csv(path: Path, gz: bool, fmt: str, cfg: TableConfig, stats: dict[str,
             yield names, batch.to_pylist()
 
 
-def _iter_parquet(path: Path, gz: bool, cfg: TableConfig) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+def _iter_parquet(
+    path: Path, gz: bool, cfg: TableConfig
+) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
     tmp: str | None = None
     try:
         if gz:  # Parquet needs seeking: inflate to a temp file, never into memory
@@ -203,7 +213,9 @@ def _iter_parquet(path: Path, gz: bool, cfg: TableConfig) -> Iterator[tuple[list
                 os.unlink(tmp)
 
 
-def _iter_jsonl(path: Path, gz: bool, cfg: TableConfig, stats: dict[str, int]) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+def _iter_jsonl(
+    path: Path, gz: bool, cfg: TableConfig, stats: dict[str, int]
+) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
     names: list[str] = []
     rows: list[dict[str, Any]] = []
     with _open_text(path, gz) as fh:
@@ -230,7 +242,9 @@ def _iter_jsonl(path: Path, gz: bool, cfg: TableConfig, stats: dict[str, int]) -
         yield names, rows
 
 
-def iter_items(path: str | Path, cfg: TableConfig, stats: dict[str, int] | None = None) -> Iterator[Item]:
+def iter_items(
+    path: str | Path, cfg: TableConfig, stats: dict[str, int] | None = None
+) -> Iterator[Item]:
     """Stream the Items of a URL table; raises InputError for a missing or unreadable table."""
     path = Path(path)
     stats = stats if stats is not None else {}

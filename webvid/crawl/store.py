@@ -58,7 +58,9 @@ def to_table(records: list[dict[str, Any]]) -> pa.Table:
 class RecordStore:
     """Appends records; commits them as Parquet parts; knows what earlier runs finished."""
 
-    def __init__(self, out: str | os.PathLike[str], *, flush_every: int, flush_interval_s: float) -> None:
+    def __init__(
+        self, out: str | os.PathLike[str], *, flush_every: int, flush_interval_s: float
+    ) -> None:
         self.dir = Path(out) / "records"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_every = flush_every
@@ -78,14 +80,20 @@ class RecordStore:
         return [p for _, p in sorted(found)]
 
     def _journals(self) -> list[tuple[int, Path]]:
-        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := _JOURNAL_RE.match(p.name))]
+        found = [
+            (int(m.group(1)), p) for p in self.dir.iterdir() if (m := _JOURNAL_RE.match(p.name))
+        ]
         return sorted(found)
 
     # -- start-up ------------------------------------------------------------------------
 
     def recover(self) -> dict[str, int]:
         """Make the records folder consistent after any interruption. Returns what it did."""
-        did = {"stale_temps": io.remove_stale_temps(self.dir), "journals_folded": 0, "rows_superseded": 0}
+        did = {
+            "stale_temps": io.remove_stale_temps(self.dir),
+            "journals_folded": 0,
+            "rows_superseded": 0,
+        }
         existing = {p.name for p in self.parts()}
         for n, path in self._journals():
             if part_name(n) in existing:
@@ -93,7 +101,9 @@ class RecordStore:
                 continue
             records = [r for r in _read_journal(path) if self._media_intact(r)]
             if records:
-                io.write_parquet(self.dir / part_name(n), to_table(records), contract.CRAWL_RECORD_SCHEMA)
+                io.write_parquet(
+                    self.dir / part_name(n), to_table(records), contract.CRAWL_RECORD_SCHEMA
+                )
                 did["journals_folded"] += 1
             path.unlink()
             io.fsync_dir(self.dir)
@@ -120,8 +130,11 @@ class RecordStore:
             return False
         ok = digest.hexdigest() == record.get("sha256")
         if not ok:
-            log.warning("%s: media of %s does not match its journaled record: crawling it again",
-                        self.dir, record.get("clip_id"))
+            log.warning(
+                "%s: media of %s does not match its journaled record: crawling it again",
+                self.dir,
+                record.get("clip_id"),
+            )
         return ok
 
     def compact(self) -> int:
@@ -148,7 +161,9 @@ class RecordStore:
         """``(clip_id, status, reason)`` of every committed row (after :meth:`recover`)."""
         for path in self.parts():
             t = pq.read_table(path, columns=["clip_id", "status", "reason"])
-            yield from zip(*(t.column(c).to_pylist() for c in ("clip_id", "status", "reason")), strict=True)
+            yield from zip(
+                *(t.column(c).to_pylist() for c in ("clip_id", "status", "reason")), strict=True
+            )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -159,7 +174,8 @@ class RecordStore:
     def due(self) -> bool:
         """Time for a part: ``flush_every`` records buffered, or ``flush_interval_s`` passed."""
         return bool(self._buffer) and (
-            len(self._buffer) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_interval_s
+            len(self._buffer) >= self.flush_every
+            or time.monotonic() - self._last_flush >= self.flush_interval_s
         )
 
     def take_batch(self) -> tuple[int, list[dict[str, Any]]] | None:

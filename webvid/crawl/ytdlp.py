@@ -73,7 +73,9 @@ class YtdlpPool:
         self.disk = disk
         self.out = disk.out
         self.scratch = self.out / "media" / ".tmp-ytdlp"
-        self._pool = concurrent.futures.ThreadPoolExecutor(cfg.ytdlp_threads, thread_name_prefix="yt-dlp")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            cfg.ytdlp_threads, thread_name_prefix="yt-dlp"
+        )
         self._local = threading.local()
 
     def close(self) -> None:
@@ -125,9 +127,13 @@ class YtdlpPool:
         except yt_dlp.utils.DownloadError as exc:
             message = _ANSI.sub("", str(exc)).removeprefix("ERROR: ").strip().splitlines()[0][:300]
             return Outcome(classify(message), f"yt-dlp: {message}")
-        files = [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+        files = [
+            p for p in folder.rglob("*") if p.is_file() and not p.name.endswith((".part", ".ytdl"))
+        ]
         if not files:
-            return Outcome("too_large", "yt-dlp downloaded nothing (over --max-bytes or no formats)")
+            return Outcome(
+                "too_large", "yt-dlp downloaded nothing (over --max-bytes or no formats)"
+            )
         path = max(files, key=lambda p: p.stat().st_size)
         return self._commit(path, cid)
 
@@ -146,9 +152,19 @@ class YtdlpPool:
                 hasher.update(chunk)
         kind_ext = media.sniff(head)
         if kind_ext is None:
-            return Outcome("bad_magic", f"yt-dlp output is not a known container (starts {head[:8]!r})", bytes=size)
+            return Outcome(
+                "bad_magic",
+                f"yt-dlp output is not a known container (starts {head[:8]!r})",
+                bytes=size,
+            )
         kind, ext = kind_ext
         rel = self.disk.commit(cid, ext, None, path)
         ctype = f"{kind}/{'jpeg' if ext == 'jpg' else ext}"
-        return Outcome(None, bytes=size, sha256=hasher.hexdigest(), media_path=rel, media_kind=kind,
-                       content_type=ctype)
+        return Outcome(
+            None,
+            bytes=size,
+            sha256=hasher.hexdigest(),
+            media_path=rel,
+            media_kind=kind,
+            content_type=ctype,
+        )

@@ -336,13 +336,24 @@ def _unique_ids(rng: random.Random, n: int, prefix: str, low: int, high: int) ->
     return [f"{prefix}{v}" for v in rng.sample(range(low, high), n)]
 
 
-def build_catalog(seed: int, n_clips: int, n_images: int, *, faults: bool = True) -> Catalog:
-    """The deterministic catalogue of a demo site."""
+def build_catalog(
+    seed: int, n_clips: int, n_images: int, *, faults: bool = True, appearances: int | None = None
+) -> Catalog:
+    """The deterministic catalogue of a demo site.
+
+    ``appearances`` limits the clips to that many (colour, shape, background) combinations
+    (each still seen moving in all four directions): fewer appearances mean more clips that look
+    alike in one frame and differ only in motion — the negatives that teach direction.
+    """
     if n_clips < 0 or n_images < 0:
         raise ValueError("clip and image counts must be >= 0")
+    if appearances is not None and appearances < 1:
+        raise ValueError("appearances must be >= 1")
     rng = random.Random(seed)
     combos = appearance_combos()
     rng.shuffle(combos)
+    if appearances is not None:
+        combos = combos[:appearances]
     clip_ids = _unique_ids(rng, n_clips, "", 1_000_000, 10_000_000)
     plan = _fault_plan(rng, CLIP_FAULTS, n_clips) if faults else [None] * n_clips
     clips: list[Item] = []

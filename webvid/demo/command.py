@@ -88,8 +88,15 @@ def demo(
     the 1 → 4 frame curriculum, evaluates on held-out clips and runs a few text searches.
     Everything lands in OUT; open OUT/report.html afterwards.
     """
-    cfg = DemoConfig(out=Path(out), clips=clips, images=images, seed=seed, quick=quick, steps=steps,
-                     train_recipe=Path(train_recipe) if train_recipe else None)
+    cfg = DemoConfig(
+        out=Path(out),
+        clips=clips,
+        images=images,
+        seed=seed,
+        quick=quick,
+        steps=steps,
+        train_recipe=Path(train_recipe) if train_recipe else None,
+    )
     with progress_display() as progress:
         summary = run(cfg, progress)
     print_summary(summary)

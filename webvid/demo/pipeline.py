@@ -52,6 +52,8 @@ class DemoConfig:
     steps: tuple[int, int] | None = None  # training steps of the 1-frame and 4-frame stages
     workers: int = 2  # shard workers and data-loader workers
     train_recipe: Path | None = None  # default: train/demo.toml of the checkout
+    #: Clip appearances on the site: few, so that many clips differ only in their motion.
+    appearances: int | None = 8
 
     @property
     def n_clips(self) -> int:
@@ -65,7 +67,7 @@ class DemoConfig:
     def stage_steps(self) -> tuple[int, int]:
         if self.steps is not None:
             return self.steps
-        return (60, 60) if self.quick else (300, 400)
+        return (60, 60) if self.quick else (150, 1050)
 
 
 @dataclass
@@ -109,7 +111,9 @@ def prepare_out(out: Path) -> None:
         if (out / MARKER).is_file():
             shutil.rmtree(out)
         elif any(out.iterdir()):
-            raise InputError(f"{out} is not empty and was not made by webvid demo: choose another -o folder")
+            raise InputError(
+                f"{out} is not empty and was not made by webvid demo: choose another -o folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("made by webvid demo; rerunning the demo replaces this folder\n")
 
@@ -134,7 +138,13 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     summary = DemoSummary(out=out)
     t_start = time.monotonic()
 
-    site_cfg = SiteConfig(seed=cfg.seed, n_clips=cfg.n_clips, n_images=cfg.n_images, faults=True)
+    site_cfg = SiteConfig(
+        seed=cfg.seed,
+        n_clips=cfg.n_clips,
+        n_images=cfg.n_images,
+        faults=True,
+        appearances=cfg.appearances,
+    )
     site = _timed(summary, "site", progress, lambda: start_in_thread(site_cfg))
     summary.site_url = site.url
     try:
@@ -172,7 +182,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     )
     summary.train = _timed(summary, "train", progress, lambda: _train(root, out, cfg, progress))
     _timed(summary, "evaluate", progress, lambda: _evaluate(out, cfg, summary, site_cfg, progress))
-    _timed(summary, "search", progress, lambda: _searches(out, summary, progress))
+    _timed(summary, "search", progress, lambda: _searches(out, summary, site_cfg, progress))
     summary.timings_s["total"] = round(time.monotonic() - t_start, 2)
     from webvid.demo.report import write_report
 
@@ -289,26 +299,42 @@ def _catalog_items(site_cfg: Any) -> dict[str, Any]:
     from webvid.demo.catalog import build_catalog
 
     catalog = build_catalog(
-        site_cfg.seed, site_cfg.n_clips, site_cfg.n_images, faults=site_cfg.faults
+        site_cfg.seed,
+        site_cfg.n_clips,
+        site_cfg.n_images,
+        faults=site_cfg.faults,
+        appearances=site_cfg.appearances,
     )
     return {it.clip_id: it for it in catalog.clips}
 
 
-SEARCH_QUERIES = (
-    "red circle moving left",
-    "a blue square moving up",
-    "yellow triangle on a grey background",
-    "white diamond moving down over a black background",
-)
+def search_queries(out: Path, catalog: dict[str, Any], n: int = 4) -> list[str]:
+    """Queries a user would type, about clips that really are in the held-out split."""
+    from webvid.demo.evaluate import key_to_clip
+
+    seen: list[str] = []
+    for clip_id in key_to_clip(out / "shards" / "videos" / "val").values():
+        item = catalog.get(clip_id)
+        if item is None or item.direction is None:
+            continue
+        q = f"{item.colour} {item.shape} moving {item.direction}"
+        if len(seen) % 2 == 1:
+            q = f"a {q} over a {item.background} background"
+        if q not in seen:
+            seen.append(q)
+        if len(seen) == n:
+            break
+    return seen or ["a shape moving left"]
 
 
-def _searches(out: Path, summary: DemoSummary, progress: Progress) -> None:
+def _searches(out: Path, summary: DemoSummary, site_cfg: Any, progress: Progress) -> None:
     from webvid.train.search import build_index, search
 
     index = out / "run" / "index.parquet"
     ckpt = out / "run" / "latest.pt"
     build_index(ckpt, out / "shards" / "videos" / "val", index, frames=4, progress=progress)
-    hits = search(index, list(SEARCH_QUERIES), k=3, checkpoint=ckpt)
+    queries = search_queries(out, _catalog_items(site_cfg))
+    hits = search(index, queries, k=3, checkpoint=ckpt)
     summary.searches = [
         {
             "query": q,
@@ -317,7 +343,7 @@ def _searches(out: Path, summary: DemoSummary, progress: Progress) -> None:
                 for h in hs
             ],
         }
-        for q, hs in zip(SEARCH_QUERIES, hits, strict=True)
+        for q, hs in zip(queries, hits, strict=True)
     ]
 
 

@@ -40,6 +40,7 @@ class SiteConfig:
     seed: int = 0
     n_clips: int = 48
     n_images: int = 48
+    appearances: int | None = None  # clip appearance combinations used (None: all 84)
     page_size: int = 12
     faults: bool = True
     crawl_delay_s: float | None = None
@@ -84,7 +85,13 @@ def make_app(
     config: SiteConfig, *, progress: Progress | None = None, media: MediaStore | None = None
 ) -> web.Application:
     """The site as an aiohttp application (renders missing media first: blocking)."""
-    catalog = build_catalog(config.seed, config.n_clips, config.n_images, faults=config.faults)
+    catalog = build_catalog(
+        config.seed,
+        config.n_clips,
+        config.n_images,
+        faults=config.faults,
+        appearances=config.appearances,
+    )
     if media is None:
         media = build_media(catalog, config.media_params(), config.cache_dir, progress=progress)
     app = web.Application()
