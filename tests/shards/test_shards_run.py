@@ -136,8 +136,15 @@ def test_val_split_goes_to_its_own_shard_sequence(tmp_path: Path, standard_crawl
     out = tmp_path / "split"
     summary = run(shards_recipe("output.val_fraction=0.4"), [standard_crawl], out)
     assert summary.samples["val"] > 0 and summary.samples["train"] > 0
-    assert (out / "val" / "00000.tar").is_file() and (out / "train" / "00000.tar").is_file()
+    index = pq.read_table(out / contract.SHARD_INDEX_NAME).to_pylist()
+    # one numbering for the dir: val continues after train, so keys are unique in the dir
+    assert [r["shard"] for r in index] == [f"{i:05d}" for i in range(len(index))]
+    assert [r["split"] for r in index] == sorted(r["split"] for r in index)  # train, then val
+    assert index[0]["split"] == "train" and index[-1]["split"] == "val"
+    assert (out / "val" / f"{index[-1]['shard']}.tar").is_file() and (out / "train" / "00000.tar").is_file()
     v = pq.read_table(out / contract.VERDICTS_NAME).to_pylist()
+    kept_keys = [r["key"] for r in v if r["kept"]]
+    assert len(kept_keys) == len(set(kept_keys)) == summary.kept
     for r in v:
         if r["kept"]:
             assert r["split"] == contract.split_of(r["clip_id"], 0.4)

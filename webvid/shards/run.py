@@ -249,7 +249,10 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
 
 def _plan(items: list[InputItem], verdicts: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]],
           config: ShardRecipe) -> list[writer.ShardPlan]:
-    """Kept clips → split by a stable hash of the clip id → sorted by clip id → shard plans."""
+    """Kept clips → split by a stable hash of the clip id → sorted by clip id → shard plans.
+
+    One numbering for the whole dir (train first, then val), so keys identify samples alone.
+    """
     by_split: dict[str, list[InputItem]] = {s: [] for s in SPLITS}
     for it in items:
         if verdicts[it.uid]["kept"]:
@@ -258,8 +261,8 @@ def _plan(items: list[InputItem], verdicts: dict[str, dict[str, Any]], results: 
     for split in SPLITS:
         ordered = sorted(by_split[split], key=lambda i: (i.clip_id, i.uid))
         samples = [sample_for(it, verdicts[it.uid], results[it.uid]) for it in ordered]
-        split_plans = writer.plan_shards(samples, split, config.media_kind,
-                                         config.output.max_samples, config.output.max_bytes)
+        split_plans = writer.plan_shards(samples, split, config.media_kind, config.output.max_samples,
+                                         config.output.max_bytes, start=len(plans))
         uids = iter(ordered)
         for plan in split_plans:
             for i in range(len(plan.samples)):

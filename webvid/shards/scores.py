@@ -53,8 +53,9 @@ def scene_scores(frames: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float64)
     f = frames.astype(np.int16)
     mafd = np.abs(np.diff(f, axis=0)).reshape(len(f) - 1, -1).mean(axis=1)
-    prev = np.concatenate([[mafd[0]], mafd[:-1]])
-    prev[0] = 0.0
+    # the first pair has no predecessor: compare it with its successor instead, so that the
+    # opening motion is not mistaken for a cut (a cut at the very start still stands out)
+    prev = np.concatenate([[mafd[1] if len(mafd) > 1 else 0.0], mafd[:-1]])
     return np.clip(np.minimum(mafd, np.abs(mafd - prev)) / 100.0, 0.0, 1.0)
 
 

@@ -58,11 +58,10 @@ def make_video(path: Path, kind: str = "moving", *, seed: int = 1, size: str = "
     elif kind == "black":
         _ffmpeg(["-f", "lavfi", "-i", f"color=c=black:s={size}:r={fps}:d={duration:g}", *ENCODE, *extra,
                  str(path)])
-    elif kind == "cut":
+    elif kind == "cut":  # a moving gradient, then a hard cut to a high-contrast test pattern
         half = duration / 2
-        a, b = _moving(seed, size, fps, half)[1], _moving(seed + 1000, size, fps, half)[1]
-        graph = (a.replace("[bg]", "[bg1]").replace("[fg]", "[fg1]").replace("[v]", "[v1]") + ";"
-                 + b.replace("[bg]", "[bg2]").replace("[fg]", "[fg2]").replace("[v]", "[v2]")
+        a = _moving(seed, size, fps, half)[1]
+        graph = (a.replace("[v]", "[v1]") + f";testsrc=s={size}:r={fps}:d={half:g},format=yuv420p[v2]"
                  + ";[v1][v2]concat=n=2:v=1[v]")
         _ffmpeg(["-filter_complex", graph, "-map", "[v]", *ENCODE, *extra, str(path)])
     else:

@@ -84,8 +84,12 @@ def sample_tar_bytes(s: Sample) -> int:
 
 
 def plan_shards(samples: Sequence[Sample], split: str, media_kind: str, max_samples: int,
-                max_bytes: int) -> list[ShardPlan]:
-    """Cut ordered samples into shards by count and by tar bytes (a lone big sample still fits)."""
+                max_bytes: int, start: int = 0) -> list[ShardPlan]:
+    """Cut ordered samples into shards by count and by tar bytes (a lone big sample still fits).
+
+    Shards are numbered from ``start``: the val split continues after the train split, so
+    shard names and sample keys are unique in a shard dir.
+    """
     end_overhead = 2 * BLOCK + tarfile.RECORDSIZE
     shards: list[ShardPlan] = []
     current: ShardPlan | None = None
@@ -95,7 +99,7 @@ def plan_shards(samples: Sequence[Sample], split: str, media_kind: str, max_samp
         if current is None or len(current.samples) >= max_samples or (
             current.samples and size + n + end_overhead > max_bytes
         ):
-            current = ShardPlan(split, len(shards), media_kind)
+            current = ShardPlan(split, start + len(shards), media_kind)
             shards.append(current)
             size = 0
         current.samples.append(s)
