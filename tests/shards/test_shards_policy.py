@@ -30,13 +30,29 @@ F = FilterConfig()
         ("video", True, False, 320, 240, 25.0, 500.0, ["duration_too_long"]),
         ("video", True, False, 320, 240, 2.0, 5.0, ["fps_out_of_range"]),
         ("video", True, False, 320, 240, 240.0, 5.0, ["fps_out_of_range"]),
-        ("video", True, False, 40, 240, 240.0, 0.1, ["too_small", "aspect_ratio", "duration_too_short",
-                                                    "fps_out_of_range"]),
+        (
+            "video",
+            True,
+            False,
+            40,
+            240,
+            240.0,
+            0.1,
+            ["too_small", "aspect_ratio", "duration_too_short", "fps_out_of_range"],
+        ),
     ],
 )
 def test_media_reasons(kind, video, image, w, h, fps, dur, expected) -> None:
-    got = filters.media_reasons(media_kind=kind, has_video=video, is_image=image, width=w, height=h,
-                                fps=fps, duration_s=dur, cfg=F)
+    got = filters.media_reasons(
+        media_kind=kind,
+        has_video=video,
+        is_image=image,
+        width=w,
+        height=h,
+        fps=fps,
+        duration_s=dur,
+        cfg=F,
+    )
     assert got == expected
 
 
@@ -54,18 +70,32 @@ def test_media_reasons(kind, video, image, w, h, fps, dur, expected) -> None:
     ],
 )
 def test_caption_reasons(words, lang, score, repeats, expected) -> None:
-    assert filters.caption_reasons(words=words, lang=lang, lang_score=score, repeats=repeats, cfg=F) == expected
+    assert (
+        filters.caption_reasons(words=words, lang=lang, lang_score=score, repeats=repeats, cfg=F)
+        == expected
+    )
 
 
 def test_language_filter_off_and_score_reasons() -> None:
     off = FilterConfig(languages=())
     assert filters.caption_reasons(words=5, lang="fr", lang_score=1.0, repeats=1, cfg=off) == []
-    assert filters.score_reasons(motion_score=0.0001, black_fraction=0.0, scene_cuts=0, cfg=F) == ["still"]
-    assert filters.score_reasons(motion_score=0.0, black_fraction=1.0, scene_cuts=0, cfg=F) == ["black", "still"]
+    assert filters.score_reasons(motion_score=0.0001, black_fraction=0.0, scene_cuts=0, cfg=F) == [
+        "still"
+    ]
+    assert filters.score_reasons(motion_score=0.0, black_fraction=1.0, scene_cuts=0, cfg=F) == [
+        "black",
+        "still",
+    ]
     assert filters.score_reasons(motion_score=0.05, black_fraction=0.0, scene_cuts=2, cfg=F) == []
     reject = FilterConfig(scene_cut="reject")
-    assert filters.score_reasons(motion_score=0.05, black_fraction=0.0, scene_cuts=2, cfg=reject) == ["scene_cut"]
-    assert filters.ordered(["duplicate_near", "still", "too_small"]) == ["too_small", "still", "duplicate_near"]
+    assert filters.score_reasons(
+        motion_score=0.05, black_fraction=0.0, scene_cuts=2, cfg=reject
+    ) == ["scene_cut"]
+    assert filters.ordered(["duplicate_near", "still", "too_small"]) == [
+        "too_small",
+        "still",
+        "duplicate_near",
+    ]
     with pytest.raises(ValueError):
         filters.ordered(["nonsense"])
 
@@ -83,19 +113,30 @@ def test_language_filter_off_and_score_reasons() -> None:
     ],
 )
 def test_decode_reason(rc, frames, expected_frames, stderr, reason) -> None:
-    assert filters.decode_reason(returncode=rc, frames=frames, expected_frames=expected_frames, stderr=stderr) == reason
+    assert (
+        filters.decode_reason(
+            returncode=rc, frames=frames, expected_frames=expected_frames, stderr=stderr
+        )
+        == reason
+    )
 
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [
         ("Aerial view of beach in 4K. Stock Footage", "Aerial view of beach."),
-        ("Woman running in park, sport, fitness, health, lifestyle, outdoor", "Woman running in park"),
+        (
+            "Woman running in park, sport, fitness, health, lifestyle, outdoor",
+            "Woman running in park",
+        ),
         ("Red circle moves left!!! ID 1234567", "Red circle moves left!"),
         ("Sunset over the sea 1080p HD ...", "Sunset over the sea."),
         ("red, green and blue balls", "red, green and blue balls"),
         ("&quot;Happy dog&quot; jumping - 60fps - 4k uhd", "Happy dog jumping"),
-        ("Typing on a keyboard. business, technology, computer, work, office", "Typing on a keyboard."),
+        (
+            "Typing on a keyboard. business, technology, computer, work, office",
+            "Typing on a keyboard.",
+        ),
         ("Slow motion. Water drops.", "Slow motion. Water drops."),
         ("Video 12345678", ""),
         ("  Mountain   lake ,, at dawn  ", "Mountain lake, at dawn"),
@@ -136,7 +177,9 @@ def test_hamming_and_near_index() -> None:
 
 def test_near_duplicates_must_share_colours() -> None:
     blue, grey = ((150.0, 110.0),), ((128.0, 128.0),)
-    assert dedup.colour_close(blue, ((155.0, 105.0),), 12) and not dedup.colour_close(blue, grey, 12)
+    assert dedup.colour_close(blue, ((155.0, 105.0),), 12) and not dedup.colour_close(
+        blue, grey, 12
+    )
     assert dedup.colour_close(None, grey, 12)  # unknown colour never blocks
     idx = dedup.NearIndex(64, 6, max_colour_diff=12)
     idx.add("blue", "0" * 16, blue)
@@ -149,13 +192,19 @@ def test_near_duplicates_must_share_colours() -> None:
 
 def test_find_duplicates_order_and_kinds() -> None:
     D = dedup.DedupItem
-    items = [D("a.0", "a", "s1", "id1", "0" * 16), D("b.0", "b", "s1", "id2", "f" * 16),
-             D("c.0", "c", "s3", "id1", "3" * 16), D("d.0", "d", "s4", "id4", "0" * 15 + "1"),
-             D("e.0", "e", None, None, None)]
+    items = [
+        D("a.0", "a", "s1", "id1", "0" * 16),
+        D("b.0", "b", "s1", "id2", "f" * 16),
+        D("c.0", "c", "s3", "id1", "3" * 16),
+        D("d.0", "d", "s4", "id4", "0" * 15 + "1"),
+        D("e.0", "e", None, None, None),
+    ]
     out = dedup.find_duplicates(items, DedupConfig())
-    assert out == {"b.0": dedup.Duplicate("duplicate_exact", "a", None),
-                   "c.0": dedup.Duplicate("duplicate_source_id", "a", None),
-                   "d.0": dedup.Duplicate("duplicate_near", "a", 1)}
+    assert out == {
+        "b.0": dedup.Duplicate("duplicate_exact", "a", None),
+        "c.0": dedup.Duplicate("duplicate_source_id", "a", None),
+        "d.0": dedup.Duplicate("duplicate_near", "a", 1),
+    }
     assert dedup.find_duplicates(items, DedupConfig(exact=False, near=False, source_id=False)) == {}
 
 
@@ -182,9 +231,23 @@ def test_scores_motion_black_scene_phash() -> None:
 
 
 def _probe(**kw) -> ProbeInfo:
-    base = dict(container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", pix_fmt="yuv420p", width=256,
-                height=144, rotation=0, fps=25.0, duration_s=5.0, num_frames=125, bitrate=None,
-                has_audio=False, has_video=True, is_image=False, bytes=1000, moov_first=True)
+    base = dict(
+        container="mov,mp4,m4a,3gp,3g2,mj2",
+        codec="h264",
+        pix_fmt="yuv420p",
+        width=256,
+        height=144,
+        rotation=0,
+        fps=25.0,
+        duration_s=5.0,
+        num_frames=125,
+        bitrate=None,
+        has_audio=False,
+        has_video=True,
+        is_image=False,
+        bytes=1000,
+        moov_first=True,
+    )
     return ProbeInfo(**{**base, **kw})
 
 
@@ -222,10 +285,16 @@ def _sample(n: int) -> writer.Sample:
 
 def test_plan_shards_rolls_on_count_and_bytes() -> None:
     by_count = writer.plan_shards([_sample(10)] * 7, "train", "video", 3, 10**9)
-    assert [len(p.samples) for p in by_count] == [3, 3, 1] and [p.name for p in by_count] == ["00000", "00001", "00002"]
+    assert [len(p.samples) for p in by_count] == [3, 3, 1] and [p.name for p in by_count] == [
+        "00000",
+        "00001",
+        "00002",
+    ]
     per = writer.sample_tar_bytes(_sample(5000))  # 3 headers + 5120 + 512 + 512 of data
     assert per == 3 * 512 + 5120 + 512 + 512
-    by_bytes = writer.plan_shards([_sample(5000)] * 5, "train", "video", 100, 2 * per + 2 * 512 + 10240)
+    by_bytes = writer.plan_shards(
+        [_sample(5000)] * 5, "train", "video", 100, 2 * per + 2 * 512 + 10240
+    )
     assert [len(p.samples) for p in by_bytes] == [2, 2, 1]
     lone = writer.plan_shards([_sample(10**6)], "val", "video", 100, 1000)
     assert len(lone) == 1 and lone[0].key(0) == "000000000"

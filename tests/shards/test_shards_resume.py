@@ -26,25 +26,40 @@ SETS = ("filters.min_short_side=32", "output.max_samples=2")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("resume")
     entries = [
-        synth.Entry(f"c{i:02d}", f"Scene {i}: a patterned card slides over colours",
-                    synth.make_video(d / "m" / f"{i}.mp4", seed=100 + i, duration=2.0,
-                                     extra=["-movflags", "+faststart"] if i % 3 == 0 else []))
+        synth.Entry(
+            f"c{i:02d}",
+            f"Scene {i}: a patterned card slides over colours",
+            synth.make_video(
+                d / "m" / f"{i}.mp4",
+                seed=100 + i,
+                duration=2.0,
+                extra=["-movflags", "+faststart"] if i % 3 == 0 else [],
+            ),
+        )
         for i in range(N_CLIPS)
     ]
     return synth.write_crawl_dir(d / "crawl", entries)
 
 
 def _shas(out: Path) -> dict[str, str]:
-    return {f"{r['split']}/{r['shard']}": r["tar_sha256"]
-            for r in pq.read_table(out / contract.SHARD_INDEX_NAME).to_pylist()}
+    return {
+        f"{r['split']}/{r['shard']}": r["tar_sha256"]
+        for r in pq.read_table(out / contract.SHARD_INDEX_NAME).to_pylist()
+    }
 
 
 @pytest.fixture(scope="module")
-def baseline_run(crawl: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def baseline_run(
+    crawl: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
     from webvid.shards.recipe import load
 
     out = tmp_path_factory.mktemp("base") / "out"
-    run(load(None, [*SETS, "workers=1", "output.val_fraction=0.3", "output.report=false"]), [crawl], out)
+    run(
+        load(None, [*SETS, "workers=1", "output.val_fraction=0.3", "output.report=false"]),
+        [crawl],
+        out,
+    )
     return out, _shas(out)
 
 
@@ -53,20 +68,42 @@ def baseline(baseline_run: tuple[Path, dict[str, str]]) -> dict[str, str]:
     return dict(baseline_run[1])
 
 
-def test_same_tars_with_one_or_two_workers(crawl: Path, baseline: dict[str, str], tmp_path: Path) -> None:
+def test_same_tars_with_one_or_two_workers(
+    crawl: Path, baseline: dict[str, str], tmp_path: Path
+) -> None:
     from webvid.shards.recipe import load
 
     out = tmp_path / "two"
-    s = run(load(None, [*SETS, "workers=2", "output.val_fraction=0.3", "output.report=false"]), [crawl], out)
+    s = run(
+        load(None, [*SETS, "workers=2", "output.val_fraction=0.3", "output.report=false"]),
+        [crawl],
+        out,
+    )
     assert s.kept == N_CLIPS and s.samples["val"] > 0
     assert _shas(out) == baseline and len(baseline) >= 4
 
 
 def _cli(crawl: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "webvid.cli", "--quiet", "shard", str(crawl), "-o", str(out),
-           "--workers", "2", "--val-fraction", "0.3", "--set", "output.report=false",
-           *(a for s in SETS for a in ("--set", s))]
-    return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "webvid.cli",
+        "--quiet",
+        "shard",
+        str(crawl),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--val-fraction",
+        "0.3",
+        "--set",
+        "output.report=false",
+        *(a for s in SETS for a in ("--set", s)),
+    ]
+    return subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 120.0) -> None:
@@ -88,7 +125,9 @@ def _no_partial_final_files(out: Path) -> None:
             assert (out / split / stats.name.replace("_stats.json", ".parquet")).is_file()
 
 
-def test_sigkill_then_rerun_gives_the_same_shards(crawl: Path, baseline: dict[str, str], tmp_path: Path) -> None:
+def test_sigkill_then_rerun_gives_the_same_shards(
+    crawl: Path, baseline: dict[str, str], tmp_path: Path
+) -> None:
     out = tmp_path / "killed"
 
     def staged(n: int):
@@ -106,7 +145,9 @@ def test_sigkill_then_rerun_gives_the_same_shards(crawl: Path, baseline: dict[st
     assert not (out / WORK_DIR).exists() and not list(out.rglob(".tmp-*"))
 
 
-def test_uncommitted_shard_is_rewritten(crawl: Path, baseline_run: tuple[Path, dict[str, str]]) -> None:
+def test_uncommitted_shard_is_rewritten(
+    crawl: Path, baseline_run: tuple[Path, dict[str, str]]
+) -> None:
     from webvid.shards.recipe import load
 
     cfg = load(None, [*SETS, "workers=1", "output.val_fraction=0.3", "output.report=false"])

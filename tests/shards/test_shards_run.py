@@ -17,14 +17,24 @@ from webvid.io import read_manifest
 from webvid.shards.run import run
 
 EXPECTED = {
-    "clip0": None, "clip1": None, "clip2": None, "clip3": None, "clip4": None, "clip5": None,
-    "still0": "still", "black0": "black", "zdup0": "duplicate_exact", "znear0": "duplicate_near",
+    "clip0": None,
+    "clip1": None,
+    "clip2": None,
+    "clip3": None,
+    "clip4": None,
+    "clip5": None,
+    "still0": "still",
+    "black0": "black",
+    "zdup0": "duplicate_exact",
+    "znear0": "duplicate_near",
     "french0": "caption_language",
 }
 
 
 @pytest.fixture(scope="module")
-def standard_out(tmp_path_factory: pytest.TempPathFactory, shards_media) -> tuple[Path, object, Path]:
+def standard_out(
+    tmp_path_factory: pytest.TempPathFactory, shards_media
+) -> tuple[Path, object, Path]:
     """One run over the standard crawl, shared by the tests that only read its outputs."""
     from webvid.shards import recipe, synth
 
@@ -52,10 +62,17 @@ def test_funnel_and_verdicts(standard_out) -> None:
     assert "stock footage" in rows["clip5"]["caption_raw"]
     # every score is stored whether or not it rejected the clip
     for r in rows.values():
-        assert r["motion_score"] is not None and r["phash"] and r["sha256"] and r["width"] in (64, 128)
+        assert (
+            r["motion_score"] is not None and r["phash"] and r["sha256"] and r["width"] in (64, 128)
+        )
     assert rows["still0"]["motion_score"] < 0.002 < rows["clip1"]["motion_score"]
-    assert dict(summary.funnel) == {"caption_language": 1, "black": 1, "still": 1,
-                                    "duplicate_exact": 1, "duplicate_near": 1}
+    assert dict(summary.funnel) == {
+        "caption_language": 1,
+        "black": 1,
+        "still": 1,
+        "duplicate_exact": 1,
+        "duplicate_near": 1,
+    }
 
 
 def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
@@ -84,7 +101,9 @@ def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
         assert s["txt"] == s["json"]["caption"] and s["mp4"][4:8] == b"ftyp"
     # DuckDB: samples == kept verdicts == index counts
     con = duckdb.connect()
-    n_samples = con.execute(f"SELECT count(*) FROM read_parquet('{out}/*/[0-9]*.parquet')").fetchone()[0]
+    n_samples = con.execute(
+        f"SELECT count(*) FROM read_parquet('{out}/*/[0-9]*.parquet')"
+    ).fetchone()[0]
     n_kept = con.execute(f"SELECT count(*) FROM '{out}/verdicts.parquet' WHERE kept").fetchone()[0]
     n_index = con.execute(f"SELECT sum(count) FROM '{out}/index.parquet'").fetchone()[0]
     assert n_samples == n_kept == n_index == len(samples) == 6
@@ -98,11 +117,16 @@ def test_round_trip_webdataset_tarfile_duckdb(standard_out) -> None:
         import hashlib
 
         data = (out / row["split"] / f"{row['shard']}.tar").read_bytes()
-        assert hashlib.sha256(data).hexdigest() == row["tar_sha256"] and len(data) == row["tar_bytes"]
+        assert (
+            hashlib.sha256(data).hexdigest() == row["tar_sha256"] and len(data) == row["tar_bytes"]
+        )
     manifest = read_manifest(out)
     assert manifest["kind"] == "shards" and manifest["counts"]["kept"] == 6
     assert manifest["config"]["filters"]["min_short_side"] == 32
-    assert manifest["tools"]["ffmpeg"].startswith("ffmpeg version") and "py3langid" in manifest["tools"]
+    assert (
+        manifest["tools"]["ffmpeg"].startswith("ffmpeg version")
+        and "py3langid" in manifest["tools"]
+    )
     assert not (out / ".work").exists()
 
 
@@ -132,7 +156,9 @@ def test_rerun_is_a_no_op_and_other_recipe_refused(standard_out, shards_recipe) 
         run(shards_recipe("filters.min_motion=0.5"), [standard_crawl], out)
 
 
-def test_val_split_goes_to_its_own_shard_sequence(tmp_path: Path, standard_crawl: Path, shards_recipe) -> None:
+def test_val_split_goes_to_its_own_shard_sequence(
+    tmp_path: Path, standard_crawl: Path, shards_recipe
+) -> None:
     out = tmp_path / "split"
     summary = run(shards_recipe("output.val_fraction=0.4"), [standard_crawl], out)
     assert summary.samples["val"] > 0 and summary.samples["train"] > 0
@@ -141,7 +167,9 @@ def test_val_split_goes_to_its_own_shard_sequence(tmp_path: Path, standard_crawl
     assert [r["shard"] for r in index] == [f"{i:05d}" for i in range(len(index))]
     assert [r["split"] for r in index] == sorted(r["split"] for r in index)  # train, then val
     assert index[0]["split"] == "train" and index[-1]["split"] == "val"
-    assert (out / "val" / f"{index[-1]['shard']}.tar").is_file() and (out / "train" / "00000.tar").is_file()
+    assert (out / "val" / f"{index[-1]['shard']}.tar").is_file() and (
+        out / "train" / "00000.tar"
+    ).is_file()
     v = pq.read_table(out / contract.VERDICTS_NAME).to_pylist()
     kept_keys = [r["key"] for r in v if r["kept"]]
     assert len(kept_keys) == len(set(kept_keys)) == summary.kept
@@ -160,33 +188,52 @@ def test_missing_crawl_dir_is_an_input_error(tmp_path: Path, shards_recipe) -> N
         run(shards_recipe(), [tmp_path / "empty"], tmp_path / "out")
 
 
-def test_media_deleted_after_crawl_is_missing_media(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+def test_media_deleted_after_crawl_is_missing_media(
+    tmp_path: Path, make_crawl, shards_media, shards_recipe
+) -> None:
     from webvid.shards.synth import Entry
 
-    crawl = make_crawl([Entry("a1", "A ball rolls over the floor", shards_media["moving1"]),
-                        Entry("a2", "A cat walks along the wall", shards_media["moving2"])])
+    crawl = make_crawl(
+        [
+            Entry("a1", "A ball rolls over the floor", shards_media["moving1"]),
+            Entry("a2", "A cat walks along the wall", shards_media["moving2"]),
+        ]
+    )
     next((crawl / "media").rglob("a2.mp4")).unlink()
     s = run(shards_recipe(), [crawl], tmp_path / "o")
     assert s.kept == 1 and dict(s.funnel) == {"missing_media": 1}
 
 
-def test_scene_cut_templated_and_source_id(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+def test_scene_cut_templated_and_source_id(
+    tmp_path: Path, make_crawl, shards_media, shards_recipe
+) -> None:
     from webvid.shards.synth import Entry
 
     m = shards_media
-    crawl = make_crawl([
-        Entry("cut0", "Two different scenes joined by a hard cut", m["cut"]),
-        *(Entry(f"tpl{i}", "Abstract colorful background.", m[f"moving{i}"]) for i in range(3)),
-        Entry("id-a", "A dog runs along the beach at sunset", m["moving4"], source_id="777"),
-        Entry("id-b", "A dog runs along the beach at sunset, new caption", m["moving5"], source_id="777"),
-    ])
+    crawl = make_crawl(
+        [
+            Entry("cut0", "Two different scenes joined by a hard cut", m["cut"]),
+            *(Entry(f"tpl{i}", "Abstract colorful background.", m[f"moving{i}"]) for i in range(3)),
+            Entry("id-a", "A dog runs along the beach at sunset", m["moving4"], source_id="777"),
+            Entry(
+                "id-b",
+                "A dog runs along the beach at sunset, new caption",
+                m["moving5"],
+                source_id="777",
+            ),
+        ]
+    )
     out = tmp_path / "out"
     run(shards_recipe("filters.scene_cut=reject", "filters.max_caption_repeats=2"), [crawl], out)
     rows = {r["clip_id"]: r for r in pq.read_table(out / contract.VERDICTS_NAME).to_pylist()}
     assert rows["cut0"]["reason"] == "scene_cut" and rows["cut0"]["scene_cuts"] == 1
-    assert all(rows[f"tpl{i}"]["reason"] == "caption_templated" and rows[f"tpl{i}"]["caption_count"] == 3
-               for i in range(3))
-    assert rows["tpl0"]["transform"] is None and rows["tpl0"]["motion_score"] > 0  # scored, not transcoded
+    assert all(
+        rows[f"tpl{i}"]["reason"] == "caption_templated" and rows[f"tpl{i}"]["caption_count"] == 3
+        for i in range(3)
+    )
+    assert (
+        rows["tpl0"]["transform"] is None and rows["tpl0"]["motion_score"] > 0
+    )  # scored, not transcoded
     assert rows["id-a"]["kept"] and rows["id-b"]["reason"] == "duplicate_source_id"
     assert rows["id-b"]["duplicate_of"] == "id-a"
 
@@ -194,16 +241,29 @@ def test_scene_cut_templated_and_source_id(tmp_path: Path, make_crawl, shards_me
 def test_pre_extracted_frames(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
     from webvid.shards.synth import Entry
 
-    crawl = make_crawl([Entry("f1", "A card slides over the colours", shards_media["moving1"]),
-                        Entry("f2", "Another card slides the other way", shards_media["moving2"])])
+    crawl = make_crawl(
+        [
+            Entry("f1", "A card slides over the colours", shards_media["moving1"]),
+            Entry("f2", "Another card slides the other way", shards_media["moving2"]),
+        ]
+    )
     out = tmp_path / "out"
     run(shards_recipe("transform.frames=3", "transform.max_short_side=32"), [crawl], out)
     with tarfile.open(out / "train" / "00000.tar") as tf:
         names = tf.getnames()
-    assert names[:6] == ["000000000.frame00.jpg", "000000000.frame01.jpg", "000000000.frame02.jpg",
-                         "000000000.json", "000000000.mp4", "000000000.txt"]
-    samples = list(wds.WebDataset(str(out / "train" / "00000.tar"), shardshuffle=False,
-                                  empty_check=False).decode("pil"))
+    assert names[:6] == [
+        "000000000.frame00.jpg",
+        "000000000.frame01.jpg",
+        "000000000.frame02.jpg",
+        "000000000.json",
+        "000000000.mp4",
+        "000000000.txt",
+    ]
+    samples = list(
+        wds.WebDataset(
+            str(out / "train" / "00000.tar"), shardshuffle=False, empty_check=False
+        ).decode("pil")
+    )
     assert len(samples) == 2 and samples[0]["frame01.jpg"].size == (42, 32)  # 64x48 → short side 32
     assert samples[0]["json"]["frames"] == 3 and samples[0]["json"]["transform"] == "transcode"
     rows = pq.read_table(out / "train" / "00000.parquet").to_pylist()
@@ -216,7 +276,7 @@ def test_report_is_self_contained(standard_out) -> None:
     assert page.count("data:image/png;base64,") == 2  # funnel + histograms
     assert page.count("data:image/jpeg;base64,") == 3  # thumbnails of the first shard's samples
     assert "duplicate_near" in page and "A red ball rolls across a wooden table" in page
-    assert "http://" not in page and "src=\"/" not in page
+    assert "http://" not in page and 'src="/' not in page
 
 
 def test_webvid_query_views_cover_the_shard_dir(standard_out) -> None:
@@ -227,15 +287,25 @@ def test_webvid_query_views_cover_the_shard_dir(standard_out) -> None:
     assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == summary.kept
     assert con.execute("SELECT count(*) FROM verdicts").fetchone()[0] == summary.inputs
     assert con.execute("SELECT sum(count) FROM shards").fetchone()[0] == summary.kept
-    assert con.execute("SELECT count(*) FROM crawl WHERE status = 'success'").fetchone()[0] == summary.inputs
+    assert (
+        con.execute("SELECT count(*) FROM crawl WHERE status = 'success'").fetchone()[0]
+        == summary.inputs
+    )
     # re-filter without recomputing: a stricter motion threshold over the stored scores
-    stricter = con.execute("SELECT count(*) FROM verdicts WHERE kept AND motion_score >= 0.05").fetchone()[0]
+    stricter = con.execute(
+        "SELECT count(*) FROM verdicts WHERE kept AND motion_score >= 0.05"
+    ).fetchone()[0]
     assert 0 < stricter <= summary.kept
     # a split is selectable by glob, as img2dataset/webdataset readers do
-    assert con.execute(f"SELECT count(*) FROM read_parquet('{out}/train/*.parquet')").fetchone()[0] == summary.kept
+    assert (
+        con.execute(f"SELECT count(*) FROM read_parquet('{out}/train/*.parquet')").fetchone()[0]
+        == summary.kept
+    )
 
 
-def test_a_crawl_without_successes_gives_an_empty_committed_dir(tmp_path: Path, make_crawl, shards_recipe) -> None:
+def test_a_crawl_without_successes_gives_an_empty_committed_dir(
+    tmp_path: Path, make_crawl, shards_recipe
+) -> None:
     from webvid.shards.synth import Entry
 
     crawl = make_crawl([Entry("x1", "Never downloaded", None, status="failed_to_download")])
@@ -246,20 +316,38 @@ def test_a_crawl_without_successes_gives_an_empty_committed_dir(tmp_path: Path, 
     assert pq.read_table(tmp_path / "o" / contract.SHARD_INDEX_NAME).num_rows == 0
 
 
-def test_retried_items_take_the_last_parts_row(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
+def test_retried_items_take_the_last_parts_row(
+    tmp_path: Path, make_crawl, shards_media, shards_recipe
+) -> None:
     from webvid.io import write_parquet
     from webvid.shards.synth import Entry
 
-    crawl = make_crawl([Entry("a", "An old caption for clip a", shards_media["moving1"]),
-                        Entry("b", "Clip b failed the first time", None, status="failed_to_download")])
+    crawl = make_crawl(
+        [
+            Entry("a", "An old caption for clip a", shards_media["moving1"]),
+            Entry("b", "Clip b failed the first time", None, status="failed_to_download"),
+        ]
+    )
     rows = pq.read_table(crawl / "records" / "part-00000.parquet").to_pylist()
     media_b = crawl / contract.media_relpath("b", "mp4")
     media_b.parent.mkdir(parents=True, exist_ok=True)
     media_b.write_bytes(shards_media["moving2"].read_bytes())
-    retry = [{**rows[0], "caption": "A new caption for clip a, crawled again"},
-             {**rows[1], "status": "success", "reason": None, "media_path": contract.media_relpath("b", "mp4")}]
-    write_parquet(crawl / "records" / "part-00001.parquet", contract.rows_to_table(retry, contract.CRAWL_RECORD_SCHEMA))
+    retry = [
+        {**rows[0], "caption": "A new caption for clip a, crawled again"},
+        {
+            **rows[1],
+            "status": "success",
+            "reason": None,
+            "media_path": contract.media_relpath("b", "mp4"),
+        },
+    ]
+    write_parquet(
+        crawl / "records" / "part-00001.parquet",
+        contract.rows_to_table(retry, contract.CRAWL_RECORD_SCHEMA),
+    )
     s = run(shards_recipe(), [crawl], tmp_path / "o")
-    v = {r["clip_id"]: r for r in pq.read_table(tmp_path / "o" / contract.VERDICTS_NAME).to_pylist()}
+    v = {
+        r["clip_id"]: r for r in pq.read_table(tmp_path / "o" / contract.VERDICTS_NAME).to_pylist()
+    }
     assert (s.inputs, s.kept, s.skipped_records) == (2, 2, 0)
     assert v["a"]["caption_raw"] == "A new caption for clip a, crawled again"

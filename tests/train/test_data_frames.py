@@ -71,7 +71,9 @@ def test_decode_scales_the_short_side_down():
     assert out.shape == (2, 32, 48, 3)
 
 
-@pytest.mark.parametrize("data,reason", [(b"", "empty_media"), (b"not a video at all" * 50, "undecodable")])
+@pytest.mark.parametrize(
+    "data,reason", [(b"", "empty_media"), (b"not a video at all" * 50, "undecodable")]
+)
 def test_bad_video_bytes_raise_broken_sample(data, reason):
     with pytest.raises(fr.BrokenSample) as ei:
         fr.decode_video(data, 4, "uniform", None, 0)
@@ -83,7 +85,14 @@ def test_truncated_video_is_broken_not_black():
     data = synth.encode_mp4(arr)
     # header claims 16 frames; the body is cut
     with pytest.raises(fr.BrokenSample):
-        fr.decode_video(data[: len(data) // 3], 4, "uniform", None, 0, {"num_frames": 16, "width": 64, "height": 48})
+        fr.decode_video(
+            data[: len(data) // 3],
+            4,
+            "uniform",
+            None,
+            0,
+            {"num_frames": 16, "width": 64, "height": 48},
+        )
 
 
 def test_random_resized_crop_box_obeys_scale_and_ratio():

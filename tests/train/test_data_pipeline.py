@@ -38,17 +38,35 @@ def shards(tmp_path_factory) -> Path:
 
 
 def _plan(sizes=((3, 2), (2, 2)), steps=(4, 4)) -> Plan:
-    return Plan([StagePlan("1f", 1, steps[0], 1e-3, 0, sizes[0]), StagePlan("4f", 4, steps[1], 1e-3, 0, sizes[1])],
-                ["video", "image"], [1, 1])
+    return Plan(
+        [
+            StagePlan("1f", 1, steps[0], 1e-3, 0, sizes[0]),
+            StagePlan("4f", 4, steps[1], 1e-3, 0, sizes[1]),
+        ],
+        ["video", "image"],
+        [1, 1],
+    )
 
 
 def _stream(shards, sub="vid", kind="video", source=0, workers=2, **kw):
-    return TrainStream(expand_shards(str(shards / sub / "*.tar")), kind, source, _plan(), ClipOptions(size=32),
-                       _count_tokens, seed=0, shuffle_buffer=8, num_workers=workers, **kw)
+    return TrainStream(
+        expand_shards(str(shards / sub / "*.tar")),
+        kind,
+        source,
+        _plan(),
+        ClipOptions(size=32),
+        _count_tokens,
+        seed=0,
+        shuffle_buffer=8,
+        num_workers=workers,
+        **kw,
+    )
 
 
 def test_expand_shards_braces_globs_and_errors(shards):
-    got = expand_shards([str(shards / "vid" / "{00000..00001}.tar"), str(shards / "vid" / "0000[1-3].tar")])
+    got = expand_shards(
+        [str(shards / "vid" / "{00000..00001}.tar"), str(shards / "vid" / "0000[1-3].tar")]
+    )
     assert [Path(p).name for p in got] == ["00000.tar", "00001.tar", "00002.tar", "00003.tar"]
     with pytest.raises(ConfigError, match="no shards"):
         expand_shards(str(shards / "nope" / "*.tar"))
@@ -60,7 +78,14 @@ def test_frame_count_changes_at_the_stage_boundary_inside_the_workers(shards, su
     batches = [b for _, b in zip(range(6), loader, strict=False)]
     # video batches 0,1 feed steps 0,2 (stage 1f); batches 2.. feed steps 4,6,... (stage 4f)
     assert [b["frames"] for b in batches] == [1, 1, 4, 4, 4, 4]
-    assert [tuple(b["video"].shape[:2]) for b in batches] == [(3, 1), (3, 1), (2, 4), (2, 4), (2, 4), (2, 4)]
+    assert [tuple(b["video"].shape[:2]) for b in batches] == [
+        (3, 1),
+        (3, 1),
+        (2, 4),
+        (2, 4),
+        (2, 4),
+        (2, 4),
+    ]
     assert [b["worker"] for b in batches] == [0, 1, 0, 1, 0, 1]  # built by the workers
     assert [b["batch_index"] for b in batches] == list(range(6))
     v = batches[2]["video"]
@@ -80,7 +105,10 @@ def test_stream_is_deterministic_and_resumes_exactly(shards):
 
     full = take(_stream(shards, "pre"), 7, 2)
     again = take(_stream(shards, "pre"), 7, 2)
-    assert all(torch.equal(a["video"], b["video"]) and a["keys"] == b["keys"] for a, b in zip(full, again, strict=True))
+    assert all(
+        torch.equal(a["video"], b["video"]) and a["keys"] == b["keys"]
+        for a, b in zip(full, again, strict=True)
+    )
     # state after 4 batches consumed: per worker (next j, raw position)
     state = {}
     for b in full[:4]:
@@ -122,8 +150,17 @@ def test_broken_samples_are_skipped_and_counted(tmp_path):
         _add(tar, "blank.mp4", good)
         _add(tar, "blank.txt", b"   ")
     plan = Plan([StagePlan("s", 4, 100, 1e-3, 0, (4,))], ["video"], [1])
-    stream = TrainStream([str(path)], "video", 0, plan, ClipOptions(size=16), _count_tokens, seed=0,
-                         shuffle_buffer=0, num_workers=0)
+    stream = TrainStream(
+        [str(path)],
+        "video",
+        0,
+        plan,
+        ClipOptions(size=16),
+        _count_tokens,
+        seed=0,
+        shuffle_buffer=0,
+        num_workers=0,
+    )
     it = iter(make_train_loader(stream, 0))
     batches = [next(it) for _ in range(3)]
     broken = Counter()
@@ -136,7 +173,8 @@ def test_broken_samples_are_skipped_and_counted(tmp_path):
     n = round(passes)
     assert broken["undecodable"] + broken["truncated"] == 2 * n  # junk bytes and the cut clip
     assert {k: broken[k] for k in ("no_caption", "empty_media", "empty_caption")} == dict.fromkeys(
-        ("no_caption", "empty_media", "empty_caption"), n)
+        ("no_caption", "empty_media", "empty_caption"), n
+    )
 
 
 def test_eval_stream_is_one_exact_pass_split_over_workers(shards):
@@ -148,7 +186,10 @@ def test_eval_stream_is_one_exact_pass_split_over_workers(shards):
     assert len(keys) == 18 and len(set(keys)) == 18
     assert items[0]["clips"].shape == (1, 4, 3, 32, 32)
     # centre crop, uniform frames: the same clip twice
-    again = {it["key"]: it["clips"] for it in EvalStream(urls[:1], "video", 4, ClipOptions(size=32, train=False))}
+    again = {
+        it["key"]: it["clips"]
+        for it in EvalStream(urls[:1], "video", 4, ClipOptions(size=32, train=False))
+    }
     for it in items:
         if it["key"] in again:
             assert torch.equal(it["clips"], again[it["key"]])
@@ -156,7 +197,9 @@ def test_eval_stream_is_one_exact_pass_split_over_workers(shards):
 
 def test_eval_sliding_windows_give_several_clips(shards):
     urls = expand_shards(str(shards / "pre" / "*.tar"))
-    items = list(EvalStream(urls[:1], "video", 4, ClipOptions(size=32, train=False), window_stride=1))
+    items = list(
+        EvalStream(urls[:1], "video", 4, ClipOptions(size=32, train=False), window_stride=1)
+    )
     # 8 pre-extracted frames, 4 per clip → segments of 2 → offsets 0, 1
     assert all(it["clips"].shape[0] == 2 for it in items)
 
@@ -170,8 +213,20 @@ def test_a_stream_with_nothing_usable_fails_instead_of_spinning(tmp_path):
     with tarfile.open(empty, "w"):
         pass
     plan = Plan([StagePlan("s", 1, 10, 1e-3, 0, (2,))], ["video"], [1])
-    for shards, msg in (([str(tmp_path / "00000.tar")], "broken samples in a row"), ([str(empty)], "no readable samples")):
-        stream = TrainStream(shards, "video", 0, plan, ClipOptions(size=16), _count_tokens, seed=0,
-                             shuffle_buffer=0, num_workers=0)
+    for shards, msg in (
+        ([str(tmp_path / "00000.tar")], "broken samples in a row"),
+        ([str(empty)], "no readable samples"),
+    ):
+        stream = TrainStream(
+            shards,
+            "video",
+            0,
+            plan,
+            ClipOptions(size=16),
+            _count_tokens,
+            seed=0,
+            shuffle_buffer=0,
+            num_workers=0,
+        )
         with pytest.raises(InputError, match=msg):
             next(iter(stream))

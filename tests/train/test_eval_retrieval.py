@@ -82,13 +82,24 @@ def test_chunked_similarity_equals_the_full_matrix():
 
 
 def test_sliding_windows_average_the_window_embeddings(model, tmp_path):
-    synth.write_video_shards(tmp_path, synth.random_specs(2, seed=4), per_shard=2, frames=8, pre_extract=8, mp4=False)
+    synth.write_video_shards(
+        tmp_path, synth.random_specs(2, seed=4), per_shard=2, frames=8, pre_extract=8, mp4=False
+    )
     from webvid.train.evaluate import embed
 
     stream = make_stream(tmp_path, "video", 4, ClipOptions(size=32, train=False), window_stride=1)
-    emb = embed(model, stream, model.tokenize, device=torch.device("cpu"), mean=IMAGENET_MEAN,
-                std=IMAGENET_STD, with_text=False)
-    items = list(make_stream(tmp_path, "video", 4, ClipOptions(size=32, train=False), window_stride=1))
+    emb = embed(
+        model,
+        stream,
+        model.tokenize,
+        device=torch.device("cpu"),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        with_text=False,
+    )
+    items = list(
+        make_stream(tmp_path, "video", 4, ClipOptions(size=32, train=False), window_stride=1)
+    )
     mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1) * 255
     for i, it in enumerate(items):
@@ -106,11 +117,16 @@ def msrvtt(tmp_path) -> Path:
     table = {}
     for i, spec in enumerate(specs):
         vid = f"video{7000 + i}"
-        (root / "videos" / "all" / f"{vid}.mp4").write_bytes(synth.encode_mp4(synth.render(spec, 64, 48, 8)))
+        (root / "videos" / "all" / f"{vid}.mp4").write_bytes(
+            synth.encode_mp4(synth.render(spec, 64, 48, 8))
+        )
         table[vid] = [spec.caption, f"clip number {i}"]
     (root / "annotation").mkdir()
-    (root / "annotation" / "MSR_VTT.json").write_text(json.dumps(
-        {"annotations": [{"image_id": v, "caption": c} for v, cs in table.items() for c in cs]}))
+    (root / "annotation" / "MSR_VTT.json").write_text(
+        json.dumps(
+            {"annotations": [{"image_id": v, "caption": c} for v, cs in table.items() for c in cs]}
+        )
+    )
     (root / "test_list.txt").write_text("video7001\nvideo7003\nvideo7004\n")
     return root
 

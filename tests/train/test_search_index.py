@@ -23,18 +23,34 @@ COLOURS = ["red", "green", "blue", "yellow", "white", "purple"]
 def trained(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     root = tmp_path_factory.mktemp("search")
     backgrounds = ["black", "grey", "brown"] * 2
-    specs = [synth.ClipSpec(c, "square", "left", b) for c, b in zip(COLOURS, backgrounds, strict=True)]
+    specs = [
+        synth.ClipSpec(c, "square", "left", b) for c, b in zip(COLOURS, backgrounds, strict=True)
+    ]
     synth.write_video_shards(root / "clips", specs, per_shard=3, frames=8, pre_extract=4)
-    r = from_dict(TrainRecipe, {
-        "seed": 0,
-        # mean pooling: a random-init text encoder's CLS token barely differs between captions
-        "model": {"preset": "tiny", "text_model": str(gt.get_model_path()), "text_pooling": "mean"},
-        # no shuffle buffer: every batch is one pass over the 6 clips, no duplicate negatives
-        "data": {"num_workers": 0, "shuffle_buffer": 0, "max_text_len": 16, "hflip": False},
-        "sources": [{"name": "vid", "kind": "video", "shards": [str(root / "clips" / "*.tar")], "batch_size": 6}],
-        "stages": [{"name": "1f", "frames": 1, "steps": 100, "lr": 3e-4}],
-        "train": {"log_every_steps": 20, "checkpoint_every_steps": 1000},
-    })
+    r = from_dict(
+        TrainRecipe,
+        {
+            "seed": 0,
+            # mean pooling: a random-init text encoder's CLS token barely differs between captions
+            "model": {
+                "preset": "tiny",
+                "text_model": str(gt.get_model_path()),
+                "text_pooling": "mean",
+            },
+            # no shuffle buffer: every batch is one pass over the 6 clips, no duplicate negatives
+            "data": {"num_workers": 0, "shuffle_buffer": 0, "max_text_len": 16, "hflip": False},
+            "sources": [
+                {
+                    "name": "vid",
+                    "kind": "video",
+                    "shards": [str(root / "clips" / "*.tar")],
+                    "batch_size": 6,
+                }
+            ],
+            "stages": [{"name": "1f", "frames": 1, "steps": 100, "lr": 3e-4}],
+            "train": {"log_every_steps": 20, "checkpoint_every_steps": 1000},
+        },
+    )
     trainer.run(r, root / "run")
     return root / "run" / "latest.pt", root / "clips", [s.caption for s in specs]
 
@@ -57,14 +73,16 @@ def test_search_finds_each_clip_from_its_caption(trained, tmp_path):
 def test_search_cli_and_bad_index(trained, tmp_path, capsys):
     ckpt, clips, captions = trained
     index = tmp_path / "i.parquet"
-    for args in (["--quiet", "embed", str(ckpt), str(clips), "--index", str(index), "--frames", "1"],
-                 ["search", captions[2], "--index", str(index), "-k", "2", "--json"]):
+    for args in (
+        ["--quiet", "embed", str(ckpt), str(clips), "--index", str(index), "--frames", "1"],
+        ["search", captions[2], "--index", str(index), "-k", "2", "--json"],
+    ):
         try:
             main(args)
         except SystemExit as exc:
             assert exc.code in (0, None)
     out = capsys.readouterr().out
-    hits = json.loads(out[out.index("["):])
+    hits = json.loads(out[out.index("[") :])
     assert len(hits) == 2 and hits[0]["caption"] == captions[2]
     bogus = tmp_path / "x.parquet"
     bogus.write_bytes(b"nope")

@@ -67,15 +67,38 @@ def free_port() -> int:
 
 
 def test_two_process_loss_equals_single_process_global_batch(tmp_path):
-    synth.write_video_shards(tmp_path / "vid", synth.random_specs(16, seed=3), per_shard=4, frames=8, pre_extract=4)
+    synth.write_video_shards(
+        tmp_path / "vid", synth.random_specs(16, seed=3), per_shard=4, frames=8, pre_extract=4
+    )
     no_dropout_text_dir(tmp_path / "text")
     recipe_path = tmp_path / "r.toml"
     recipe_path.write_text(RECIPE)
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
-           "--master-addr=127.0.0.1", "-m", "webvid.cli", "--quiet", "train", "--recipe", str(recipe_path),
-           "-o", str(run), "--stop-after", "1"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        f"--master-port={free_port()}",
+        "--master-addr=127.0.0.1",
+        "-m",
+        "webvid.cli",
+        "--quiet",
+        "train",
+        "--recipe",
+        str(recipe_path),
+        "-o",
+        str(run),
+        "--stop-after",
+        "1",
+    ]
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     ddp_loss = logged[0]["loss"]
@@ -92,9 +115,19 @@ def test_two_process_loss_equals_single_process_global_batch(tmp_path):
     norm = normalizer(recipe.data.mean, recipe.data.std, torch.device("cpu"))
     texts, videos, keys = [], [], []
     for rank in range(2):
-        stream = TrainStream(expand_shards(str(tmp_path / "vid" / "*.tar")), "video", 0, plan,
-                             ClipOptions(size=model.config.img_size), tok, seed=recipe.seed, rank=rank,
-                             world_size=2, shuffle_buffer=4, num_workers=0)
+        stream = TrainStream(
+            expand_shards(str(tmp_path / "vid" / "*.tar")),
+            "video",
+            0,
+            plan,
+            ClipOptions(size=model.config.img_size),
+            tok,
+            seed=recipe.seed,
+            rank=rank,
+            world_size=2,
+            shuffle_buffer=4,
+            num_workers=0,
+        )
         batch = next(iter(make_train_loader(stream, 0)))
         keys.append(batch["keys"])
         texts.append(model.encode_text(batch["text"]))

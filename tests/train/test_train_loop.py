@@ -33,12 +33,37 @@ def recipe(shards: Path, **over) -> TrainRecipe:
     data = {
         "seed": 1,
         "model": {"preset": "tiny", "text_model": VOCAB},
-        "data": {"num_workers": 2, "shuffle_buffer": 6, "max_text_len": 16, "broken_check_after": 8},
-        "sources": [{"name": "vid", "kind": "video", "shards": [str(shards / "vid" / "*.tar")], "batch_size": 4},
-                    {"name": "img", "kind": "image", "shards": [str(shards / "img" / "*.tar")], "batch_size": 4}],
-        "stages": [{"name": "1f", "frames": 1, "steps": 4, "lr": 1e-3},
-                   {"name": "4f", "frames": 4, "steps": 4, "lr": 5e-4, "temporal_fix": "interp",
-                    "batch_sizes": {"vid": 3}}],
+        "data": {
+            "num_workers": 2,
+            "shuffle_buffer": 6,
+            "max_text_len": 16,
+            "broken_check_after": 8,
+        },
+        "sources": [
+            {
+                "name": "vid",
+                "kind": "video",
+                "shards": [str(shards / "vid" / "*.tar")],
+                "batch_size": 4,
+            },
+            {
+                "name": "img",
+                "kind": "image",
+                "shards": [str(shards / "img" / "*.tar")],
+                "batch_size": 4,
+            },
+        ],
+        "stages": [
+            {"name": "1f", "frames": 1, "steps": 4, "lr": 1e-3},
+            {
+                "name": "4f",
+                "frames": 4,
+                "steps": 4,
+                "lr": 5e-4,
+                "temporal_fix": "interp",
+                "batch_sizes": {"vid": 3},
+            },
+        ],
         "optim": {"schedule": "cosine", "grad_clip_norm": 1.0},
         "train": {"log_every_steps": 1, "checkpoint_every_steps": 3},
     }
@@ -48,13 +73,18 @@ def recipe(shards: Path, **over) -> TrainRecipe:
 
 
 def steps_of(run: Path) -> list[dict]:
-    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    return [
+        r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ]
 
 
 def test_two_stage_joint_run(shards, tmp_path):
     run = tmp_path / "run"
-    r = recipe(shards, evals=[{"name": "val", "shards": [str(shards / "val" / "*.tar")], "batch_size": 8}],
-               train={"eval_every_steps": 4})
+    r = recipe(
+        shards,
+        evals=[{"name": "val", "shards": [str(shards / "val" / "*.tar")], "batch_size": 8}],
+        train={"eval_every_steps": 4},
+    )
     s = trainer.run(r, run)
     assert s.steps == 8 and s.broken == {} and s.seen == 4 * 4 + 2 * 4 + 2 * 3
     recs = steps_of(run)
@@ -65,12 +95,22 @@ def test_two_stage_joint_run(shards, tmp_path):
     lrs = [x["lr"] for x in recs]
     assert lrs[0] == 1e-3 and lrs[4] == 5e-4 and lrs[3] < lrs[1]  # per-stage cosine
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {"event": "stage", "step": 4, "stage": "4f", "frames": 4, "temporal_fix": "interp"} in events
+    assert {
+        "event": "stage",
+        "step": 4,
+        "stage": "4f",
+        "frames": 4,
+        "temporal_fix": "interp",
+    } in events
     evals = [e for e in events if e.get("event") == "eval"]
     assert [e["step"] for e in evals] == [4, 8] and evals[0]["val/videos"] == 8
     for name in ("latest.pt", "best.pt", "config.toml", "curves.png", "manifest.json"):
         assert (run / name).is_file(), name
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000003.pt", "step-0000006.pt", "step-0000008.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000003.pt",
+        "step-0000006.pt",
+        "step-0000008.pt",
+    ]
     assert load_train_recipe(run / "config.toml") == r
     _, meta = read_checkpoint(run / "latest.pt")
     assert meta["step"] == 8 and meta["frames"] == 4 and meta["best"]["metric"] == "val/t2v_R1"
@@ -82,7 +122,9 @@ def test_stage_change_inflates_the_trained_rows(shards, tmp_path):
     state, _ = read_checkpoint(run / "latest.pt")
     table = state["video_model.temporal_embed"]
     assert table[0, 1:].abs().max() == 0 and table[0, 0].abs().max() > 0  # only row 0 trained
-    model = trainer.Trainer(recipe(shards), run, base=None, init=None, progress=trainer.NullProgress(), stop_after=None).model
+    model = trainer.Trainer(
+        recipe(shards), run, base=None, init=None, progress=trainer.NullProgress(), stop_after=None
+    ).model
     trainer.inflate_in_place(model, 1, "interp")
     new = model.video_model.temporal_embed.detach()
     assert torch.equal(new[0, 1], table[0, 0]) and torch.equal(new[0, 3], table[0, 0])
@@ -121,8 +163,12 @@ def test_too_many_broken_samples_stop_the_run(shards, tmp_path):
             info = tarfile.TarInfo(f"good.{ext}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    r = recipe(shards, sources=[{"name": "vid", "kind": "video", "shards": [str(bad / "*.tar")], "batch_size": 2}],
-               stages=[{"name": "1f", "frames": 1, "steps": 4}], data={"num_workers": 0})
+    r = recipe(
+        shards,
+        sources=[{"name": "vid", "kind": "video", "shards": [str(bad / "*.tar")], "batch_size": 2}],
+        stages=[{"name": "1f", "frames": 1, "steps": 4}],
+        data={"num_workers": 0},
+    )
     with pytest.raises(WebvidError, match=r"samples were broken .*undecodable=\d+"):
         trainer.run(r, tmp_path / "run")
 
@@ -132,10 +178,19 @@ def test_init_from_a_one_frame_run_inflates_its_trained_rows(shards, tmp_path):
     trainer.run(recipe(shards), one, stop_after=4)  # a 1-frame model
     state, meta = read_checkpoint(one / "latest.pt")
     assert meta["frames"] == 1
-    r = recipe(shards, stages=[{"name": "4f", "frames": 4, "steps": 2, "lr": 1e-4}],
-               model={"init_temporal_fix": "interp"})
-    t = trainer.Trainer(r, tmp_path / "four", base=None, init=one / "latest.pt",
-                        progress=trainer.NullProgress(), stop_after=None)
+    r = recipe(
+        shards,
+        stages=[{"name": "4f", "frames": 4, "steps": 2, "lr": 1e-4}],
+        model={"init_temporal_fix": "interp"},
+    )
+    t = trainer.Trainer(
+        r,
+        tmp_path / "four",
+        base=None,
+        init=one / "latest.pt",
+        progress=trainer.NullProgress(),
+        stop_after=None,
+    )
     table = t.model.video_model.temporal_embed.detach()
     row0 = state["video_model.temporal_embed"][0, 0]
     assert all(torch.equal(table[0, i], row0) for i in range(4))

@@ -13,7 +13,9 @@ from webvid.train.recipe import load_train_recipe
 from webvid.train.schedule import Plan, StagePlan, make_cycle, plan_from_recipe, stage_steps
 
 
-@pytest.mark.parametrize("weights,cycle", [((1,), (0,)), ((1, 1), (0, 1)), ((2, 1), (0, 1, 0)), ((1, 3), (1, 0, 1, 1))])
+@pytest.mark.parametrize(
+    "weights,cycle", [((1,), (0,)), ((1, 1), (0, 1)), ((2, 1), (0, 1, 0)), ((1, 3), (1, 0, 1, 1))]
+)
 def test_cycle_interleaves_by_weight(weights, cycle):
     assert make_cycle(weights) == cycle
 
@@ -30,7 +32,14 @@ def test_steps_map_to_stage_source_frames_and_batch():
     assert [plan.source_at(s) for s in range(4)] == [0, 1, 0, 1]
     # video batches: j-th batch is used at step 2j
     specs = [plan.batch_spec(0, j) for j in range(6)]
-    assert [(s.step, s.frames, s.batch_size) for s in specs] == [(0, 1, 8), (2, 1, 8), (4, 1, 8), (6, 4, 2), (8, 4, 2), (10, 4, 2)]
+    assert [(s.step, s.frames, s.batch_size) for s in specs] == [
+        (0, 1, 8),
+        (2, 1, 8),
+        (4, 1, 8),
+        (6, 4, 2),
+        (8, 4, 2),
+        (10, 4, 2),
+    ]
     # images stay 1 frame in the 4-frame stage
     assert [plan.batch_spec(1, j).frames for j in range(5)] == [1, 1, 1, 1, 1]
     assert [plan.batches_before(0, s) for s in (0, 1, 2, 7, 10)] == [0, 1, 1, 4, 5]
@@ -87,7 +96,12 @@ def test_recipe_round_trip_and_plan(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(RECIPE)
     r = load_train_recipe(path, ["optim.schedule=cosine", "stages=[]"][:1])
-    assert r.seed == 3 and r.optim.schedule == "cosine" and r.batch_size(1, 0) == 2 and r.batch_size(1, 1) == 8
+    assert (
+        r.seed == 3
+        and r.optim.schedule == "cosine"
+        and r.batch_size(1, 0) == 2
+        and r.batch_size(1, 1) == 8
+    )
     plan = plan_from_recipe(r)
     assert [s.steps for s in plan.stages] == [10, 20] and plan.stages[1].temporal_fix == "interp"
     # the resolved copy reads back to the same recipe
@@ -96,12 +110,15 @@ def test_recipe_round_trip_and_plan(tmp_path):
     assert load_train_recipe(again) == r
 
 
-@pytest.mark.parametrize("edit,msg", [
-    ("[optim]\nlr_typo = 1", "unknown key"),
-    ("[[stages]]\nname='x'\nframes=8\nsteps=1", "more frames than model.num_frames"),
-    ("[[stages]]\nname='x'\nframes=1\nsteps=1\nbatch_sizes={nope=2}", "unknown source"),
-    ("[[stages]]\nname='x'\nframes=1", "exactly one of steps or epochs"),
-])
+@pytest.mark.parametrize(
+    "edit,msg",
+    [
+        ("[optim]\nlr_typo = 1", "unknown key"),
+        ("[[stages]]\nname='x'\nframes=8\nsteps=1", "more frames than model.num_frames"),
+        ("[[stages]]\nname='x'\nframes=1\nsteps=1\nbatch_sizes={nope=2}", "unknown source"),
+        ("[[stages]]\nname='x'\nframes=1", "exactly one of steps or epochs"),
+    ],
+)
 def test_bad_recipes_fail_with_the_key(tmp_path, edit, msg):
     path = tmp_path / "r.toml"
     path.write_text(RECIPE + edit)
@@ -116,4 +133,7 @@ def test_shipped_recipes_load(name):
     plan = plan_from_recipe(r)
     assert plan.total_steps > 0 and all(s.lr > 0 for s in plan.stages)
     if name != "msrvtt-finetune":
-        assert [s.frames for s in r.stages] == [1, 4] and {s.kind for s in r.sources} == {"video", "image"}
+        assert [s.frames for s in r.stages] == [1, 4] and {s.kind for s in r.sources} == {
+            "video",
+            "image",
+        }

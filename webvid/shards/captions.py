@@ -21,7 +21,9 @@ from functools import lru_cache
 
 _RESOLUTION = r"(?:[48]k(?:\s*uhd)?|uhd|ultra\s*hd|full\s*hd|fhd|hd|qhd|\d{3,4}p|\d{2,3}\s*fps|hdr)"
 _RESOLUTION_RE = re.compile(rf"(?:\b(?:in|at|shot\s+in)\s+)?\b{_RESOLUTION}\b", re.IGNORECASE)
-_ID_RE = re.compile(r"(?:\b(?:id|clip|video|no|nr)\.?\s*[:#]?\s*|#)\d{4,}\b|\b\d{6,}\b", re.IGNORECASE)
+_ID_RE = re.compile(
+    r"(?:\b(?:id|clip|video|no|nr)\.?\s*[:#]?\s*|#)\d{4,}\b|\b\d{6,}\b", re.IGNORECASE
+)
 _REPEAT_PUNCT_RE = re.compile(r"([!?.,;:\-_*~|/])(?:\s*\1)+")
 _SPACE_RE = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.;:!?])")
@@ -54,7 +56,9 @@ def _drop_keyword_tail(text: str, min_run: int) -> str:
     return text
 
 
-def clean_caption(raw: str | None, drop_phrases: Iterable[str] = (), min_keyword_run: int = 4) -> str:
+def clean_caption(
+    raw: str | None, drop_phrases: Iterable[str] = (), min_keyword_run: int = 4
+) -> str:
     """The descriptive part of a stock caption, tidied; "" when nothing is left."""
     if not raw:
         return ""

@@ -32,16 +32,34 @@ def funnel_table(summary: ShardSummary) -> Table:
 
 @click.command("shard")
 @click.argument("crawl_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard dir.")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard dir."
+)
 @recipe_options(None)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
 @click.option("--val-fraction", type=float, default=None, help="Share of clips in the val split.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where the per-clip work and shard writing run: a local process pool or Ray tasks.")
-@click.option("--ray-address", default=None, help="Ray cluster to use with --engine ray (default: start a local Ray).")
-def shard(crawl_dirs: tuple[str, ...], out: str, recipe: str | None, overrides: tuple[str, ...],
-          workers: int | None, val_fraction: float | None, engine: str = "local",
-          ray_address: str | None = None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the per-clip work and shard writing run: a local process pool or Ray tasks.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to use with --engine ray (default: start a local Ray).",
+)
+def shard(
+    crawl_dirs: tuple[str, ...],
+    out: str,
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    workers: int | None,
+    val_fraction: float | None,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> None:
     """Curate CRAWL_DIRs into WebDataset shards with Parquet metadata in OUT.
 
     \b
@@ -70,9 +88,13 @@ def shard(crawl_dirs: tuple[str, ...], out: str, recipe: str | None, overrides: 
     if is_quiet():
         return
     console.print(funnel_table(summary))
-    done = "already complete, nothing to do" if summary.already_done else f"{summary.elapsed_s:.1f}s"
+    done = (
+        "already complete, nothing to do" if summary.already_done else f"{summary.elapsed_s:.1f}s"
+    )
     samples = ", ".join(f"{n} {s}" for s, n in summary.samples.items() if n)
-    console.print(f"{summary.kept}/{summary.inputs} kept ({samples or 'no samples'}) in "
-                  f"{summary.shards} shard(s) → {summary.out} ({done}; "
-                  f"{summary.shards_skipped} shard(s) reused)")
+    console.print(
+        f"{summary.kept}/{summary.inputs} kept ({samples or 'no samples'}) in "
+        f"{summary.shards} shard(s) → {summary.out} ({done}; "
+        f"{summary.shards_skipped} shard(s) reused)"
+    )
     console.print(f"report: {summary.out}/report.html   verdicts: {summary.out}/verdicts.parquet")

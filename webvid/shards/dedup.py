@@ -59,7 +59,11 @@ def colour_close(a: Colour, b: Colour, max_diff: float) -> bool:
     """Whether two chroma signatures agree within ``max_diff`` everywhere (unknown: agree)."""
     if a is None or b is None or len(a) != len(b):
         return a is None or b is None
-    return all(abs(x - y) <= max_diff for fa, fb in zip(a, b, strict=True) for x, y in zip(fa, fb, strict=True))
+    return all(
+        abs(x - y) <= max_diff
+        for fa, fb in zip(a, b, strict=True)
+        for x, y in zip(fa, fb, strict=True)
+    )
 
 
 class NearIndex:
@@ -71,7 +75,8 @@ class NearIndex:
         self.max_colour_diff = max_colour_diff
         self.bands = _bands(bits, max_distance + 1)
         self.buckets: list[dict[int, list[tuple[int, str, int, Colour]]]] = [
-            defaultdict(list) for _ in self.bands]
+            defaultdict(list) for _ in self.bands
+        ]
         self.count = 0
 
     def _keys(self, value: int) -> list[int]:
@@ -84,8 +89,11 @@ class NearIndex:
         for bucket, key in zip(self.buckets, self._keys(value), strict=True):
             for seq, cid, other, other_colour in bucket.get(key, ()):
                 d = (value ^ other).bit_count()
-                if (d <= self.max_distance and (best is None or (d, seq) < best[:2])
-                        and colour_close(colour, other_colour, self.max_colour_diff)):
+                if (
+                    d <= self.max_distance
+                    and (best is None or (d, seq) < best[:2])
+                    and colour_close(colour, other_colour, self.max_colour_diff)
+                ):
                     best = (d, seq, cid)
         return (best[2], best[0]) if best else None
 
@@ -113,8 +121,9 @@ def find_duplicates(items: Iterable[DedupItem], cfg: DedupConfig) -> dict[str, D
             bits = len(it.phash) * 4
             index = indexes.get(bits)
             if index is None:
-                index = indexes[bits] = NearIndex(bits, int(cfg.near_max_distance * bits),
-                                                  cfg.near_max_colour_diff)
+                index = indexes[bits] = NearIndex(
+                    bits, int(cfg.near_max_distance * bits), cfg.near_max_colour_diff
+                )
             hit = index.query(it.phash, it.colour)
             if hit is not None:
                 out[it.uid] = Duplicate("duplicate_near", hit[0], hit[1])

@@ -18,8 +18,16 @@ _ORDER = {r: i for i, r in enumerate(VERDICT_REASONS)}
 
 #: Reasons after which a file is not decoded at all.
 HARD_REASONS = frozenset(
-    {"missing_media", "empty_file", "not_media", "not_video", "not_image", "undecodable",
-     "truncated", "too_large"}
+    {
+        "missing_media",
+        "empty_file",
+        "not_media",
+        "not_video",
+        "not_image",
+        "undecodable",
+        "truncated",
+        "too_large",
+    }
 )
 
 
@@ -129,8 +137,14 @@ def score_reasons(
 
 
 #: ffmpeg messages that mean the data stops before the container says it should.
-_CUT_OFF_MARKS = ("partial file", "Invalid NAL unit size", "Error splitting the input",
-                  "error reading header", "End of file", "Truncating packet")
+_CUT_OFF_MARKS = (
+    "partial file",
+    "Invalid NAL unit size",
+    "Error splitting the input",
+    "error reading header",
+    "End of file",
+    "Truncating packet",
+)
 
 
 def decode_reason(*, returncode: int, frames: int, expected_frames: int, stderr: str) -> str | None:

@@ -59,8 +59,9 @@ def _open(src: Path, max_area: int) -> Image.Image:
     return img
 
 
-def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int,
-                  out: Path | None) -> ImageResult:
+def process_image(
+    src: Path, cfg: ImageConfig, max_area: int, analysis_size: int, out: Path | None
+) -> ImageResult:
     """Decode ``src``; write the resized JPEG to ``out`` (atomically) when given and needed."""
     img = _open(src, max_area)
     fmt = img.format
@@ -70,14 +71,22 @@ def process_image(src: Path, cfg: ImageConfig, max_area: int, analysis_size: int
     info = {"format": (fmt or "").lower(), "rotation": _ROTATION.get(orientation, 0)}
     rgb = _to_rgb(oriented)
     width, height = rgb.size
-    small = np.asarray(rgb.convert("YCbCr").resize((analysis_size, analysis_size), Image.Resampling.BOX))
+    small = np.asarray(
+        rgb.convert("YCbCr").resize((analysis_size, analysis_size), Image.Resampling.BOX)
+    )
     grey = np.ascontiguousarray(small[:, :, 0])
     chroma = small[:, :, 1:].reshape(-1, 2).mean(axis=0)[None]
     scale = min(1.0, cfg.max_short_side / min(width, height))
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
     if out is None:
         return ImageResult(width, height, grey[None], chroma, None, None, out_w, out_h, **info)
-    if cfg.allow_copy and fmt == "JPEG" and scale == 1.0 and not rotated and img.mode in ("RGB", "L"):
+    if (
+        cfg.allow_copy
+        and fmt == "JPEG"
+        and scale == 1.0
+        and not rotated
+        and img.mode in ("RGB", "L")
+    ):
         return ImageResult(width, height, grey[None], chroma, "copy", None, width, height, **info)
     resized = rgb if scale == 1.0 else rgb.resize((out_w, out_h), Image.Resampling.BICUBIC)
     tmp = out.with_name(f".tmp-{out.name}")

@@ -21,8 +21,18 @@ from webvid.io import safe_join
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("clip_id", "source_index", "source_id", "page_url", "media_url", "caption",
-           "media_kind", "status", "sha256", "media_path")
+COLUMNS = (
+    "clip_id",
+    "source_index",
+    "source_id",
+    "page_url",
+    "media_url",
+    "caption",
+    "media_kind",
+    "status",
+    "sha256",
+    "media_path",
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,17 @@ def _item(row: dict, dir_index: int, crawl_dir: Path) -> InputItem:
         except WebvidError:
             src = None
     return InputItem(
-        uid=f"{cid}.{dir_index}", clip_id=cid, dir_index=dir_index, crawl_dir=str(crawl_dir),
-        media_path=rel, src=src, caption_raw=row.get("caption"), source_id=row.get("source_id"),
-        url=row.get("media_url"), page_url=row.get("page_url"), media_kind=row.get("media_kind"),
-        crawl_sha256=row.get("sha256"), source_index=row.get("source_index"),
+        uid=f"{cid}.{dir_index}",
+        clip_id=cid,
+        dir_index=dir_index,
+        crawl_dir=str(crawl_dir),
+        media_path=rel,
+        src=src,
+        caption_raw=row.get("caption"),
+        source_id=row.get("source_id"),
+        url=row.get("media_url"),
+        page_url=row.get("page_url"),
+        media_kind=row.get("media_kind"),
+        crawl_sha256=row.get("sha256"),
+        source_index=row.get("source_index"),
     )

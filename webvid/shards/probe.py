@@ -23,8 +23,19 @@ from pathlib import Path
 from typing import Any
 
 #: ffprobe format names of single still images (never video, whatever the file is called).
-IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
-                 "gif_pipe", "pgm_pipe", "ppm_pipe", "pam_pipe", "qoi_pipe")
+IMAGE_FORMATS = (
+    "image2",
+    "jpeg_pipe",
+    "png_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "gif_pipe",
+    "pgm_pipe",
+    "ppm_pipe",
+    "pam_pipe",
+    "qoi_pipe",
+)
 #: codecs that hold one still picture (an mp4 with one mjpeg frame is still an image).
 IMAGE_CODECS = ("mjpeg", "png", "webp", "bmp", "tiff", "gif", "pgm", "ppm", "pam", "qoi")
 
@@ -69,8 +80,20 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"\x1aE\xdf\xa3",
-          b"FLV", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3", b"OggS", b"qoif")
+_MAGIC = (
+    b"\xff\xd8\xff",
+    b"\x89PNG",
+    b"GIF8",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x1aE\xdf\xa3",
+    b"FLV",
+    b"\x00\x00\x01\xba",
+    b"\x00\x00\x01\xb3",
+    b"OggS",
+    b"qoif",
+)
 
 
 def looks_like_media(head: bytes) -> bool:
@@ -173,8 +196,15 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> ProbeInfo:
     data = run_ffprobe(path, timeout_s)
     fmt = data.get("format") or {}
     streams = data.get("streams") or []
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
     audio = any(s.get("codec_type") == "audio" for s in streams)
     container = str(fmt.get("format_name") or "unknown")
     if video is None and not audio:
@@ -194,12 +224,18 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> ProbeInfo:
         if not width or not height:  # ffprobe guessed a format from the name alone
             with open(path, "rb") as fh:
                 head = fh.read(16)
-            raise MediaError("undecodable" if looks_like_media(head) else "not_media",
-                             f"no picture size ({container})")
+            raise MediaError(
+                "undecodable" if looks_like_media(head) else "not_media",
+                f"no picture size ({container})",
+            )
         rotation = _rotation(video)
         if rotation in (90, 270) and width and height:
             width, height = height, width
-        fps = None if is_image else (_ratio(video.get("avg_frame_rate")) or _ratio(video.get("r_frame_rate")))
+        fps = (
+            None
+            if is_image
+            else (_ratio(video.get("avg_frame_rate")) or _ratio(video.get("r_frame_rate")))
+        )
         frames = _num(video.get("nb_frames"), int)
         if frames is None and fps and duration:
             frames = int(round(fps * duration))

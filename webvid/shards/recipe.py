@@ -70,7 +70,9 @@ class DedupConfig:
     exact: bool = True  # media sha256
     near: bool = True  # multi-frame perceptual hash
     near_max_distance: float = 0.1  # Hamming distance as a fraction of the hash bits
-    near_max_colour_diff: float = 12.0  # and mean chroma (U, V; 0..255) of every hashed frame this close
+    near_max_colour_diff: float = (
+        12.0  # and mean chroma (U, V; 0..255) of every hashed frame this close
+    )
     source_id: bool = True  # the same source id (or clip id) twice
 
 
@@ -99,8 +101,13 @@ class TransformConfig:
     allow_copy: bool = True  # keep the original bytes when the clip meets the target
 
     def __post_init__(self) -> None:
-        if self.max_short_side < 2 or min(self.max_fps, self.max_duration_s, self.keyframe_interval_s) <= 0:
-            raise ValueError("max_short_side, max_fps, max_duration_s, keyframe_interval_s must be positive")
+        if (
+            self.max_short_side < 2
+            or min(self.max_fps, self.max_duration_s, self.keyframe_interval_s) <= 0
+        ):
+            raise ValueError(
+                "max_short_side, max_fps, max_duration_s, keyframe_interval_s must be positive"
+            )
         if not 0 <= self.frames <= 64:
             raise ValueError("frames must be in 0..64")
 
@@ -149,6 +156,8 @@ class ShardRecipe:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> ShardRecipe:
+def load(
+    path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
+) -> ShardRecipe:
     """Read a shard recipe (defaults when ``path`` is None) with ``--set`` overrides."""
     return load_recipe(ShardRecipe, path, list(overrides))

@@ -65,8 +65,14 @@ def _histograms_png(rows: Sequence[dict[str, Any]]) -> str:
         kept = [float(r[col]) for r in rows if r.get(col) is not None and r["kept"]]
         rejected = [float(r[col]) for r in rows if r.get(col) is not None and not r["kept"]]
         if kept or rejected:
-            ax.hist([kept, rejected], bins=20, stacked=True, label=["kept", "rejected"],
-                    color=["#55a868", "#c44e52"], log=log)
+            ax.hist(
+                [kept, rejected],
+                bins=20,
+                stacked=True,
+                label=["kept", "rejected"],
+                color=["#55a868", "#c44e52"],
+                log=log,
+            )
         ax.set_title(title)
     axes.flat[0].legend()
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.94, wspace=0.25, hspace=0.35)
@@ -82,10 +88,35 @@ def _thumbnail(data: bytes, ext: str, work: Path) -> str | None:
     if ext == "mp4":
         src = work / "thumb.mp4"
         src.write_bytes(data)
-        proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-ss", "0.5",
-                               "-i", str(src), "-vf", "scale=-2:96", "-frames:v", "1", "-f", "image2pipe",
-                               "-c:v", "mjpeg", "pipe:1"], capture_output=True, timeout=60, check=False)
-        return base64.b64encode(proc.stdout).decode() if proc.returncode == 0 and proc.stdout else None
+        proc = subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-threads",
+                "1",
+                "-ss",
+                "0.5",
+                "-i",
+                str(src),
+                "-vf",
+                "scale=-2:96",
+                "-frames:v",
+                "1",
+                "-f",
+                "image2pipe",
+                "-c:v",
+                "mjpeg",
+                "pipe:1",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return (
+            base64.b64encode(proc.stdout).decode() if proc.returncode == 0 and proc.stdout else None
+        )
     img = Image.open(io.BytesIO(data)).convert("RGB")
     img.thumbnail((160, 96))
     buf = io.BytesIO()
@@ -95,7 +126,9 @@ def _thumbnail(data: bytes, ext: str, work: Path) -> str | None:
 
 def _samples(out: Path, n: int) -> list[tuple[str, str, str | None]]:
     """(key, caption, thumbnail) for the first ``n`` samples of the first train (or val) shard."""
-    tar_path = next((p for split in ("train", "val") for p in sorted((out / split).glob("*.tar"))), None)
+    tar_path = next(
+        (p for split in ("train", "val") for p in sorted((out / split).glob("*.tar"))), None
+    )
     if tar_path is None:
         return []
     found: list[tuple[str, str, str | None]] = []
@@ -103,17 +136,23 @@ def _samples(out: Path, n: int) -> list[tuple[str, str, str | None]]:
         members = {m.name: m for m in tf.getmembers()}
         keys = sorted({name.split(".", 1)[0] for name in members})[:n]
         for key in keys:
-            media = next((members[f"{key}.{e}"] for e in ("mp4", "jpg") if f"{key}.{e}" in members), None)
+            media = next(
+                (members[f"{key}.{e}"] for e in ("mp4", "jpg") if f"{key}.{e}" in members), None
+            )
             txt = members.get(f"{key}.txt")
             caption = tf.extractfile(txt).read().decode("utf-8") if txt else ""
             thumb = None
             if media is not None:
-                thumb = _thumbnail(tf.extractfile(media).read(), media.name.rsplit(".", 1)[1], Path(tmp))
+                thumb = _thumbnail(
+                    tf.extractfile(media).read(), media.name.rsplit(".", 1)[1], Path(tmp)
+                )
             found.append((key, caption, thumb))
     return found
 
 
-def render(rows: Sequence[dict[str, Any]], summary: Any, samples: Sequence[tuple[str, str, str | None]]) -> str:
+def render(
+    rows: Sequence[dict[str, Any]], summary: Any, samples: Sequence[tuple[str, str, str | None]]
+) -> str:
     """The report page as a string."""
     left = summary.inputs
     funnel_rows = [f"<tr><td>inputs</td><td></td><td>{left}</td></tr>"]
@@ -124,7 +163,8 @@ def render(rows: Sequence[dict[str, Any]], summary: Any, samples: Sequence[tuple
     cards = "".join(
         f'<figure><img alt="{html.escape(k)}" src="data:image/jpeg;base64,{t}">'
         f"<figcaption><code>{html.escape(k)}</code> {html.escape(c)}</figcaption></figure>"
-        if t else f"<figure><figcaption><code>{html.escape(k)}</code> {html.escape(c)}</figcaption></figure>"
+        if t
+        else f"<figure><figcaption><code>{html.escape(k)}</code> {html.escape(c)}</figcaption></figure>"
         for k, c, t in samples
     )
     splits = ", ".join(f"{n} {s}" for s, n in summary.samples.items() if n) or "none"
@@ -146,7 +186,9 @@ figure{{display:inline-block;width:170px;margin:6px;vertical-align:top;font-size
 """
 
 
-def write_report(out: Path, rows: Sequence[dict[str, Any]], summary: Any, n_samples: int = 6) -> Path:
+def write_report(
+    out: Path, rows: Sequence[dict[str, Any]], summary: Any, n_samples: int = 6
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -103,8 +103,13 @@ def _workers(recipe: ShardRecipe) -> int:
     return recipe.workers if recipe.workers > 0 else max(1, os.cpu_count() or 1)
 
 
-def _map(fn: Callable[[T], R], items: Sequence[T], pool: ProcessPoolExecutor | None,
-         on_done: Callable[[R], None], meanwhile: Callable[[], None] = lambda: None) -> list[R]:
+def _map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    pool: ProcessPoolExecutor | None,
+    on_done: Callable[[R], None],
+    meanwhile: Callable[[], None] = lambda: None,
+) -> list[R]:
     """Apply ``fn`` to every item (in the pool when given); results in input order.
 
     ``meanwhile`` runs in the parent after the work is handed out, while the pool computes.
@@ -129,7 +134,9 @@ def fingerprint(recipe: ShardRecipe, items: Iterable[InputItem]) -> str:
     """What the output depends on: the recipe and every input (id, bytes hash, caption, path)."""
     h = hashlib.sha256(recipe.fingerprint().encode())
     for it in sorted(items, key=lambda i: i.uid):
-        h.update(f"{it.uid}\0{it.crawl_sha256}\0{it.caption_raw}\0{it.src}\0{it.source_id}\n".encode())
+        h.update(
+            f"{it.uid}\0{it.crawl_sha256}\0{it.caption_raw}\0{it.src}\0{it.source_id}\n".encode()
+        )
     return h.hexdigest()[:20]
 
 
@@ -138,13 +145,17 @@ def _check_out(out: Path, fp: str) -> dict[str, Any] | None:
     if manifest is not None:
         if manifest.get("fingerprint") == fp:
             return manifest
-        raise InputError(f"{out} already holds shards made from other inputs or another recipe; "
-                         "choose a new output folder")
+        raise InputError(
+            f"{out} already holds shards made from other inputs or another recipe; "
+            "choose a new output folder"
+        )
     for split in SPLITS:
         for stats in (out / split).glob("*_stats.json"):
             if read_json(stats).get("run_fingerprint") != fp:
-                raise InputError(f"{out} holds an unfinished run with other inputs or another "
-                                 f"recipe ({stats.name}); remove it or choose a new output folder")
+                raise InputError(
+                    f"{out} holds an unfinished run with other inputs or another "
+                    f"recipe ({stats.name}); remove it or choose a new output folder"
+                )
     return None
 
 
@@ -152,24 +163,36 @@ def _caption_facts(items: list[InputItem], recipe: ShardRecipe) -> dict[str, dic
     """Clean captions, word counts, templated counts and the reasons they give (no language yet)."""
     cc = recipe.captions
     clean = {
-        it.uid: (cap.clean_caption(it.caption_raw, cc.drop_phrases, cc.min_keyword_run)
-                 if cc.clean else (it.caption_raw or "").strip())
+        it.uid: (
+            cap.clean_caption(it.caption_raw, cc.drop_phrases, cc.min_keyword_run)
+            if cc.clean
+            else (it.caption_raw or "").strip()
+        )
         for it in items
     }
     counts = cap.caption_counts(clean.values())
     facts: dict[str, dict[str, Any]] = {}
     for it in items:
         text = clean[it.uid]
-        facts[it.uid] = {"caption": text, "caption_words": cap.word_count(text), "caption_lang": None,
-                         "caption_lang_score": None, "caption_count": counts.get(cap.template_key(text), 0)}
+        facts[it.uid] = {
+            "caption": text,
+            "caption_words": cap.word_count(text),
+            "caption_lang": None,
+            "caption_lang_score": None,
+            "caption_count": counts.get(cap.template_key(text), 0),
+        }
         _caption_reasons(facts[it.uid], recipe)
     return facts
 
 
 def _caption_reasons(f: dict[str, Any], recipe: ShardRecipe) -> None:
     f["caption_reasons"] = filters.caption_reasons(
-        words=f["caption_words"], lang=f["caption_lang"], lang_score=f["caption_lang_score"],
-        repeats=f["caption_count"], cfg=recipe.filters)
+        words=f["caption_words"],
+        lang=f["caption_lang"],
+        lang_score=f["caption_lang_score"],
+        repeats=f["caption_count"],
+        cfg=recipe.filters,
+    )
 
 
 def _add_languages(facts: dict[str, dict[str, Any]], recipe: ShardRecipe) -> None:
@@ -181,8 +204,13 @@ def _add_languages(facts: dict[str, dict[str, Any]], recipe: ShardRecipe) -> Non
         _caption_reasons(f, recipe)
 
 
-def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
-        progress: Progress | None = None, executor: Callable[[ShardRecipe], Executor] | None = None) -> ShardSummary:
+def run(
+    config: ShardRecipe,
+    crawl_dirs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+    executor: Callable[[ShardRecipe], Executor] | None = None,
+) -> ShardSummary:
     """Curate ``crawl_dirs`` into shards under ``out``; resumable, deterministic.
 
     ``executor(config)``, when given, replaces the local process pool for the per-clip work and
@@ -203,15 +231,23 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
     staging.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         remove_stale_temps(out / split)
-    progress.message(f"{len(items)} inputs from {len(dirs)} crawl dir(s); {skipped} unsuccessful records skipped")
+    progress.message(
+        f"{len(items)} inputs from {len(dirs)} crawl dir(s); {skipped} unsuccessful records skipped"
+    )
 
     clock = _Clock(started)
     clock.lap("read")
     workers = min(_workers(config), max(1, sum(1 for it in items if it.src)))
     ctx = multiprocessing.get_context("spawn")
-    pool: Any = (executor(config) if executor is not None else
-                 ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
-                 if workers > 1 else None)
+    pool: Any = (
+        executor(config)
+        if executor is not None
+        else ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=init_worker, initargs=(config,)
+        )
+        if workers > 1
+        else None
+    )
     if pool is None:
         init_worker(config)
     else:  # start the workers now: they import while the parent cleans the captions
@@ -219,8 +255,11 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
             pool.submit(ping)
     try:
         facts = _caption_facts(items, config)
-        tasks = [ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
-                 for it in items if it.src]
+        tasks = [
+            ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
+            for it in items
+            if it.src
+        ]
         if config.output.report:  # import matplotlib while the pool works, not after it
             threading.Thread(target=_preload_report, daemon=True).start()
         progress.update("curate", total=len(tasks))
@@ -232,8 +271,12 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
 
         # clips rejected by their caption's language are transformed anyway, then dropped: the
         # language model loads and runs while the pool works instead of before it
-        results = {r["uid"]: r for r in _map(process, tasks, pool, tick,
-                                             meanwhile=lambda: _add_languages(facts, config))}
+        results = {
+            r["uid"]: r
+            for r in _map(
+                process, tasks, pool, tick, meanwhile=lambda: _add_languages(facts, config)
+            )
+        }
         clock.lap("analyse")
         verdicts = decide(items, facts, results, config)
         plans = _plan(items, verdicts, results, config)
@@ -247,8 +290,12 @@ def run(config: ShardRecipe, crawl_dirs: Sequence[str | os.PathLike[str]], out: 
     return _finish(out, dirs, items, skipped, verdicts, plans, summary, config, fp, clock, progress)
 
 
-def _plan(items: list[InputItem], verdicts: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]],
-          config: ShardRecipe) -> list[writer.ShardPlan]:
+def _plan(
+    items: list[InputItem],
+    verdicts: dict[str, dict[str, Any]],
+    results: dict[str, dict[str, Any]],
+    config: ShardRecipe,
+) -> list[writer.ShardPlan]:
     """Kept clips → split by a stable hash of the clip id → sorted by clip id → shard plans.
 
     One numbering for the whole dir (train first, then val), so keys identify samples alone.
@@ -261,8 +308,14 @@ def _plan(items: list[InputItem], verdicts: dict[str, dict[str, Any]], results: 
     for split in SPLITS:
         ordered = sorted(by_split[split], key=lambda i: (i.clip_id, i.uid))
         samples = [sample_for(it, verdicts[it.uid], results[it.uid]) for it in ordered]
-        split_plans = writer.plan_shards(samples, split, config.media_kind, config.output.max_samples,
-                                         config.output.max_bytes, start=len(plans))
+        split_plans = writer.plan_shards(
+            samples,
+            split,
+            config.media_kind,
+            config.output.max_samples,
+            config.output.max_bytes,
+            start=len(plans),
+        )
         uids = iter(ordered)
         for plan in split_plans:
             for i in range(len(plan.samples)):
@@ -277,8 +330,14 @@ def _write_one(args: tuple[Path, writer.ShardPlan, int, str]) -> dict[str, Any]:
     return stats
 
 
-def _write(out: Path, plans: list[writer.ShardPlan], pool: ProcessPoolExecutor | None,
-           config: ShardRecipe, fp: str, progress: Progress) -> ShardSummary:
+def _write(
+    out: Path,
+    plans: list[writer.ShardPlan],
+    pool: ProcessPoolExecutor | None,
+    config: ShardRecipe,
+    fp: str,
+    progress: Progress,
+) -> ShardSummary:
     summary = ShardSummary(out=out, shards=len(plans))
     todo = [p for p in plans if not writer.is_committed(out, p)]
     summary.shards_skipped = len(plans) - len(todo)
@@ -286,8 +345,12 @@ def _write(out: Path, plans: list[writer.ShardPlan], pool: ProcessPoolExecutor |
     if summary.shards_skipped:
         progress.message(f"{summary.shards_skipped} committed shard(s) kept from an earlier run")
     progress.update("write", total=len(todo))
-    _map(_write_one, [(out, p, config.output.mtime, fp) for p in todo], pool,
-         lambda _stats: progress.update("write", advance=1))
+    _map(
+        _write_one,
+        [(out, p, config.output.mtime, fp) for p in todo],
+        pool,
+        lambda _stats: progress.update("write", advance=1),
+    )
     return summary
 
 
@@ -296,13 +359,27 @@ def _funnel(verdicts: Iterable[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(r, first[r]) for r in contract.VERDICT_REASONS if first.get(r)]
 
 
-def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
-            verdicts: dict[str, dict[str, Any]], plans: list[writer.ShardPlan], summary: ShardSummary,
-            config: ShardRecipe, fp: str, clock: _Clock, progress: Progress) -> ShardSummary:
+def _finish(
+    out: Path,
+    dirs: list[Path],
+    items: list[InputItem],
+    skipped: int,
+    verdicts: dict[str, dict[str, Any]],
+    plans: list[writer.ShardPlan],
+    summary: ShardSummary,
+    config: ShardRecipe,
+    fp: str,
+    clock: _Clock,
+    progress: Progress,
+) -> ShardSummary:
     ordered = [verdicts[it.uid] for it in sorted(items, key=lambda i: (i.clip_id, i.uid))]
-    write_parquet(out / contract.VERDICTS_NAME, contract.rows_to_table(ordered, contract.VERDICT_SCHEMA))
+    write_parquet(
+        out / contract.VERDICTS_NAME, contract.rows_to_table(ordered, contract.VERDICT_SCHEMA)
+    )
     index = [writer.index_row(read_json(writer.stats_path(out, p))) for p in plans]
-    write_parquet(out / contract.SHARD_INDEX_NAME, contract.rows_to_table(index, contract.SHARD_INDEX_SCHEMA))
+    write_parquet(
+        out / contract.SHARD_INDEX_NAME, contract.rows_to_table(index, contract.SHARD_INDEX_SCHEMA)
+    )
     summary.inputs = len(items)
     summary.kept = sum(1 for v in ordered if v["kept"])
     summary.skipped_records = skipped
@@ -316,16 +393,33 @@ def _finish(out: Path, dirs: list[Path], items: list[InputItem], skipped: int,
             clock.lap("report")
         except Exception as exc:  # the report must never lose a finished run
             log.warning("report.html not written: %s", exc)
-    counts = {"inputs": summary.inputs, "kept": summary.kept, "rejected": summary.rejected,
-              "skipped_records": skipped, "shards": len(plans),
-              **{f"samples_{s}": n for s, n in summary.samples.items()},
-              **{f"rejected_{r}": n for r, n in summary.funnel}}
+    counts = {
+        "inputs": summary.inputs,
+        "kept": summary.kept,
+        "rejected": summary.rejected,
+        "skipped_records": skipped,
+        "shards": len(plans),
+        **{f"samples_{s}": n for s, n in summary.samples.items()},
+        **{f"rejected_{r}": n for r, n in summary.funnel},
+    }
     summary.elapsed_s = round(time.monotonic() - clock.started, 3)
-    write_manifest(out, "shards", config=to_dict(config), counts=counts, fingerprint=fp, tools=_tools(),
-                   inputs=[str(d) for d in dirs], funnel=summary.funnel,
-                   layout={"tar": "{split}/{shard}.tar", "parquet": "{split}/{shard}.parquet",
-                           "stats": "{split}/{shard}_stats.json"},
-                   elapsed_s=summary.elapsed_s, phase_s=clock.laps)
+    write_manifest(
+        out,
+        "shards",
+        config=to_dict(config),
+        counts=counts,
+        fingerprint=fp,
+        tools=_tools(),
+        inputs=[str(d) for d in dirs],
+        funnel=summary.funnel,
+        layout={
+            "tar": "{split}/{shard}.tar",
+            "parquet": "{split}/{shard}.parquet",
+            "stats": "{split}/{shard}_stats.json",
+        },
+        elapsed_s=summary.elapsed_s,
+        phase_s=clock.laps,
+    )
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return summary
 
@@ -336,7 +430,9 @@ def _tools() -> dict[str, str]:
 
     tools: dict[str, str] = {}
     try:
-        first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30).stdout
+        first = subprocess.run(
+            ["ffmpeg", "-version"], capture_output=True, text=True, timeout=30
+        ).stdout
         tools["ffmpeg"] = first.splitlines()[0] if first else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         tools["ffmpeg"] = "unknown"
@@ -351,9 +447,13 @@ def _tools() -> dict[str, str]:
 def _summary_from_manifest(out: Path, manifest: dict[str, Any]) -> ShardSummary:
     counts = manifest.get("counts", {})
     return ShardSummary(
-        out=out, inputs=counts.get("inputs", 0), kept=counts.get("kept", 0),
+        out=out,
+        inputs=counts.get("inputs", 0),
+        kept=counts.get("kept", 0),
         skipped_records=counts.get("skipped_records", 0),
         funnel=[(r, n) for r, n in manifest.get("funnel", [])],
         samples={s: counts.get(f"samples_{s}", 0) for s in SPLITS},
-        shards=counts.get("shards", 0), shards_skipped=counts.get("shards", 0), already_done=True,
+        shards=counts.get("shards", 0),
+        shards_skipped=counts.get("shards", 0),
+        already_done=True,
     )

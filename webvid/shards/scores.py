@@ -109,11 +109,20 @@ def phash(frames: np.ndarray, k: int) -> str:
 
 def colour_signature(chroma: np.ndarray, k: int) -> list[list[float]]:
     """Mean (U, V) of the ``k`` frames the hash uses, rounded to 0.1."""
-    return [[round(float(u), 1), round(float(v), 1)] for u, v in (chroma[i] for i in pick_frames(len(chroma), k))]
+    return [
+        [round(float(u), 1), round(float(v), 1)]
+        for u, v in (chroma[i] for i in pick_frames(len(chroma), k))
+    ]
 
 
-def frame_scores(frames: np.ndarray, *, hash_frames: int, black_luma: float, blank_std: float,
-                 scene_threshold: float) -> FrameScores:
+def frame_scores(
+    frames: np.ndarray,
+    *,
+    hash_frames: int,
+    black_luma: float,
+    blank_std: float,
+    scene_threshold: float,
+) -> FrameScores:
     scenes = scene_scores(frames)
     return FrameScores(
         frames=len(frames),

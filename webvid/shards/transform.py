@@ -30,7 +30,16 @@ import numpy as np
 from webvid.shards.probe import ProbeInfo
 from webvid.shards.recipe import AnalysisConfig, TransformConfig
 
-BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1"]
+BITEXACT = [
+    "-fflags",
+    "+bitexact",
+    "-flags:v",
+    "+bitexact",
+    "-map_metadata",
+    "-1",
+    "-map_chapters",
+    "-1",
+]
 
 
 @dataclass(frozen=True)
@@ -86,18 +95,52 @@ def _analysis_filter(a: AnalysisConfig) -> str:
 def _encode_args(plan: VideoPlan, cfg: TransformConfig, src_fps: float | None) -> list[str]:
     fps = plan.fps or src_fps or 25.0
     gop = max(1, int(round(fps * cfg.keyframe_interval_s)))
-    args = ["-c:v", cfg.codec, "-preset", cfg.preset, "-crf", str(cfg.crf), "-g", str(gop),
-            "-keyint_min", str(gop), "-pix_fmt", "yuv420p", "-threads", str(cfg.threads)]
+    args = [
+        "-c:v",
+        cfg.codec,
+        "-preset",
+        cfg.preset,
+        "-crf",
+        str(cfg.crf),
+        "-g",
+        str(gop),
+        "-keyint_min",
+        str(gop),
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        str(cfg.threads),
+    ]
     args += ["-c:a", "aac", "-b:a", "128k"] if cfg.keep_audio else ["-an"]
     return args
 
 
-def build_command(src: Path, p: ProbeInfo, plan: VideoPlan | None, out_tmp: Path | None,
-                  tcfg: TransformConfig, acfg: AnalysisConfig) -> list[str]:
+def build_command(
+    src: Path,
+    p: ProbeInfo,
+    plan: VideoPlan | None,
+    out_tmp: Path | None,
+    tcfg: TransformConfig,
+    acfg: AnalysisConfig,
+) -> list[str]:
     """The ffmpeg command: analysis frames to stdout, plus the output file when ``out_tmp``."""
     window = min(p.duration_s or tcfg.max_duration_s, tcfg.max_duration_s)
-    cmd = ["ffmpeg", "-nostdin", "-y", "-hide_banner", "-v", "error", "-threads", str(tcfg.threads),
-           "-t", f"{window:.3f}", "-i", str(src), "-filter_complex_threads", "1"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-y",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-threads",
+        str(tcfg.threads),
+        "-t",
+        f"{window:.3f}",
+        "-i",
+        str(src),
+        "-filter_complex_threads",
+        "1",
+    ]
     if out_tmp is None or plan is None or plan.kind != "transcode":
         cmd += ["-filter_complex", f"[0:v:0]{_analysis_filter(acfg)}[an]"]
         if out_tmp is not None and plan is not None:  # remux: stream copy beside the analysis
@@ -108,8 +151,10 @@ def build_command(src: Path, p: ProbeInfo, plan: VideoPlan | None, out_tmp: Path
         chain = f"scale={plan.width}:{plan.height}:flags=bicubic,setsar=1,format=yuv420p"
         if plan.fps:
             chain = f"fps={plan.fps:g}," + chain
-        cmd += ["-filter_complex",
-                f"[0:v:0]split=2[a0][t0];[a0]{_analysis_filter(acfg)}[an];[t0]{chain}[tx]"]
+        cmd += [
+            "-filter_complex",
+            f"[0:v:0]split=2[a0][t0];[a0]{_analysis_filter(acfg)}[an];[t0]{chain}[tx]",
+        ]
         cmd += ["-map", "[tx]"] + (["-map", "0:a:0?"] if tcfg.keep_audio else [])
         cmd += _encode_args(plan, tcfg, p.fps)
         cmd += [*BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(out_tmp)]
@@ -117,8 +162,14 @@ def build_command(src: Path, p: ProbeInfo, plan: VideoPlan | None, out_tmp: Path
     return cmd
 
 
-def decode_video(src: Path, p: ProbeInfo, plan: VideoPlan | None, out: Path | None,
-                 tcfg: TransformConfig, acfg: AnalysisConfig) -> DecodeResult:
+def decode_video(
+    src: Path,
+    p: ProbeInfo,
+    plan: VideoPlan | None,
+    out: Path | None,
+    tcfg: TransformConfig,
+    acfg: AnalysisConfig,
+) -> DecodeResult:
     """Run the one ffmpeg pass; ``out`` (when given and the plan writes one) appears only if it worked."""
     writes = out is not None and plan is not None and plan.kind != "copy"
     tmp = out.with_name(f".tmp-{out.name}") if writes and out is not None else None
@@ -149,15 +200,38 @@ def expected_analysis_frames(p: ProbeInfo, tcfg: TransformConfig, acfg: Analysis
     return int(math.floor(window * acfg.fps))
 
 
-def extract_frames(video: Path, duration_s: float, k: int, quality: int, out_prefix: Path) -> list[Path]:
+def extract_frames(
+    video: Path, duration_s: float, k: int, quality: int, out_prefix: Path
+) -> list[Path]:
     """K JPEGs at the midpoints of K equal segments: ``<out_prefix>.f00.jpg`` ... (renamed when done)."""
     if k <= 0 or duration_s <= 0:
         return []
     rate = k / duration_s
     tmp_pattern = out_prefix.with_name(f".tmp-{out_prefix.name}.f%02d.jpg")
-    cmd = ["ffmpeg", "-nostdin", "-y", "-hide_banner", "-v", "error", "-threads", "1", "-i", str(video),
-           "-vf", f"fps=fps={rate:.6f}:start_time={duration_s / (2 * k):.6f}", "-frames:v", str(k),
-           "-start_number", "0", "-q:v", str(quality), *BITEXACT, "-f", "image2", str(tmp_pattern)]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-y",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-threads",
+        "1",
+        "-i",
+        str(video),
+        "-vf",
+        f"fps=fps={rate:.6f}:start_time={duration_s / (2 * k):.6f}",
+        "-frames:v",
+        str(k),
+        "-start_number",
+        "0",
+        "-q:v",
+        str(quality),
+        *BITEXACT,
+        "-f",
+        "image2",
+        str(tmp_pattern),
+    ]
     proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     made = sorted(out_prefix.parent.glob(f".tmp-{out_prefix.name}.f??.jpg"))
     if proc.returncode != 0:

@@ -56,16 +56,30 @@ def ping() -> int:
 
 def _probe_fields(p: ProbeInfo) -> dict[str, Any]:
     return {
-        "container": p.container, "codec": p.codec, "width": p.width, "height": p.height,
-        "rotation": p.rotation, "fps": p.fps, "duration_s": p.duration_s,
-        "num_frames": p.num_frames, "bitrate": p.bitrate, "has_audio": p.has_audio,
+        "container": p.container,
+        "codec": p.codec,
+        "width": p.width,
+        "height": p.height,
+        "rotation": p.rotation,
+        "fps": p.fps,
+        "duration_s": p.duration_s,
+        "num_frames": p.num_frames,
+        "bitrate": p.bitrate,
+        "has_audio": p.has_audio,
     }
 
 
-def _score_fields(frames: np.ndarray, chroma: np.ndarray, recipe: ShardRecipe, media_kind: str) -> dict[str, Any]:
+def _score_fields(
+    frames: np.ndarray, chroma: np.ndarray, recipe: ShardRecipe, media_kind: str
+) -> dict[str, Any]:
     f = recipe.filters
-    s = scores.frame_scores(frames, hash_frames=recipe.analysis.hash_frames, black_luma=f.black_luma,
-                            blank_std=f.blank_std, scene_threshold=f.scene_threshold)
+    s = scores.frame_scores(
+        frames,
+        hash_frames=recipe.analysis.hash_frames,
+        black_luma=f.black_luma,
+        blank_std=f.blank_std,
+        scene_threshold=f.scene_threshold,
+    )
     video = media_kind == "video"
     return {
         "motion_score": s.motion_score if video else None,
@@ -111,10 +125,18 @@ def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, An
     return _video(task, recipe, staging, p, res)
 
 
-def _media_reasons(recipe: ShardRecipe, p: ProbeInfo, width: int | None, height: int | None) -> list[str]:
+def _media_reasons(
+    recipe: ShardRecipe, p: ProbeInfo, width: int | None, height: int | None
+) -> list[str]:
     return filters.media_reasons(
-        media_kind=recipe.media_kind, has_video=p.has_video, is_image=p.is_image, width=width,
-        height=height, fps=p.fps, duration_s=p.duration_s, cfg=recipe.filters,
+        media_kind=recipe.media_kind,
+        has_video=p.has_video,
+        is_image=p.is_image,
+        width=width,
+        height=height,
+        fps=p.fps,
+        duration_s=p.duration_s,
+        cfg=recipe.filters,
     )
 
 
@@ -123,7 +145,9 @@ def _geometry(res: dict[str, Any], width: int | None, height: int | None) -> Non
         res.update(short_side=min(width, height), aspect_ratio=round(width / height, 6))
 
 
-def _video(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res: dict[str, Any]) -> dict[str, Any]:
+def _video(
+    task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res: dict[str, Any]
+) -> dict[str, Any]:
     reasons = _media_reasons(recipe, p, p.width, p.height)
     _geometry(res, p.width, p.height)
     if set(reasons) & filters.HARD_REASONS:
@@ -132,18 +156,27 @@ def _video(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
     plan = plan_video(p, recipe.transform)
     want = task.want_output and not reasons
     out = staging / f"{task.uid}.mp4" if want else None
-    dec = decode_video(src := Path(task.src), p, plan if want else None, out, recipe.transform, recipe.analysis)
-    bad = filters.decode_reason(returncode=dec.returncode, frames=len(dec.frames),
-                                expected_frames=expected_analysis_frames(p, recipe.transform, recipe.analysis),
-                                stderr=dec.stderr)
+    dec = decode_video(
+        src := Path(task.src), p, plan if want else None, out, recipe.transform, recipe.analysis
+    )
+    bad = filters.decode_reason(
+        returncode=dec.returncode,
+        frames=len(dec.frames),
+        expected_frames=expected_analysis_frames(p, recipe.transform, recipe.analysis),
+        stderr=dec.stderr,
+    )
     if bad:
         res.update(reasons=filters.ordered([*reasons, bad]), detail=_last(dec.stderr))
         if dec.output:
             dec.output.unlink(missing_ok=True)
         return res
     res.update(_score_fields(dec.frames, dec.chroma, recipe, "video"))
-    reasons += filters.score_reasons(motion_score=res["motion_score"], black_fraction=res["black_fraction"],
-                                     scene_cuts=res["scene_cuts"], cfg=recipe.filters)
+    reasons += filters.score_reasons(
+        motion_score=res["motion_score"],
+        black_fraction=res["black_fraction"],
+        scene_cuts=res["scene_cuts"],
+        cfg=recipe.filters,
+    )
     res["reasons"] = filters.ordered(reasons)
     if not want or reasons:
         if dec.output:
@@ -157,21 +190,35 @@ def _video(task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res
     fps = plan.fps or p.fps
     res["transform"] = plan.kind
     res["out"] = {
-        "path": str(media), "bytes": media.stat().st_size, "sha256": sha256_file(media),
-        "width": plan.width, "height": plan.height, "fps": fps, "duration_s": duration,
-        "num_frames": int(round(duration * fps)) if fps else p.num_frames, "ext": "mp4", "frames": [],
+        "path": str(media),
+        "bytes": media.stat().st_size,
+        "sha256": sha256_file(media),
+        "width": plan.width,
+        "height": plan.height,
+        "fps": fps,
+        "duration_s": duration,
+        "num_frames": int(round(duration * fps)) if fps else p.num_frames,
+        "ext": "mp4",
+        "frames": [],
     }
     if plan.kind != "copy":
         res["out_files"].append(str(media))
     if recipe.transform.frames:
-        made = extract_frames(media, duration, recipe.transform.frames, recipe.transform.frame_quality,
-                              staging / task.uid)
+        made = extract_frames(
+            media,
+            duration,
+            recipe.transform.frames,
+            recipe.transform.frame_quality,
+            staging / task.uid,
+        )
         res["out"]["frames"] = [str(f) for f in made]
         res["out_files"] += [str(f) for f in made]
     return res
 
 
-def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, Any]) -> dict[str, Any]:
+def _image(
+    task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, Any]
+) -> dict[str, Any]:
     src = Path(task.src)
     if not src.is_file():
         res["reasons"] = ["missing_media"]
@@ -182,20 +229,38 @@ def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, An
         return res
     out = staging / f"{task.uid}.jpg" if task.want_output else None
     try:
-        img = process_image(src, recipe.images, recipe.filters.max_frame_area, recipe.analysis.size, out)
+        img = process_image(
+            src, recipe.images, recipe.filters.max_frame_area, recipe.analysis.size, out
+        )
     except MediaError as exc:
         if exc.reason == "undecodable":
             return _not_an_image(src, recipe, res, exc)
         res.update(reasons=[exc.reason], detail=exc.detail or None)
         return res
-    res.update(container=img.format, codec=img.format, width=img.width, height=img.height,
-               rotation=img.rotation, num_frames=1, has_audio=False)
+    res.update(
+        container=img.format,
+        codec=img.format,
+        width=img.width,
+        height=img.height,
+        rotation=img.rotation,
+        num_frames=1,
+        has_audio=False,
+    )
     _geometry(res, img.width, img.height)
     res.update(_score_fields(img.frames, img.chroma, recipe, "image"))
-    reasons = filters.media_reasons(media_kind="image", has_video=True, is_image=True, width=img.width,
-                                    height=img.height, fps=None, duration_s=None, cfg=recipe.filters)
-    reasons += filters.score_reasons(motion_score=None, black_fraction=res["black_fraction"],
-                                     scene_cuts=None, cfg=recipe.filters)
+    reasons = filters.media_reasons(
+        media_kind="image",
+        has_video=True,
+        is_image=True,
+        width=img.width,
+        height=img.height,
+        fps=None,
+        duration_s=None,
+        cfg=recipe.filters,
+    )
+    reasons += filters.score_reasons(
+        motion_score=None, black_fraction=res["black_fraction"], scene_cuts=None, cfg=recipe.filters
+    )
     res["reasons"] = filters.ordered(reasons)
     if reasons or not task.want_output:
         if img.output:
@@ -204,15 +269,26 @@ def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, An
     media = src if img.transform == "copy" else img.output
     assert media is not None
     res["transform"] = img.transform
-    res["out"] = {"path": str(media), "bytes": media.stat().st_size, "sha256": sha256_file(media),
-                  "width": img.out_width, "height": img.out_height, "fps": None, "duration_s": None,
-                  "num_frames": 1, "ext": "jpg", "frames": []}
+    res["out"] = {
+        "path": str(media),
+        "bytes": media.stat().st_size,
+        "sha256": sha256_file(media),
+        "width": img.out_width,
+        "height": img.out_height,
+        "fps": None,
+        "duration_s": None,
+        "num_frames": 1,
+        "ext": "jpg",
+        "frames": [],
+    }
     if img.output:
         res["out_files"].append(str(img.output))
     return res
 
 
-def _not_an_image(src: Path, recipe: ShardRecipe, res: dict[str, Any], exc: MediaError) -> dict[str, Any]:
+def _not_an_image(
+    src: Path, recipe: ShardRecipe, res: dict[str, Any], exc: MediaError
+) -> dict[str, Any]:
     """Pillow cannot read it: ask ffprobe what it is (a video, text, a broken image)."""
     try:
         p = probe(src)

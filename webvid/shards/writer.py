@@ -63,7 +63,9 @@ class ShardPlan:
         """What the shard will hold: keys, media hashes, captions (to validate a committed shard)."""
         h = hashlib.sha256()
         for i, s in enumerate(self.samples):
-            h.update(f"{self.key(i)}\0{s.row.get('sha256')}\0{s.caption}\0{len(s.frames)}\n".encode())
+            h.update(
+                f"{self.key(i)}\0{s.row.get('sha256')}\0{s.caption}\0{len(s.frames)}\n".encode()
+            )
         return h.hexdigest()
 
 
@@ -72,19 +74,31 @@ def _member_size(n: int) -> int:
 
 
 def _json_bytes(meta: dict[str, Any], key: str) -> bytes:
-    return json.dumps({"key": key, **meta}, sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
+    return json.dumps(
+        {"key": key, **meta}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def sample_tar_bytes(s: Sample) -> int:
     """Exact bytes this sample adds to a tar (keys are fixed width, so any key will do)."""
     key = "0" * (contract.SHARD_DIGITS + contract.SAMPLE_DIGITS)
-    sizes = [s.media_bytes, len(s.caption.encode("utf-8")), len(_json_bytes(s.meta, key)), *s.frame_bytes]
+    sizes = [
+        s.media_bytes,
+        len(s.caption.encode("utf-8")),
+        len(_json_bytes(s.meta, key)),
+        *s.frame_bytes,
+    ]
     return sum(_member_size(n) for n in sizes)
 
 
-def plan_shards(samples: Sequence[Sample], split: str, media_kind: str, max_samples: int,
-                max_bytes: int, start: int = 0) -> list[ShardPlan]:
+def plan_shards(
+    samples: Sequence[Sample],
+    split: str,
+    media_kind: str,
+    max_samples: int,
+    max_bytes: int,
+    start: int = 0,
+) -> list[ShardPlan]:
     """Cut ordered samples into shards by count and by tar bytes (a lone big sample still fits).
 
     Shards are numbered from ``start``: the val split continues after the train split, so
@@ -96,8 +110,10 @@ def plan_shards(samples: Sequence[Sample], split: str, media_kind: str, max_samp
     size = 0
     for s in samples:
         n = sample_tar_bytes(s)
-        if current is None or len(current.samples) >= max_samples or (
-            current.samples and size + n + end_overhead > max_bytes
+        if (
+            current is None
+            or len(current.samples) >= max_samples
+            or (current.samples and size + n + end_overhead > max_bytes)
         ):
             current = ShardPlan(split, start + len(shards), media_kind)
             shards.append(current)
@@ -156,7 +172,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_shard(out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_shard(
+    out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write one shard atomically (tar, Parquet, stats last); returns the stats dict."""
     started = time.time()
     folder = out / plan.split
@@ -182,7 +200,9 @@ def write_shard(out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | 
                         media_bytes += size
                 rows.append({**s.row, "key": key, "shard": plan.name, "split": plan.split})
         tar_sha = _sha256(tmp)
-    write_parquet(folder / f"{plan.name}.parquet", contract.rows_to_table(rows, contract.SAMPLE_SCHEMA))
+    write_parquet(
+        folder / f"{plan.name}.parquet", contract.rows_to_table(rows, contract.SAMPLE_SCHEMA)
+    )
     stats = {
         "shard": plan.name,
         "split": plan.split,
@@ -210,7 +230,13 @@ def write_shard(out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | 
 def index_row(stats: dict[str, Any]) -> dict[str, Any]:
     """The ``index.parquet`` row (SHARD_INDEX_SCHEMA) of a committed shard's stats."""
     return {
-        "shard": stats["shard"], "split": stats["split"], "media_kind": stats["media_kind"],
-        "count": stats["count"], "tar_bytes": stats["tar_bytes"], "media_bytes": stats["media_bytes"],
-        "tar_sha256": stats["tar_sha256"], "first_key": stats["first_key"], "last_key": stats["last_key"],
+        "shard": stats["shard"],
+        "split": stats["split"],
+        "media_kind": stats["media_kind"],
+        "count": stats["count"],
+        "tar_bytes": stats["tar_bytes"],
+        "media_bytes": stats["media_bytes"],
+        "tar_sha256": stats["tar_sha256"],
+        "first_key": stats["first_key"],
+        "last_key": stats["last_key"],
     }

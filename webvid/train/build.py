@@ -41,7 +41,9 @@ def python_model_dir(ref: str) -> str:
         mod = importlib.import_module(name)
         return str(mod.get_model_path())
     except (ImportError, AttributeError) as exc:
-        raise InputError(f"text model {ref!r}: cannot import {name}.get_model_path ({exc})") from None
+        raise InputError(
+            f"text model {ref!r}: cannot import {name}.get_model_path ({exc})"
+        ) from None
 
 
 def model_config(section: ModelSection, base: Path | None = None, **extra: Any) -> ModelConfig:
@@ -59,8 +61,9 @@ def model_config(section: ModelSection, base: Path | None = None, **extra: Any) 
     return factory(**over)
 
 
-def build_model(section: ModelSection, base: Path | None = None, init: Path | None = None,
-                **extra: Any) -> tuple[FrozenInTime, list[str]]:
+def build_model(
+    section: ModelSection, base: Path | None = None, init: Path | None = None, **extra: Any
+) -> tuple[FrozenInTime, list[str]]:
     """A fresh model, ImageNet ViT weights and an init checkpoint applied; returns notes too."""
     model = FrozenInTime(model_config(section, base, **extra))
     notes: list[str] = []
@@ -68,11 +71,16 @@ def build_model(section: ModelSection, base: Path | None = None, init: Path | No
     init_path = init if init is not None else resolve(section.init, base)
     if vit is not None and init_path is None:
         rep = load_checkpoint(model, vit)
-        notes.append(f"video encoder from {vit} ({rep.source_format}; {len(rep.kept_init)} tensors kept at init)")
+        notes.append(
+            f"video encoder from {vit} ({rep.source_format}; {len(rep.kept_init)} tensors kept at init)"
+        )
     if init_path is not None:
         rep = load_checkpoint(model, init_path, temporal_fix=section.init_temporal_fix)
-        notes.append(f"weights from {init_path} ({rep.source_format}"
-                     + (f", temporal {rep.temporal}" if rep.temporal else "") + ")")
+        notes.append(
+            f"weights from {init_path} ({rep.source_format}"
+            + (f", temporal {rep.temporal}" if rep.temporal else "")
+            + ")"
+        )
     return model, notes
 
 
@@ -93,8 +101,10 @@ def load_for_inference(path: str | Path, text_model: str | None = None) -> Froze
         config = ModelConfig(**values)
     else:
         if not text_model:
-            raise InputError(f"{path} is not a webvid checkpoint: pass --text-model DIR (the "
-                             "DistilBERT directory with its tokenizer) to evaluate it")
+            raise InputError(
+                f"{path} is not a webvid checkpoint: pass --text-model DIR (the "
+                "DistilBERT directory with its tokenizer) to evaluate it"
+            )
         config = ModelConfig.base(text_model=text_model, text_pretrained=False)
     model = FrozenInTime(config)
     load_checkpoint(model, path)
@@ -109,7 +119,9 @@ def data_stats(path: str | Path) -> dict[str, Any]:
 
     _, meta = read_checkpoint(path)
     data = (meta.get("recipe") or {}).get("data") or {}
-    return {"mean": tuple(data.get("mean", IMAGENET_MEAN)), "std": tuple(data.get("std", IMAGENET_STD)),
-            "short_side": int(data.get("decode_short_side", 256)),
-            "max_text_len": int(data.get("max_text_len", 64))}
-
+    return {
+        "mean": tuple(data.get("mean", IMAGENET_MEAN)),
+        "std": tuple(data.get("std", IMAGENET_STD)),
+        "short_side": int(data.get("decode_short_side", 256)),
+        "max_text_len": int(data.get("max_text_len", 64)),
+    }

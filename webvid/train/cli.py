@@ -20,12 +20,31 @@ from webvid.errors import ConfigError
 
 @click.command()
 @recipe_options()
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
-              help="Run dir (resumed if it holds a latest.pt).")
-@click.option("--init", "init", type=click.Path(exists=True), default=None,
-              help="Start from this checkpoint (ours or official); e.g. a 1-frame run's latest.pt.")
-@click.option("--stop-after", type=int, default=None, help="End after this global step (resumable).")
-def train(recipe: str | None, overrides: tuple[str, ...], out: str, init: str | None, stop_after: int | None) -> None:
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Run dir (resumed if it holds a latest.pt).",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(exists=True),
+    default=None,
+    help="Start from this checkpoint (ours or official); e.g. a 1-frame run's latest.pt.",
+)
+@click.option(
+    "--stop-after", type=int, default=None, help="End after this global step (resumable)."
+)
+def train(
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    out: str,
+    init: str | None,
+    stop_after: int | None,
+) -> None:
     """Train the Frozen-in-Time dual encoder from WebDataset shards (torchrun for several GPUs/CPUs).
 
     \b
@@ -40,17 +59,27 @@ def train(recipe: str | None, overrides: tuple[str, ...], out: str, init: str | 
     r = load_train_recipe(recipe, overrides)
     main = int(os.environ.get("RANK", "0")) == 0
     with progress_display() as progress:
-        summary = run(r, Path(out), base=Path(recipe).resolve().parent,
-                      init=Path(init) if init else None, progress=progress, stop_after=stop_after)
+        summary = run(
+            r,
+            Path(out),
+            base=Path(recipe).resolve().parent,
+            init=Path(init) if init else None,
+            progress=progress,
+            stop_after=stop_after,
+        )
     if main and not is_quiet():
         for note in summary.notes:
             console.print(f"[dim]{note}[/]")
         broken = sum(summary.broken.values())
-        console.print(f"[bold green]trained[/] {summary.steps} steps (from {summary.resumed_from}) in "
-                      f"{summary.wall_s:.0f} s → {summary.run_dir}   last loss {summary.last_loss:.4f}   "
-                      f"broken {broken}/{summary.seen}")
+        console.print(
+            f"[bold green]trained[/] {summary.steps} steps (from {summary.resumed_from}) in "
+            f"{summary.wall_s:.0f} s → {summary.run_dir}   last loss {summary.last_loss:.4f}   "
+            f"broken {broken}/{summary.seen}"
+        )
         if summary.best:
-            console.print(f"best {summary.best['metric']} = {summary.best['value']:.2f} at step {summary.best['step']}")
+            console.print(
+                f"best {summary.best['metric']} = {summary.best['value']:.2f} at step {summary.best['step']}"
+            )
 
 
 def _metrics_table(title: str, results: dict[str, float]) -> Table:
@@ -59,7 +88,9 @@ def _metrics_table(title: str, results: dict[str, float]) -> Table:
     for col in ("R1", "R5", "R10", "R50", "MedR", "MeanR"):
         table.add_column(col, justify="right")
     for d in ("t2v", "v2t"):
-        table.add_row(d, *(f"{results[f'{d}_{c}']:.1f}" for c in ("R1", "R5", "R10", "R50", "MedR", "MeanR")))
+        table.add_row(
+            d, *(f"{results[f'{d}_{c}']:.1f}" for c in ("R1", "R5", "R10", "R50", "MedR", "MeanR"))
+        )
     return table
 
 
@@ -68,19 +99,51 @@ def _metrics_table(title: str, results: dict[str, float]) -> Table:
 @click.argument("data")
 @click.option("--frames", type=int, default=4, show_default=True, help="Frames per clip (uniform).")
 @click.option("--kind", type=click.Choice(["video", "image"]), default="video", show_default=True)
-@click.option("--split", type=click.Path(exists=True, dir_okay=False), help="Folder data: video id list (1k-A: the JSFusion list).")
-@click.option("--captions", type=click.Path(exists=True, dir_okay=False), help="Folder data: captions JSON.")
-@click.option("--all-captions", is_flag=True, help="Folder data: every caption is a query (default: the first, 1k-A).")
-@click.option("--window-stride", type=int, default=0, help="Average sliding windows at this frame stride (0: off).")
+@click.option(
+    "--split",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Folder data: video id list (1k-A: the JSFusion list).",
+)
+@click.option(
+    "--captions", type=click.Path(exists=True, dir_okay=False), help="Folder data: captions JSON."
+)
+@click.option(
+    "--all-captions",
+    is_flag=True,
+    help="Folder data: every caption is a query (default: the first, 1k-A).",
+)
+@click.option(
+    "--window-stride",
+    type=int,
+    default=0,
+    help="Average sliding windows at this frame stride (0: off).",
+)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
-@click.option("--text-model", help="DistilBERT dir for official checkpoints (ours carry their config).")
+@click.option(
+    "--text-model", help="DistilBERT dir for official checkpoints (ours carry their config)."
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results here.")
-def eval_cmd(checkpoint: str, data: str, frames: int, kind: str, split: str | None, captions: str | None,
-             all_captions: bool, window_stride: int, batch_size: int, workers: int, text_model: str | None,
-             device: str, precision: str, json_out: str | None) -> None:
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results here."
+)
+def eval_cmd(
+    checkpoint: str,
+    data: str,
+    frames: int,
+    kind: str,
+    split: str | None,
+    captions: str | None,
+    all_captions: bool,
+    window_stride: int,
+    batch_size: int,
+    workers: int,
+    text_model: str | None,
+    device: str,
+    precision: str,
+    json_out: str | None,
+) -> None:
     """Text↔video retrieval metrics of CHECKPOINT on DATA (shard set or MSR-VTT-style folder)."""
     import torch
 
@@ -92,52 +155,104 @@ def eval_cmd(checkpoint: str, data: str, frames: int, kind: str, split: str | No
     model = load_for_inference(checkpoint, text_model).to(torch.device(device))
     stats = data_stats(checkpoint)  # the normalisation the model was trained with
     opts = ClipOptions(size=model.config.img_size, train=False, short_side=stats["short_side"])
-    stream = make_stream(data, kind, frames, opts, split=split, captions=captions,
-                         all_captions=all_captions, window_stride=window_stride)
+    stream = make_stream(
+        data,
+        kind,
+        frames,
+        opts,
+        split=split,
+        captions=captions,
+        all_captions=all_captions,
+        window_stride=window_stride,
+    )
     with progress_display() as progress:
-        results = evaluate_model(model, stream, mean=stats["mean"], std=stats["std"],
-                                 max_text_len=stats["max_text_len"], batch_size=batch_size,
-                                 num_workers=workers, precision=precision, progress=progress)
-    results.update(checkpoint=str(checkpoint), data=str(data), frames=frames, window_stride=window_stride)
+        results = evaluate_model(
+            model,
+            stream,
+            mean=stats["mean"],
+            std=stats["std"],
+            max_text_len=stats["max_text_len"],
+            batch_size=batch_size,
+            num_workers=workers,
+            precision=precision,
+            progress=progress,
+        )
+    results.update(
+        checkpoint=str(checkpoint), data=str(data), frames=frames, window_stride=window_stride
+    )
     if json_out:
         write_json(json_out, results)
     if is_quiet():
         return
-    console.print(_metrics_table(f"{data}: {results['videos']} videos, {results['captions']} captions, "
-                                 f"{results['broken']} broken", results))
+    console.print(
+        _metrics_table(
+            f"{data}: {results['videos']} videos, {results['captions']} captions, "
+            f"{results['broken']} broken",
+            results,
+        )
+    )
     console.print_json(json.dumps(results))
 
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("data")
-@click.option("--index", "out", type=click.Path(dir_okay=False), required=True, help="Parquet file to write.")
+@click.option(
+    "--index", "out", type=click.Path(dir_okay=False), required=True, help="Parquet file to write."
+)
 @click.option("--frames", type=int, default=4, show_default=True)
 @click.option("--kind", type=click.Choice(["video", "image"]), default="video", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--text-model", help="DistilBERT dir for official checkpoints.")
 @click.option("--device", default="cpu", show_default=True)
-def embed(checkpoint: str, data: str, out: str, frames: int, kind: str, batch_size: int, workers: int,
-          text_model: str | None, device: str) -> None:
+def embed(
+    checkpoint: str,
+    data: str,
+    out: str,
+    frames: int,
+    kind: str,
+    batch_size: int,
+    workers: int,
+    text_model: str | None,
+    device: str,
+) -> None:
     """Embed every clip of DATA with CHECKPOINT into a Parquet index (key, caption, embedding)."""
     from webvid.train.search import build_index
 
     with progress_display() as progress:
-        res = build_index(checkpoint, data, out, frames=frames, kind=kind, batch_size=batch_size,
-                          num_workers=workers, text_model=text_model, device=device, progress=progress)
+        res = build_index(
+            checkpoint,
+            data,
+            out,
+            frames=frames,
+            kind=kind,
+            batch_size=batch_size,
+            num_workers=workers,
+            text_model=text_model,
+            device=device,
+            progress=progress,
+        )
     if not is_quiet():
-        console.print(f"[bold green]indexed[/] {res['clips']} clips ({res['dim']}-d) → {res['path']}"
-                      + (f"   broken: {res['broken']}" if res["broken"] else ""))
+        console.print(
+            f"[bold green]indexed[/] {res['clips']} clips ({res['dim']}-d) → {res['path']}"
+            + (f"   broken: {res['broken']}" if res["broken"] else "")
+        )
 
 
 @click.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("--index", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("-k", "k", type=int, default=10, show_default=True)
-@click.option("--checkpoint", type=click.Path(exists=True), help="Model to embed the query (default: the index's).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True),
+    help="Model to embed the query (default: the index's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def search(query: tuple[str, ...], index: str, k: int, checkpoint: str | None, as_json: bool) -> None:
+def search(
+    query: tuple[str, ...], index: str, k: int, checkpoint: str | None, as_json: bool
+) -> None:
     """The top-k clips of an index for a text QUERY."""
     from webvid.train.search import search as do_search
 

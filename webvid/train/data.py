@@ -112,8 +112,13 @@ class Tokenize:
     def __call__(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
         if self._tok is None:
             self._tok = load_tokenizer(self.text_model)
-        enc = self._tok(list(captions), padding=True, truncation=True, max_length=self.max_len,
-                        return_tensors="pt")
+        enc = self._tok(
+            list(captions),
+            padding=True,
+            truncation=True,
+            max_length=self.max_len,
+            return_tensors="pt",
+        )
         return dict(enc)
 
 
@@ -139,22 +144,39 @@ def meta_of(sample: Mapping[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def decode_clip(sample: Mapping[str, Any], kind: str, n: int, mode: str, opts: ClipOptions,
-                rng: random.Random, offset: int = 0) -> np.ndarray:
+def decode_clip(
+    sample: Mapping[str, Any],
+    kind: str,
+    n: int,
+    mode: str,
+    opts: ClipOptions,
+    rng: random.Random,
+    offset: int = 0,
+) -> np.ndarray:
     """One raw sample → uint8 (F, S, S, 3); raises BrokenSample."""
     if kind == "image":
         member = fr.media_member(sample, "image")
         if member is None:
             raise fr.BrokenSample("no_media")
         frames: Any = [fr.open_image(sample[member], opts.short_side)]
-    elif len(fr.frame_members(sample)) >= n or (fr.frame_members(sample) and fr.media_member(sample, "video") is None):
+    elif len(fr.frame_members(sample)) >= n or (
+        fr.frame_members(sample) and fr.media_member(sample, "video") is None
+    ):
         frames = fr.decode_jpegs(sample, n, mode, rng, opts.short_side, offset)
     else:
         member = fr.media_member(sample, "video")
         if member is None:
             raise fr.BrokenSample("no_media")
-        frames = fr.decode_video(sample[member], n, mode, rng, opts.short_side, meta_of(sample),
-                                 offset, opts.ffmpeg_threads)
+        frames = fr.decode_video(
+            sample[member],
+            n,
+            mode,
+            rng,
+            opts.short_side,
+            meta_of(sample),
+            offset,
+            opts.ffmpeg_threads,
+        )
     w, h = fr.frame_size(frames)
     if opts.train:
         box = fr.random_resized_crop_box(w, h, opts.scale, opts.ratio, rng)
@@ -166,8 +188,10 @@ def decode_clip(sample: Mapping[str, Any], kind: str, n: int, mode: str, opts: C
 
 # ---- generator stages ----------------------------------------------------------------------
 
-def _samples_forever(shards: Sequence[str], rng: random.Random, handler: Callable[[Exception], bool]
-                     ) -> Iterator[dict[str, Any]]:
+
+def _samples_forever(
+    shards: Sequence[str], rng: random.Random, handler: Callable[[Exception], bool]
+) -> Iterator[dict[str, Any]]:
     """Endless raw samples: every pass over ``shards`` in a fresh seeded order.
 
     A pass that yields nothing at all (every shard unreadable or empty) is an error, not an
@@ -177,14 +201,18 @@ def _samples_forever(shards: Sequence[str], rng: random.Random, handler: Callabl
     while True:
         rng.shuffle(order)
         n = 0
-        for sample in wds.tariterators.tarfile_samples(({"url": u} for u in order), handler=handler):
+        for sample in wds.tariterators.tarfile_samples(
+            ({"url": u} for u in order), handler=handler
+        ):
             n += 1
             yield sample
         if n == 0:
             raise InputError(f"no readable samples in {len(order)} shard(s), e.g. {order[0]}")
 
 
-def _shuffle(samples: Iterable[dict[str, Any]], bufsize: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+def _shuffle(
+    samples: Iterable[dict[str, Any]], bufsize: int, rng: random.Random
+) -> Iterator[dict[str, Any]]:
     """A seeded shuffle buffer (fills to ``bufsize``, then emits a random slot per new sample)."""
     if bufsize <= 1:
         yield from samples
@@ -218,7 +246,9 @@ def worker_identity() -> tuple[int, int]:
     return (info.id, info.num_workers) if info is not None else (0, 1)
 
 
-def shards_for(shards: Sequence[str], rank: int, world: int, worker: int, workers: int) -> list[str]:
+def shards_for(
+    shards: Sequence[str], rank: int, world: int, worker: int, workers: int
+) -> list[str]:
     """This (rank, worker)'s share: a disjoint slice if there are enough shards, else all."""
     n = world * workers
     slot = rank * workers + worker
@@ -228,11 +258,24 @@ def shards_for(shards: Sequence[str], rank: int, world: int, worker: int, worker
 class TrainStream(IterableDataset):
     """Endless training batches of one source; see the module docstring."""
 
-    def __init__(self, shards: Sequence[str], kind: str, source: int, plan: Plan, opts: ClipOptions,
-                 tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]], *, seed: int,
-                 rank: int = 0, world_size: int = 1, shuffle_buffer: int = 1000,
-                 resume: Mapping[int, tuple[int, int]] | None = None, num_workers: int = 0,
-                 reseed: int = 0, worker_offset: int = 0) -> None:
+    def __init__(
+        self,
+        shards: Sequence[str],
+        kind: str,
+        source: int,
+        plan: Plan,
+        opts: ClipOptions,
+        tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]],
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 1000,
+        resume: Mapping[int, tuple[int, int]] | None = None,
+        num_workers: int = 0,
+        reseed: int = 0,
+        worker_offset: int = 0,
+    ) -> None:
         super().__init__()
         self.shards, self.kind, self.source, self.plan = list(shards), kind, source, plan
         self.opts, self.tokenize, self.seed = opts, tokenize, seed
@@ -246,7 +289,9 @@ class TrainStream(IterableDataset):
 
     def _rng(self, worker: int, what: str, pos: int = 0) -> random.Random:
         # str seeds hash with sha512: stable across processes and Python runs
-        return random.Random(f"{self.seed}/{self.reseed}/{self.source}/{self.rank}/{worker}/{what}/{pos}")
+        return random.Random(
+            f"{self.seed}/{self.reseed}/{self.source}/{self.rank}/{worker}/{what}/{pos}"
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         physical, workers = worker_identity()
@@ -262,8 +307,16 @@ class TrainStream(IterableDataset):
             next(stream)
         yield from self._batches(stream, worker, workers, j, pos, tar_errors, mine)
 
-    def _batches(self, stream: Iterator[dict[str, Any]], worker: int, workers: int, j: int,
-                 pos: int, tar_errors: _TarErrors, mine: Sequence[str]) -> Iterator[dict[str, Any]]:
+    def _batches(
+        self,
+        stream: Iterator[dict[str, Any]],
+        worker: int,
+        workers: int,
+        j: int,
+        pos: int,
+        tar_errors: _TarErrors,
+        mine: Sequence[str],
+    ) -> Iterator[dict[str, Any]]:
         while True:
             b = j * workers + worker
             spec = self.plan.batch_spec(self.source, b)
@@ -284,8 +337,10 @@ class TrainStream(IterableDataset):
                     log.debug("broken sample %s: %s", sample.get("__key__"), exc)
                     if sum(broken.values()) > 100 + 20 * spec.batch_size:  # nothing usable here
                         reasons = ", ".join(f"{k}={v}" for k, v in broken.most_common())
-                        raise InputError(f"{sum(broken.values())} broken samples in a row while "
-                                         f"building one batch from {len(mine)} shard(s): {reasons}") from None
+                        raise InputError(
+                            f"{sum(broken.values())} broken samples in a row while "
+                            f"building one batch from {len(mine)} shard(s): {reasons}"
+                        ) from None
                     continue
                 clips.append(clip)
                 keys.append(str(sample.get("__key__")))
@@ -294,9 +349,20 @@ class TrainStream(IterableDataset):
                 broken["unreadable_tar"] += tar_errors.count - tar_before
             pos += seen
             video = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).contiguous()
-            yield {"video": video, "text": self.tokenize(caps), "keys": keys, "captions": caps,
-                   "source": self.source, "frames": spec.frames, "batch_index": b,
-                   "worker": worker, "j": j, "pos": pos, "seen": seen, "broken": dict(broken)}
+            yield {
+                "video": video,
+                "text": self.tokenize(caps),
+                "keys": keys,
+                "captions": caps,
+                "source": self.source,
+                "frames": spec.frames,
+                "batch_index": b,
+                "worker": worker,
+                "j": j,
+                "pos": pos,
+                "seen": seen,
+                "broken": dict(broken),
+            }
             j += 1
 
 
@@ -305,11 +371,13 @@ def make_train_loader(stream: TrainStream, num_workers: int) -> torch.utils.data
     kw: dict[str, Any] = {}
     if num_workers > 0:
         kw = {"persistent_workers": True, "prefetch_factor": 2}
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
-                                       in_order=True, **kw)
+    return torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=num_workers, in_order=True, **kw
+    )
 
 
 # ---- evaluation --------------------------------------------------------------------------
+
 
 class EvalStream(IterableDataset):
     """One exact pass: yields {"key", "caption", "clips": uint8 (V, F, 3, S, S)} per sample.
@@ -320,9 +388,19 @@ class EvalStream(IterableDataset):
     averaged later; otherwise V = 1 (segment midpoints).
     """
 
-    def __init__(self, shards: Sequence[str] | None, kind: str, frames: int, opts: ClipOptions,
-                 *, rank: int = 0, world_size: int = 1, items: Sequence[Mapping[str, Any]] | None = None,
-                 window_stride: int = 0, max_samples: int = 0) -> None:
+    def __init__(
+        self,
+        shards: Sequence[str] | None,
+        kind: str,
+        frames: int,
+        opts: ClipOptions,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        items: Sequence[Mapping[str, Any]] | None = None,
+        window_stride: int = 0,
+        max_samples: int = 0,
+    ) -> None:
         super().__init__()
         self.shards, self.items = list(shards or []), items
         self.kind, self.frames, self.opts = kind, frames, opts
@@ -343,8 +421,10 @@ class EvalStream(IterableDataset):
                         sample["__url__"] = str(path)
                     yield sample
             return
-        urls = self.shards[self.rank::self.world_size][worker::workers]
-        yield from wds.tariterators.tarfile_samples(({"url": u} for u in urls), handler=_TarErrors())
+        urls = self.shards[self.rank :: self.world_size][worker::workers]
+        yield from wds.tariterators.tarfile_samples(
+            ({"url": u} for u in urls), handler=_TarErrors()
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker, workers = worker_identity()
@@ -358,8 +438,12 @@ class EvalStream(IterableDataset):
             except fr.BrokenSample as exc:
                 yield {"key": str(sample.get("__key__")), "broken": exc.reason}
                 continue
-            yield {"key": str(sample.get("__key__")), "captions": caps, "clips": clips,
-                   "url": str(sample.get("__url__", ""))}
+            yield {
+                "key": str(sample.get("__key__")),
+                "captions": caps,
+                "clips": clips,
+                "url": str(sample.get("__url__", "")),
+            }
 
     def _clips(self, sample: Mapping[str, Any], rng: random.Random) -> torch.Tensor:
         if self.window_stride <= 0 or self.kind == "image":
@@ -367,8 +451,10 @@ class EvalStream(IterableDataset):
         else:
             vlen = _length_of(sample)
             seg = max(1, vlen // self.frames)
-            out = [decode_clip(sample, self.kind, self.frames, "fix_start", self.opts, rng, off)
-                   for off in range(0, seg, self.window_stride)]
+            out = [
+                decode_clip(sample, self.kind, self.frames, "fix_start", self.opts, rng, off)
+                for off in range(0, seg, self.window_stride)
+            ]
         return torch.from_numpy(np.stack(out)).permute(0, 1, 4, 2, 3).contiguous()
 
 

@@ -42,14 +42,18 @@ class DistInfo:
 
 def pick_device(device: str, local_rank: int = 0) -> torch.device:
     if device == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return (
+            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        )
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev
 
 
-def init_distributed(backend: str = "auto", device: str = "auto", timeout_s: float = 1800) -> DistInfo:
+def init_distributed(
+    backend: str = "auto", device: str = "auto", timeout_s: float = 1800
+) -> DistInfo:
     """Join the ``torchrun`` process group if the environment says so; else a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

@@ -60,7 +60,7 @@ def chunked_similarity(text: torch.Tensor, video: torch.Tensor, chunk: int = 102
     v = torch.nn.functional.normalize(video.float(), dim=1, eps=1e-8)
     out = torch.empty(t.shape[0], v.shape[0])
     for i in range(0, t.shape[0], chunk):
-        out[i:i + chunk] = (t[i:i + chunk] @ v.t()).cpu()
+        out[i : i + chunk] = (t[i : i + chunk] @ v.t()).cpu()
     return out
 
 
@@ -73,16 +73,28 @@ def retrieval_metrics(emb: Embeddings, chunk: int = 1024) -> dict[str, float]:
 
 
 @torch.no_grad()
-def embed(model: Any, stream: EvalStream, tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]], *,
-          device: torch.device, mean: Sequence[float], std: Sequence[float], batch_size: int = 16,
-          num_workers: int = 0, precision: str = "fp32", progress: Progress | None = None,
-          with_text: bool = True) -> Embeddings:
+def embed(
+    model: Any,
+    stream: EvalStream,
+    tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]],
+    *,
+    device: torch.device,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 16,
+    num_workers: int = 0,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+    with_text: bool = True,
+) -> Embeddings:
     """Video (window-averaged) and caption embeddings of every sample of ``stream``."""
     progress = progress or NullProgress()
     m = torch.tensor(mean, device=device).view(1, 1, 3, 1, 1) * 255
     s = torch.tensor(std, device=device).view(1, 1, 3, 1, 1) * 255
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    amp = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
     keys: list[str] = []
     urls: list[str] = []
     caps: list[list[str]] = []
@@ -128,7 +140,7 @@ def embed(model: Any, stream: EvalStream, tokenize: Callable[[Sequence[str]], di
     if with_text:
         real = [i for i, c in enumerate(flat) if c]
         for j in range(0, len(real), max(1, batch_size * 4)):
-            idx = real[j:j + batch_size * 4]
+            idx = real[j : j + batch_size * 4]
             with amp:
                 text[idx] = model.encode_text(tokenize([flat[i] for i in idx])).float().cpu()
     return Embeddings(keys, urls, caps, video, text, mask, broken)
@@ -136,17 +148,30 @@ def embed(model: Any, stream: EvalStream, tokenize: Callable[[Sequence[str]], di
 
 # ---- data sources ------------------------------------------------------------------------------
 
+
 def is_folder_dataset(path: Path) -> bool:
     return path.is_dir() and (path / "videos").is_dir()
 
 
-def folder_items(root: Path, split: str | Path | None = None, captions: str | Path | None = None,
-                 all_captions: bool = False) -> list[dict[str, Any]]:
+def folder_items(
+    root: Path,
+    split: str | Path | None = None,
+    captions: str | Path | None = None,
+    all_captions: bool = False,
+) -> list[dict[str, Any]]:
     """Raw eval samples of an MSR-VTT-style folder (media read lazily by the stream)."""
     vids_dir = root / "videos" / "all" if (root / "videos" / "all").is_dir() else root / "videos"
-    cap_file = Path(captions) if captions else _first(root, ("captions.json", "annotation/MSR_VTT.json", "MSR_VTT.json"))
+    cap_file = (
+        Path(captions)
+        if captions
+        else _first(root, ("captions.json", "annotation/MSR_VTT.json", "MSR_VTT.json"))
+    )
     table = _read_captions(cap_file)
-    split_file = Path(split) if split else _first(root, ("test_list.txt", "val_list_jsfusion.txt", "split.txt"), required=False)
+    split_file = (
+        Path(split)
+        if split
+        else _first(root, ("test_list.txt", "val_list_jsfusion.txt", "split.txt"), required=False)
+    )
     if split_file is not None:
         ids = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
     else:
@@ -157,7 +182,9 @@ def folder_items(root: Path, split: str | Path | None = None, captions: str | Pa
         if vid not in table:
             raise InputError(f"{cap_file}: no caption for video {vid!r} of the split list")
         caps = table[vid] if all_captions else table[vid][:1]
-        items.append({"__key__": vid, "path": str(files.get(vid, vids_dir / f"{vid}.mp4")), "captions": caps})
+        items.append(
+            {"__key__": vid, "path": str(files.get(vid, vids_dir / f"{vid}.mp4")), "captions": caps}
+        )
     if not items:
         raise InputError(f"{root}: no videos to evaluate")
     return items
@@ -189,15 +216,35 @@ def _read_captions(path: Path) -> dict[str, list[str]]:
     return table
 
 
-def make_stream(data: str | Path | Sequence[str], kind: str, frames: int, opts: ClipOptions, *,
-                split: str | None = None, captions: str | None = None, all_captions: bool = False,
-                window_stride: int = 0, max_samples: int = 0, base: Path | None = None,
-                rank: int = 0, world_size: int = 1) -> EvalStream:
+def make_stream(
+    data: str | Path | Sequence[str],
+    kind: str,
+    frames: int,
+    opts: ClipOptions,
+    *,
+    split: str | None = None,
+    captions: str | None = None,
+    all_captions: bool = False,
+    window_stride: int = 0,
+    max_samples: int = 0,
+    base: Path | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EvalStream:
     """An :class:`EvalStream` over a shard set (patterns or a folder of tars) or an MSR-VTT folder."""
     if isinstance(data, (str, Path)) and is_folder_dataset(Path(data)):
         items = folder_items(Path(data), split, captions, all_captions)
-        return EvalStream(None, "video", frames, opts, items=items, window_stride=window_stride,
-                          max_samples=max_samples, rank=rank, world_size=world_size)
+        return EvalStream(
+            None,
+            "video",
+            frames,
+            opts,
+            items=items,
+            window_stride=window_stride,
+            max_samples=max_samples,
+            rank=rank,
+            world_size=world_size,
+        )
     patterns: Sequence[str]
     if isinstance(data, (str, Path)):
         p = Path(data)
@@ -205,20 +252,46 @@ def make_stream(data: str | Path | Sequence[str], kind: str, frames: int, opts: 
     else:
         patterns = list(data)
     shards = expand_shards(patterns, base)
-    return EvalStream(shards, kind, frames, opts, window_stride=window_stride, max_samples=max_samples,
-                      rank=rank, world_size=world_size)
+    return EvalStream(
+        shards,
+        kind,
+        frames,
+        opts,
+        window_stride=window_stride,
+        max_samples=max_samples,
+        rank=rank,
+        world_size=world_size,
+    )
 
 
-def evaluate_model(model: Any, stream: EvalStream, *, mean: Sequence[float], std: Sequence[float],
-                   max_text_len: int = 64, batch_size: int = 16, num_workers: int = 0,
-                   precision: str = "fp32", progress: Progress | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model: Any,
+    stream: EvalStream,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    max_text_len: int = 64,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        emb = embed(model, stream, Tokenize(model.config.tokenizer_ref, max_text_len), device=device,
-                    mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
-                    precision=precision, progress=progress)
+        emb = embed(
+            model,
+            stream,
+            Tokenize(model.config.tokenizer_ref, max_text_len),
+            device=device,
+            mean=mean,
+            std=std,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            precision=precision,
+            progress=progress,
+        )
     finally:
         model.train(was_training)
     out: dict[str, Any] = retrieval_metrics(emb)
@@ -226,17 +299,32 @@ def evaluate_model(model: Any, stream: EvalStream, *, mean: Sequence[float], std
     return out
 
 
-def evaluate_sets(model: Any, recipe: Any, base: Path | None, info: D.DistInfo, frames: int) -> dict[str, Any]:
+def evaluate_sets(
+    model: Any, recipe: Any, base: Path | None, info: D.DistInfo, frames: int
+) -> dict[str, Any]:
     """The recipe's validation sets during training (rank 0 evaluates; all ranks get the figures)."""
     results: dict[str, Any] = {}
     if info.is_main:
         d = recipe.data
         for ev in recipe.evals:
-            opts = ClipOptions(size=model.config.img_size, train=False, short_side=d.decode_short_side,
-                               caption_max_chars=d.caption_max_chars)
-            stream = make_stream(ev.shards, ev.kind, ev.frames or frames, opts, max_samples=ev.max_samples, base=base)
-            figs = evaluate_model(model, stream, mean=d.mean, std=d.std, max_text_len=d.max_text_len,
-                                  batch_size=ev.batch_size, num_workers=min(d.num_workers, len(stream.shards) or 1),
-                                  precision=recipe.train.precision)
+            opts = ClipOptions(
+                size=model.config.img_size,
+                train=False,
+                short_side=d.decode_short_side,
+                caption_max_chars=d.caption_max_chars,
+            )
+            stream = make_stream(
+                ev.shards, ev.kind, ev.frames or frames, opts, max_samples=ev.max_samples, base=base
+            )
+            figs = evaluate_model(
+                model,
+                stream,
+                mean=d.mean,
+                std=d.std,
+                max_text_len=d.max_text_len,
+                batch_size=ev.batch_size,
+                num_workers=min(d.num_workers, len(stream.shards) or 1),
+                precision=recipe.train.precision,
+            )
             results.update({f"{ev.name}/{k}": v for k, v in figs.items()})
     return D.broadcast_object(results, info)

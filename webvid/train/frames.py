@@ -51,8 +51,9 @@ class BrokenSample(Exception):
         self.reason = reason
 
 
-def sample_indices(n: int, vlen: int, mode: str, rng: random.Random | None = None,
-                   offset: int = 0) -> list[int]:
+def sample_indices(
+    n: int, vlen: int, mode: str, rng: random.Random | None = None, offset: int = 0
+) -> list[int]:
     """Pick ``n`` frame indices out of ``vlen`` frames.
 
     ``rand``: one uniform draw inside each of ``n`` equal segments (``[start, next_start)``);
@@ -89,11 +90,24 @@ def scaled_size(w: int, h: int, short_side: int) -> tuple[int, int]:
 
 def probe_video(path: str) -> tuple[int, int, int]:
     """(frames, width, height) of the first video stream; counts packets if the header lacks it."""
+
     def run(extra: list[str], entries: str) -> list[str]:
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "v:0", *extra,
-             "-show_entries", f"stream={entries}", "-of", "csv=p=0", path],
-            capture_output=True, timeout=60,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                *extra,
+                "-show_entries",
+                f"stream={entries}",
+                "-of",
+                "csv=p=0",
+                path,
+            ],
+            capture_output=True,
+            timeout=60,
         )
         if out.returncode != 0:
             raise BrokenSample("undecodable", out.stderr.decode(errors="replace").strip()[-200:])
@@ -115,9 +129,16 @@ def _tmp_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def decode_video(data: bytes, n: int, mode: str, rng: random.Random | None, short_side: int,
-                 meta: Mapping[str, Any] | None = None, offset: int = 0,
-                 threads: int = 1) -> np.ndarray:
+def decode_video(
+    data: bytes,
+    n: int,
+    mode: str,
+    rng: random.Random | None,
+    short_side: int,
+    meta: Mapping[str, Any] | None = None,
+    offset: int = 0,
+    threads: int = 1,
+) -> np.ndarray:
     """``n`` frames of the video in ``data`` as ``uint8 (n, H, W, 3)`` at short side ``short_side``."""
     if not data:
         raise BrokenSample("empty_media")
@@ -133,16 +154,37 @@ def decode_video(data: bytes, n: int, mode: str, rng: random.Random | None, shor
         return read_video_frames(fh.name, idx, w, h, short_side, threads=threads)
 
 
-def read_video_frames(path: str, idx: Sequence[int], w: int, h: int, short_side: int,
-                      threads: int = 1) -> np.ndarray:
+def read_video_frames(
+    path: str, idx: Sequence[int], w: int, h: int, short_side: int, threads: int = 1
+) -> np.ndarray:
     """Decode frames ``idx`` (any order, repeats allowed) of ``path`` with one ffmpeg call."""
     uniq = sorted(set(idx))
     ow, oh = scaled_size(w, h, short_side)
     expr = "+".join(f"eq(n\\,{i})" for i in uniq)
     vf = f"select='{expr}'" + (f",scale={ow}:{oh}:flags=bilinear" if (ow, oh) != (w, h) else "")
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-threads", str(threads), "-i", path,
-           "-an", "-sn", "-vf", vf, "-fps_mode", "passthrough", "-frames:v", str(len(uniq)),
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-nostdin",
+        "-threads",
+        str(threads),
+        "-i",
+        path,
+        "-an",
+        "-sn",
+        "-vf",
+        vf,
+        "-fps_mode",
+        "passthrough",
+        "-frames:v",
+        str(len(uniq)),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     out = subprocess.run(cmd, capture_output=True, timeout=120)
     size = ow * oh * 3
     got = len(out.stdout) // size
@@ -189,8 +231,14 @@ def _shrink(img: Image.Image, short_side: int) -> Image.Image:
     return img if (ow, oh) == img.size else img.resize((ow, oh), Image.BILINEAR)
 
 
-def decode_jpegs(sample: Mapping[str, Any], n: int, mode: str, rng: random.Random | None,
-                 short_side: int, offset: int = 0) -> list[Image.Image]:
+def decode_jpegs(
+    sample: Mapping[str, Any],
+    n: int,
+    mode: str,
+    rng: random.Random | None,
+    short_side: int,
+    offset: int = 0,
+) -> list[Image.Image]:
     members = frame_members(sample)
     if not members:
         raise BrokenSample("no_frames")
@@ -206,8 +254,9 @@ def decode_jpegs(sample: Mapping[str, Any], n: int, mode: str, rng: random.Rando
 Box = tuple[float, float, float, float]
 
 
-def random_resized_crop_box(w: int, h: int, scale: Sequence[float], ratio: Sequence[float],
-                            rng: random.Random) -> Box:
+def random_resized_crop_box(
+    w: int, h: int, scale: Sequence[float], ratio: Sequence[float], rng: random.Random
+) -> Box:
     """torchvision's RandomResizedCrop box rule (10 tries, then the central crop)."""
     area = w * h
     log_r = (math.log(ratio[0]), math.log(ratio[1]))
@@ -238,8 +287,9 @@ def center_box(w: int, h: int) -> Box:
     return (x, y, x + s, y + s)
 
 
-def crop_frames(frames: Sequence[Image.Image] | np.ndarray, box: Box, size: int,
-                flip: bool) -> np.ndarray:
+def crop_frames(
+    frames: Sequence[Image.Image] | np.ndarray, box: Box, size: int, flip: bool
+) -> np.ndarray:
     """Crop ``box`` from every frame, resize to ``size``², optionally mirror → uint8 (F,S,S,3)."""
     out = np.empty((len(frames), size, size, 3), np.uint8)
     for i, fr in enumerate(frames):
@@ -260,7 +310,7 @@ def frame_size(frames: Sequence[Image.Image] | np.ndarray) -> tuple[int, int]:
 
 def media_member(sample: Mapping[str, Any], kind: str) -> str | None:
     """The media member of a sample (``mp4`` …, or ``jpg`` …) or None."""
-    for ext in (VIDEO_EXTS if kind == "video" else IMAGE_EXTS):
+    for ext in VIDEO_EXTS if kind == "video" else IMAGE_EXTS:
         if ext in sample:
             return ext
     return None

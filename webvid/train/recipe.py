@@ -143,7 +143,9 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: frames must be >= 1")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"stage {self.name!r}: give exactly one of steps or epochs")
-        if (self.steps is not None and self.steps < 1) or (self.epochs is not None and self.epochs <= 0):
+        if (self.steps is not None and self.steps < 1) or (
+            self.epochs is not None and self.epochs <= 0
+        ):
             raise ValueError(f"stage {self.name!r}: steps/epochs must be positive")
         if self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError(f"stage {self.name!r}: lr must be > 0, warmup_steps >= 0")
@@ -221,7 +223,9 @@ class TrainRecipe:
         return self.stages[stage].batch_sizes.get(src.name, src.batch_size)
 
 
-def load_train_recipe(path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()) -> TrainRecipe:
+def load_train_recipe(
+    path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()
+) -> TrainRecipe:
     """Read and validate a training recipe; errors name the file and the key."""
     recipe = load_recipe(TrainRecipe, path, list(overrides))
     if not isinstance(recipe, TrainRecipe):  # pragma: no cover - load_recipe's contract

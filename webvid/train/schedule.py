@@ -58,7 +58,9 @@ def make_cycle(weights: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def stage_steps(epochs: float, samples_per_epoch: int, batch_size: int, cycle: Sequence[int]) -> int:
+def stage_steps(
+    epochs: float, samples_per_epoch: int, batch_size: int, cycle: Sequence[int]
+) -> int:
     """Optimiser steps for a stage given in epochs of the first source (ceil to full cycles)."""
     per_cycle = sum(1 for s in cycle if s == 0)
     cycles = math.ceil(epochs * samples_per_epoch / (batch_size * per_cycle))
@@ -68,8 +70,15 @@ def stage_steps(epochs: float, samples_per_epoch: int, batch_size: int, cycle: S
 class Plan:
     """The whole run: stages laid end to end over a global step counter."""
 
-    def __init__(self, stages: Sequence[StagePlan], kinds: Sequence[str], weights: Sequence[int],
-                 *, schedule: str = "constant", min_lr_ratio: float = 0.0) -> None:
+    def __init__(
+        self,
+        stages: Sequence[StagePlan],
+        kinds: Sequence[str],
+        weights: Sequence[int],
+        *,
+        schedule: str = "constant",
+        min_lr_ratio: float = 0.0,
+    ) -> None:
         if not stages:
             raise ValueError("no stages")
         self.stages = tuple(stages)
@@ -84,7 +93,9 @@ class Plan:
             t += st.steps
         self.total_steps = t
         # positions inside one cycle where each source is used
-        self._positions = [[p for p, s in enumerate(self.cycle) if s == i] for i in range(len(kinds))]
+        self._positions = [
+            [p for p, s in enumerate(self.cycle) if s == i] for i in range(len(kinds))
+        ]
 
     # ---- step → stage / source / lr -------------------------------------------------------
     def stage_at(self, step: int) -> int:
@@ -132,8 +143,9 @@ class Plan:
         """Frames and batch size of ``source``'s j-th batch. Past the end: the last stage's."""
         step = self.step_of_batch(source, j)
         stage = self.stage_at(min(step, self.total_steps - 1))
-        return BatchSpec(step, stage, self.frames_for(stage, source),
-                         self.stages[stage].batch_sizes[source])
+        return BatchSpec(
+            step, stage, self.frames_for(stage, source), self.stages[stage].batch_sizes[source]
+        )
 
 
 def plan_from_recipe(recipe: object) -> Plan:
@@ -144,10 +156,24 @@ def plan_from_recipe(recipe: object) -> Plan:
     stages = []
     for i, st in enumerate(recipe.stages):  # type: ignore[attr-defined]
         sizes = tuple(recipe.batch_size(i, k) for k in range(len(sources)))  # type: ignore[attr-defined]
-        steps = st.steps if st.steps is not None else stage_steps(
-            st.epochs, recipe.data.samples_per_epoch, sizes[0], cycle  # type: ignore[attr-defined]
+        steps = (
+            st.steps
+            if st.steps is not None
+            else stage_steps(
+                st.epochs,
+                recipe.data.samples_per_epoch,
+                sizes[0],
+                cycle,  # type: ignore[attr-defined]
+            )
         )
-        stages.append(StagePlan(st.name, st.frames, steps, st.lr, st.warmup_steps, sizes, st.temporal_fix))
+        stages.append(
+            StagePlan(st.name, st.frames, steps, st.lr, st.warmup_steps, sizes, st.temporal_fix)
+        )
     optim = recipe.optim  # type: ignore[attr-defined]
-    return Plan(stages, [s.kind for s in sources], weights,
-                schedule=optim.schedule, min_lr_ratio=optim.min_lr_ratio)
+    return Plan(
+        stages,
+        [s.kind for s in sources],
+        weights,
+        schedule=optim.schedule,
+        min_lr_ratio=optim.min_lr_ratio,
+    )

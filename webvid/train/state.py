@@ -52,13 +52,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, step: int,
-         stage: int, frames: int, data_state: list[dict[str, Any]], counters: dict[str, Any],
-         best: dict[str, Any], recipe: dict[str, Any]) -> None:
+def save(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    step: int,
+    stage: int,
+    frames: int,
+    data_state: list[dict[str, Any]],
+    counters: dict[str, Any],
+    best: dict[str, Any],
+    recipe: dict[str, Any],
+) -> None:
     """One training checkpoint, atomically (also a plain model checkpoint for eval/--init)."""
     save_checkpoint(
-        path, model,
-        step=step, stage=stage, frames=frames, epoch=step,
+        path,
+        model,
+        step=step,
+        stage=stage,
+        frames=frames,
+        epoch=step,
         optim_state=optimizer.state_dict(),
         rng=rng_state(),
         data_state=data_state,
@@ -75,7 +89,9 @@ def load(path: Path) -> dict[str, Any]:
     if missing:
         from webvid.errors import InputError
 
-        raise InputError(f"{path} is a model checkpoint, not a training state (no {', '.join(missing)})")
+        raise InputError(
+            f"{path} is a model checkpoint, not a training state (no {', '.join(missing)})"
+        )
     return meta
 
 

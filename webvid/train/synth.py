@@ -25,8 +25,14 @@ from PIL import Image
 
 from webvid.contract import sample_key, shard_name
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (40, 60, 220),
-           "yellow": (230, 210, 30), "white": (240, 240, 240), "purple": (150, 40, 170)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (40, 60, 220),
+    "yellow": (230, 210, 30),
+    "white": (240, 240, 240),
+    "purple": (150, 40, 170),
+}
 BACKGROUNDS = {"black": (10, 10, 10), "grey": (120, 120, 120), "brown": (110, 70, 30)}
 SHAPES = ("square", "circle")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -48,17 +54,34 @@ class ClipSpec:
         return f"a {self.colour} {self.shape} on a {self.background} background"
 
 
-def random_specs(n: int, seed: int, colours: Sequence[str] = tuple(COLOURS),
-                 backgrounds: Sequence[str] = tuple(BACKGROUNDS),
-                 shapes: Sequence[str] = SHAPES) -> list[ClipSpec]:
+def random_specs(
+    n: int,
+    seed: int,
+    colours: Sequence[str] = tuple(COLOURS),
+    backgrounds: Sequence[str] = tuple(BACKGROUNDS),
+    shapes: Sequence[str] = SHAPES,
+) -> list[ClipSpec]:
     """``n`` random specs; a smaller vocabulary makes same-look, other-direction negatives common."""
     rng = random.Random(seed)
-    return [ClipSpec(rng.choice(list(colours)), rng.choice(list(shapes)), rng.choice(list(DIRECTIONS)),
-                     rng.choice(list(backgrounds))) for _ in range(n)]
+    return [
+        ClipSpec(
+            rng.choice(list(colours)),
+            rng.choice(list(shapes)),
+            rng.choice(list(DIRECTIONS)),
+            rng.choice(list(backgrounds)),
+        )
+        for _ in range(n)
+    ]
 
 
-def render(spec: ClipSpec, width: int = 64, height: int = 48, frames: int = 16,
-           seed: int = 0, moving: bool = True) -> np.ndarray:
+def render(
+    spec: ClipSpec,
+    width: int = 64,
+    height: int = 48,
+    frames: int = 16,
+    seed: int = 0,
+    moving: bool = True,
+) -> np.ndarray:
     """uint8 (frames, H, W, 3): the shape crossing the frame in its direction."""
     rng = random.Random(seed)
     r = max(3, min(width, height) // 5)
@@ -89,10 +112,36 @@ def encode_mp4(frames: np.ndarray, fps: int = 8) -> bytes:
     out_path = Path(_tmpdir()) / f"synth-{random.getrandbits(64):x}.mp4"
     try:
         proc = subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-             "-r", str(fps), "-i", "pipe:0", "-c:v", "libx264", "-preset", "ultrafast",
-             "-pix_fmt", "yuv420p", "-g", str(fps), "-movflags", "+faststart", str(out_path)],
-            input=frames.tobytes(), capture_output=True, timeout=60,
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{w}x{h}",
+                "-r",
+                str(fps),
+                "-i",
+                "pipe:0",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                str(fps),
+                "-movflags",
+                "+faststart",
+                str(out_path),
+            ],
+            input=frames.tobytes(),
+            capture_output=True,
+            timeout=60,
         )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.decode(errors="replace"))
@@ -126,9 +175,19 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_video_shards(out_dir: str | Path, specs: Sequence[ClipSpec], *, per_shard: int = 8,
-                       width: int = 64, height: int = 48, frames: int = 16, fps: int = 8,
-                       pre_extract: int = 0, mp4: bool = True, seed: int = 0) -> list[Path]:
+def write_video_shards(
+    out_dir: str | Path,
+    specs: Sequence[ClipSpec],
+    *,
+    per_shard: int = 8,
+    width: int = 64,
+    height: int = 48,
+    frames: int = 16,
+    fps: int = 8,
+    pre_extract: int = 0,
+    mp4: bool = True,
+    seed: int = 0,
+) -> list[Path]:
     """Write clips of ``specs`` into ``00000.tar`` … under ``out_dir``; return the tar paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,11 +196,17 @@ def write_video_shards(out_dir: str | Path, specs: Sequence[ClipSpec], *, per_sh
         shard = si // per_shard
         path = out / f"{shard_name(shard)}.tar"
         with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, spec in enumerate(specs[si:si + per_shard]):
+            for i, spec in enumerate(specs[si : si + per_shard]):
                 key = sample_key(shard, i)
                 arr = render(spec, width, height, frames, seed=seed * 1_000_003 + si + i)
-                meta: dict[str, object] = {"key": key, "caption": spec.caption, "width": width,
-                                           "height": height, "num_frames": frames, "fps": fps}
+                meta: dict[str, object] = {
+                    "key": key,
+                    "caption": spec.caption,
+                    "width": width,
+                    "height": height,
+                    "num_frames": frames,
+                    "fps": fps,
+                }
                 if mp4:
                     _add(tar, f"{key}.mp4", encode_mp4(arr, fps))
                 if pre_extract:
@@ -154,8 +219,15 @@ def write_video_shards(out_dir: str | Path, specs: Sequence[ClipSpec], *, per_sh
     return paths
 
 
-def write_image_shards(out_dir: str | Path, specs: Sequence[ClipSpec], *, per_shard: int = 8,
-                       width: int = 64, height: int = 48, seed: int = 0) -> list[Path]:
+def write_image_shards(
+    out_dir: str | Path,
+    specs: Sequence[ClipSpec],
+    *,
+    per_shard: int = 8,
+    width: int = 64,
+    height: int = 48,
+    seed: int = 0,
+) -> list[Path]:
     """Still images (a frame of a non-moving clip) captioned without a direction."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,11 +236,15 @@ def write_image_shards(out_dir: str | Path, specs: Sequence[ClipSpec], *, per_sh
         shard = si // per_shard
         path = out / f"{shard_name(shard)}.tar"
         with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, spec in enumerate(specs[si:si + per_shard]):
+            for i, spec in enumerate(specs[si : si + per_shard]):
                 key = sample_key(shard, i)
                 arr = render(spec, width, height, 1, seed=seed * 1_000_003 + si + i, moving=False)
                 _add(tar, f"{key}.jpg", jpeg(arr[0]))
                 _add(tar, f"{key}.txt", spec.image_caption.encode())
-                _add(tar, f"{key}.json", json.dumps({"key": key, "width": width, "height": height}).encode())
+                _add(
+                    tar,
+                    f"{key}.json",
+                    json.dumps({"key": key, "width": width, "height": height}).encode(),
+                )
         paths.append(path)
     return paths

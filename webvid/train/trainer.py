@@ -77,21 +77,32 @@ def inflate_in_place(model: torch.nn.Module, trained_frames: int, mode: str) -> 
     """Rebuild the temporal table from its first ``trained_frames`` rows (curriculum step)."""
     table = _video_model(model).temporal_embed
     with torch.no_grad():
-        table.copy_(inflate_temporal_embed(table[:, :trained_frames].detach(), table.shape[1], mode))
+        table.copy_(
+            inflate_temporal_embed(table[:, :trained_frames].detach(), table.shape[1], mode)
+        )
 
 
 class Trainer:
     """One run; :meth:`run` is the loop. Build with :func:`run` rather than directly."""
 
-    def __init__(self, recipe: TrainRecipe, run_dir: Path, *, base: Path | None, init: Path | None,
-                 progress: Progress, stop_after: int | None) -> None:
+    def __init__(
+        self,
+        recipe: TrainRecipe,
+        run_dir: Path,
+        *,
+        base: Path | None,
+        init: Path | None,
+        progress: Progress,
+        stop_after: int | None,
+    ) -> None:
         self.recipe, self.run_dir, self.base = recipe, Path(run_dir), base
         self.progress, self.stop_after = progress, stop_after
         self.info = D.init_distributed(recipe.train.dist_backend, recipe.train.device)
         self.plan: Plan = plan_from_recipe(recipe)
         torch.manual_seed(recipe.seed)  # same initial weights on every rank
-        model, self.notes = build_model(recipe.model, base, init,
-                                        grad_checkpointing=recipe.train.grad_checkpointing)
+        model, self.notes = build_model(
+            recipe.model, base, init, grad_checkpointing=recipe.train.grad_checkpointing
+        )
         self.model = model.to(self.info.device)
         self.ddp: torch.nn.Module = self.model
         if self.info.distributed:
@@ -102,7 +113,9 @@ class Trainer:
         self.step = 0
         self.counters: dict[str, Any] = {"seen": 0, "broken": {}}
         self.best: dict[str, Any] = {}
-        self.data_state: dict[int, dict[int, tuple[int, int]]] = {i: {} for i in range(len(recipe.sources))}
+        self.data_state: dict[int, dict[int, tuple[int, int]]] = {
+            i: {} for i in range(len(recipe.sources))
+        }
         self.trained_frames = 1
         self._rng_to_restore: dict[str, Any] | None = None
         self._resume_or_init(init)
@@ -112,8 +125,10 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("train.tensorboard = true needs the tensorboard package "
-                              "(pip install tensorboard); metrics.jsonl has the same figures") from None
+            raise ConfigError(
+                "train.tensorboard = true needs the tensorboard package "
+                "(pip install tensorboard); metrics.jsonl has the same figures"
+            ) from None
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     # ---- set-up ------------------------------------------------------------------------------
@@ -122,8 +137,10 @@ class Trainer:
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (no_decay if p.ndim < 2 or "embed" in name or "token" in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": o.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": o.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         return torch.optim.AdamW(groups, lr=self.plan.stages[0].lr, betas=tuple(o.betas), eps=o.eps)
 
     def _resume_or_init(self, init: Path | None) -> None:
@@ -143,11 +160,15 @@ class Trainer:
         self.trained_frames = int(meta.get("frames", 1))
         ranks = meta["data_state"]
         if len(ranks) != self.info.world_size:
-            raise InputError(f"{latest} was written by {len(ranks)} processes; resume with the same "
-                             f"number (got {self.info.world_size}) or set data.resume_data=reseed")
+            raise InputError(
+                f"{latest} was written by {len(ranks)} processes; resume with the same "
+                f"number (got {self.info.world_size}) or set data.resume_data=reseed"
+            )
         mine = ranks[self.info.rank]
-        self.data_state = {int(s): {int(w): (int(v[0]), int(v[1])) for w, v in ws.items()}
-                           for s, ws in mine["streams"].items()}
+        self.data_state = {
+            int(s): {int(w): (int(v[0]), int(v[1])) for w, v in ws.items()}
+            for s, ws in mine["streams"].items()
+        }
         self._rng_to_restore = mine["rng"]  # after the loaders are built: they draw seeds
         self.notes.append(f"resumed from {latest} at step {self.step}")
 
@@ -162,25 +183,45 @@ class Trainer:
         first = self.plan.stages[0].frames
         if 0 < frames < first:
             inflate_in_place(self.model, frames, self.recipe.model.init_temporal_fix)
-            self.notes.append(f"temporal table {frames}->{first} ({self.recipe.model.init_temporal_fix})")
+            self.notes.append(
+                f"temporal table {frames}->{first} ({self.recipe.model.init_temporal_fix})"
+            )
         self.trained_frames = max(frames, 1)
 
     def _loaders(self) -> list[Any]:
         r = self.recipe
         nw = r.data.num_workers
         tok = Tokenize(self.model.config.tokenizer_ref, r.data.max_text_len)
-        opts = ClipOptions(size=self.model.config.img_size, train=True, scale=r.data.crop_scale,
-                           ratio=r.data.crop_ratio, hflip=r.data.hflip, short_side=r.data.decode_short_side,
-                           caption_max_chars=r.data.caption_max_chars)
+        opts = ClipOptions(
+            size=self.model.config.img_size,
+            train=True,
+            scale=r.data.crop_scale,
+            ratio=r.data.crop_ratio,
+            hflip=r.data.hflip,
+            short_side=r.data.decode_short_side,
+            caption_max_chars=r.data.caption_max_chars,
+        )
         iters = []
         reseed = self.step if (self.step and r.data.resume_data == "reseed") else 0
         for i, src in enumerate(r.sources):
             shards = expand_shards(src.shards, self.base)
             resume = {} if reseed else self.data_state[i]
-            stream = TrainStream(shards, src.kind, i, self.plan, opts, tok, seed=r.seed, rank=self.info.rank,
-                                 world_size=self.info.world_size, shuffle_buffer=r.data.shuffle_buffer,
-                                 resume=resume, num_workers=nw, reseed=reseed,
-                                 worker_offset=self.plan.batches_before(i, self.step) % max(1, nw))
+            stream = TrainStream(
+                shards,
+                src.kind,
+                i,
+                self.plan,
+                opts,
+                tok,
+                seed=r.seed,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+                shuffle_buffer=r.data.shuffle_buffer,
+                resume=resume,
+                num_workers=nw,
+                reseed=reseed,
+                worker_offset=self.plan.batches_before(i, self.step) % max(1, nw),
+            )
             if reseed:  # a fresh stream: its batch numbering restarts where the plan is now
                 stream.resume = {w: (self._first_j(i, w, nw), 0) for w in range(max(1, nw))}
             iters.append(iter(make_train_loader(stream, nw)))
@@ -203,8 +244,11 @@ class Trainer:
             S.set_rng_state(self._rng_to_restore)
         total = self.plan.total_steps
         end = total if self.stop_after is None else min(total, self.stop_after)
-        autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16)
-                    if r.train.precision == "bf16" else nullcontext())
+        autocast = (
+            torch.autocast(info.device.type, dtype=torch.bfloat16)
+            if r.train.precision == "bf16"
+            else nullcontext()
+        )
         window = {"clips": 0, "wait": 0.0, "t": time.monotonic()}
         last_loss = math.nan
         evals: list[dict[str, Any]] = []
@@ -213,9 +257,18 @@ class Trainer:
             stage = self.plan.stage_at(self.step)
             frames = self.plan.stages[stage].frames
             if stage > 0 and frames > self.trained_frames and self.step == self.plan.starts[stage]:
-                inflate_in_place(self.model, self.trained_frames, self.plan.stages[stage].temporal_fix)
-                self._log({"event": "stage", "step": self.step, "stage": self.plan.stages[stage].name,
-                           "frames": frames, "temporal_fix": self.plan.stages[stage].temporal_fix})
+                inflate_in_place(
+                    self.model, self.trained_frames, self.plan.stages[stage].temporal_fix
+                )
+                self._log(
+                    {
+                        "event": "stage",
+                        "step": self.step,
+                        "stage": self.plan.stages[stage].name,
+                        "frames": frames,
+                        "temporal_fix": self.plan.stages[stage].temporal_fix,
+                    }
+                )
             self.trained_frames = max(self.trained_frames, frames)
             src = self.plan.source_at(self.step)
             t0 = time.monotonic()
@@ -233,28 +286,52 @@ class Trainer:
             (loss * info.world_size).backward()
             grad_norm = None
             if r.optim.grad_clip_norm > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.grad_clip_norm))
+                grad_norm = float(
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.grad_clip_norm)
+                )
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             last_loss = float(loss.detach())
             if not math.isfinite(last_loss):
-                raise WebvidError(f"loss became {last_loss} at step {self.step}; lower the lr or use fp32")
+                raise WebvidError(
+                    f"loss became {last_loss} at step {self.step}; lower the lr or use fp32"
+                )
             window["clips"] += batch["video"].shape[0] * info.world_size
             self.step += 1
             if self.step % r.train.log_every_steps == 0 or self.step == end:
                 self._log_step(stage, src, batch, last_loss, lr, grad_norm, window)
-            self.progress.update("train", advance=1, total=total, stage=self.plan.stages[stage].name,
-                                 frames=batch["frames"], loss=last_loss, lr=lr)
-            if r.train.eval_every_steps and self.step % r.train.eval_every_steps == 0 and self.step < total:
+            self.progress.update(
+                "train",
+                advance=1,
+                total=total,
+                stage=self.plan.stages[stage].name,
+                frames=batch["frames"],
+                loss=last_loss,
+                lr=lr,
+            )
+            if (
+                r.train.eval_every_steps
+                and self.step % r.train.eval_every_steps == 0
+                and self.step < total
+            ):
                 evals.append(self._evaluate())
             if self.step % r.train.checkpoint_every_steps == 0 and self.step < end:
                 self._checkpoint(periodic=True)
         if r.evals and (self.step == total) and (not evals or evals[-1]["step"] != self.step):
             evals.append(self._evaluate())
         self._checkpoint(periodic=self.step == total)
-        summary = TrainSummary(self.run_dir, self.step, resumed_from, last_loss,
-                               dict(self.counters["broken"]), int(self.counters["seen"]), evals,
-                               dict(self.best), time.monotonic() - t_start, self.notes)
+        summary = TrainSummary(
+            self.run_dir,
+            self.step,
+            resumed_from,
+            last_loss,
+            dict(self.counters["broken"]),
+            int(self.counters["seen"]),
+            evals,
+            dict(self.best),
+            time.monotonic() - t_start,
+            self.notes,
+        )
         if info.is_main and self.step == total:
             self._finish(summary)
         if self.tb is not None:
@@ -265,18 +342,25 @@ class Trainer:
     def _account(self, batch: dict[str, Any], src: int) -> None:
         expected = self.plan.batches_before(src, self.step)
         if batch["batch_index"] != expected:  # the plan and the stream disagree: a bug, stop
-            raise RuntimeError(f"source {src}: got batch {batch['batch_index']}, expected {expected}")
+            raise RuntimeError(
+                f"source {src}: got batch {batch['batch_index']}, expected {expected}"
+            )
         self.data_state[src][int(batch["worker"])] = (int(batch["j"]) + 1, int(batch["pos"]))
         broken = Counter(self.counters["broken"])
         broken.update(batch["broken"])
-        self.counters = {"seen": int(self.counters["seen"]) + int(batch["seen"]), "broken": dict(broken)}
+        self.counters = {
+            "seen": int(self.counters["seen"]) + int(batch["seen"]),
+            "broken": dict(broken),
+        }
         d = self.recipe.data
         n_broken = sum(broken.values())
         seen = self.counters["seen"]
         if seen >= d.broken_check_after and n_broken > d.max_broken_fraction * seen:
             reasons = ", ".join(f"{k}={v}" for k, v in broken.most_common())
-            raise WebvidError(f"{n_broken} of {seen} samples were broken ({n_broken / seen:.1%} > "
-                              f"data.max_broken_fraction {d.max_broken_fraction:.1%}): {reasons}")
+            raise WebvidError(
+                f"{n_broken} of {seen} samples were broken ({n_broken / seen:.1%} > "
+                f"data.max_broken_fraction {d.max_broken_fraction:.1%}): {reasons}"
+            )
 
     # ---- outputs ---------------------------------------------------------------------------
     def _prepare_run_dir(self, resumed_from: int) -> None:
@@ -285,9 +369,16 @@ class Trainer:
         write_text(self.run_dir / "config.toml", dump_toml(to_dict(self.recipe)))
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists():  # a resumed run rewrites what came after its checkpoint
-            keep = [ln for ln in metrics.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resumed_from
-                    and not (json.loads(ln).get("event") == "stage" and json.loads(ln)["step"] >= resumed_from)]
+            keep = [
+                ln
+                for ln in metrics.read_text().splitlines()
+                if ln.strip()
+                and json.loads(ln).get("step", 0) <= resumed_from
+                and not (
+                    json.loads(ln).get("event") == "stage"
+                    and json.loads(ln)["step"] >= resumed_from
+                )
+            ]
             write_text(metrics, "".join(k + "\n" for k in keep))
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -301,29 +392,53 @@ class Trainer:
                 if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(f"{prefix}/{k}" if "/" not in k else k, v, record["step"])
 
-    def _log_step(self, stage: int, src: int, batch: dict[str, Any], loss: float, lr: float,
-                  grad_norm: float | None, window: dict[str, float]) -> None:
+    def _log_step(
+        self,
+        stage: int,
+        src: int,
+        batch: dict[str, Any],
+        loss: float,
+        lr: float,
+        grad_norm: float | None,
+        window: dict[str, float],
+    ) -> None:
         now = time.monotonic()
         dt = max(1e-9, now - window["t"])
-        rec = {"step": self.step, "stage": self.plan.stages[stage].name, "frames": batch["frames"],
-               "source": self.recipe.sources[src].name, "loss": loss, "lr": lr,
-               "clips_per_s": window["clips"] / dt, "data_wait_share": min(1.0, window["wait"] / dt),
-               "seen": self.counters["seen"], "broken": sum(self.counters["broken"].values())}
+        rec = {
+            "step": self.step,
+            "stage": self.plan.stages[stage].name,
+            "frames": batch["frames"],
+            "source": self.recipe.sources[src].name,
+            "loss": loss,
+            "lr": lr,
+            "clips_per_s": window["clips"] / dt,
+            "data_wait_share": min(1.0, window["wait"] / dt),
+            "seen": self.counters["seen"],
+            "broken": sum(self.counters["broken"].values()),
+        }
         if grad_norm is not None:
             rec["grad_norm"] = grad_norm
         self._log(rec)
-        self.progress.update("train", clips_s=round(rec["clips_per_s"], 1),
-                             wait=f"{rec['data_wait_share']:.0%}")
+        self.progress.update(
+            "train", clips_s=round(rec["clips_per_s"], 1), wait=f"{rec['data_wait_share']:.0%}"
+        )
         window.update(clips=0, wait=0.0, t=now)
 
     def _evaluate(self) -> dict[str, Any]:
         from webvid.train.evaluate import evaluate_sets
 
-        results = evaluate_sets(self.model, self.recipe, self.base, self.info,
-                                frames=self.plan.stages[self.plan.stage_at(max(0, self.step - 1))].frames)
+        results = evaluate_sets(
+            self.model,
+            self.recipe,
+            self.base,
+            self.info,
+            frames=self.plan.stages[self.plan.stage_at(max(0, self.step - 1))].frames,
+        )
         rec = {"event": "eval", "step": self.step, **results}
         self._log(rec)
-        metric = self.recipe.train.select_metric or (f"{self.recipe.evals[0].name}/t2v_R1" if self.recipe.evals else "")
+        metric = self.recipe.train.select_metric or (
+            f"{self.recipe.evals[0].name}/t2v_R1" if self.recipe.evals else ""
+        )
         value = results.get(metric)
         if value is not None and (not self.best or value > self.best["value"]):
             self.best = {"metric": metric, "value": value, "step": self.step}
@@ -332,13 +447,24 @@ class Trainer:
         return rec
 
     def _checkpoint(self, periodic: bool = False, best: bool = False) -> None:
-        mine = {"streams": {s: {w: list(v) for w, v in ws.items()} for s, ws in self.data_state.items()},
-                "rng": S.rng_state()}
+        mine = {
+            "streams": {
+                s: {w: list(v) for w, v in ws.items()} for s, ws in self.data_state.items()
+            },
+            "rng": S.rng_state(),
+        }
         ranks = D.all_gather_object(mine, self.info)
         if self.info.is_main:
             stage = self.plan.stage_at(max(0, self.step - 1))
-            kw = dict(step=self.step, stage=stage, frames=self.trained_frames, data_state=ranks,
-                      counters=self.counters, best=self.best, recipe=to_dict(self.recipe))
+            kw = dict(
+                step=self.step,
+                stage=stage,
+                frames=self.trained_frames,
+                data_state=ranks,
+                counters=self.counters,
+                best=self.best,
+                recipe=to_dict(self.recipe),
+            )
             targets = [self.run_dir / "best.pt"] if best else [self.run_dir / "latest.pt"]
             if periodic:
                 targets.append(self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt")
@@ -355,18 +481,40 @@ class Trainer:
             plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
         except Exception as exc:  # a plot is a convenience, never a failed run
             log.warning("could not draw curves.png: %s", exc)
-        write_manifest(self.run_dir, "run", config=to_dict(self.recipe),
-                       counts={"steps": summary.steps, "seen": summary.seen,
-                               "broken": sum(summary.broken.values())},
-                       broken=summary.broken, best=summary.best, last_loss=summary.last_loss)
+        write_manifest(
+            self.run_dir,
+            "run",
+            config=to_dict(self.recipe),
+            counts={
+                "steps": summary.steps,
+                "seen": summary.seen,
+                "broken": sum(summary.broken.values()),
+            },
+            broken=summary.broken,
+            best=summary.best,
+            last_loss=summary.last_loss,
+        )
 
 
-def run(recipe: TrainRecipe, run_dir: str | Path, *, base: Path | None = None, init: Path | None = None,
-        progress: Progress | None = None, stop_after: int | None = None) -> TrainSummary:
+def run(
+    recipe: TrainRecipe,
+    run_dir: str | Path,
+    *,
+    base: Path | None = None,
+    init: Path | None = None,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> TrainSummary:
     """Train (or resume) ``recipe`` into ``run_dir``. ``stop_after`` ends early after that step
     with a ``latest.pt`` (what a killed run leaves, at a known step; used by the resume test)."""
-    trainer = Trainer(recipe, Path(run_dir), base=base, init=init, progress=progress or NullProgress(),
-                      stop_after=stop_after)
+    trainer = Trainer(
+        recipe,
+        Path(run_dir),
+        base=base,
+        init=init,
+        progress=progress or NullProgress(),
+        stop_after=stop_after,
+    )
     try:
         return trainer.run()
     finally:
