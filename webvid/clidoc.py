@@ -34,7 +34,7 @@ def _usage(cmd: click.Command, ctx: click.Context) -> str:
 
 
 def _section(name: str, cmd: click.Command, parent: click.Context) -> list[str]:
-    ctx = click.Context(cmd, info_name=name, parent=parent)
+    ctx = click.Context(cmd, info_name=name, parent=parent, **cmd.context_settings)
     lines = [f"## `webvid {name}`" if parent.parent is None else f"### `{ctx.command_path}`", ""]
     lines += ["```", _usage(cmd, ctx), "```", ""]
     help_text = (cmd.help or cmd.short_help or "").replace("\b\n", "").strip()
@@ -74,7 +74,7 @@ def _dedent_block(text: str) -> str:
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="webvid")
+    root = click.Context(cli, info_name="webvid", **cli.context_settings)
     lines = [HEADER]
     lines += ["## `webvid`", "", "```", _usage(cli, root), "```", ""]
     rows = _option_rows(cli, root)
