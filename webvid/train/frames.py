@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-#: Pre-extracted frame members: ``KEY.frame00.jpg`` or the shard stage's ``KEY.f00.jpg``.
+#: Pre-extracted frame members: ``KEY.frame00.jpg`` (the shard stage's, per the data contract)
+#: or the short form ``KEY.f00.jpg``.
 FRAME_MEMBER_RE = re.compile(r"^(?:frame|f)(\d+)\.(jpg|jpeg|png|webp)$")
 VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "avi", "m4v")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
