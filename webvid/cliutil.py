@@ -6,7 +6,6 @@ has the same ``--recipe``/``--set`` options, the same progress display and the s
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -70,19 +69,3 @@ class _NullCtx:
 
     def __exit__(self, *exc: Any) -> None:
         return None
-
-
-def echo_ok(text: str) -> None:
-    if not is_quiet():
-        console.print(text)
-
-
-def pass_progress(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: call ``f(..., progress=Progress)`` inside a progress display."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with progress_display() as progress:
-            return f(*args, progress=progress, **kwargs)
-
-    return wrapper
