@@ -30,7 +30,7 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 VOCAB=${VOCAB:-$PWD/.gpu-vocab}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 STEPS=${STEPS:-48} BATCH=${BATCH:-32} WORKERS=${WORKERS:-12} VOCAB="$VOCAB" WORK="$WORK" OUTDIR="$OUTDIR" \
-timeout 450 $PY - <<'EOF'
+timeout "${TIMEOUT:-450}" $PY - <<'EOF'
 import json, os, time
 from pathlib import Path
 import torch

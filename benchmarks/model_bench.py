@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             _sync(device)
             times[name].append(_clock(device) - t0)
     kernel = _kernel_only(model, video, args.repeats, device)
+    compiled = _compiled(model, video, args, device) if args.compile else None
     result: dict[str, object] = {
         "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -217,6 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "median_step_s": {},
         "peak_mem_gib": peak,
         "kernel_only_median_ms": kernel,
+        "compiled": compiled,
     }
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -228,6 +230,36 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.bound:  # the largest speed-up any attention kernel could give here
         result["speedup_ceiling"] = rates["no_attention_bound"] / rates["reference_fp32"]  # type: ignore[index]
     return result
+
+
+def _compiled(
+    model: SpaceTimeTransformer, video: torch.Tensor, args: argparse.Namespace, device: torch.device
+) -> dict[str, float]:
+    """``torch.compile`` (inductor) of ours, same precision as the main variant: time to the
+    first compiled step, then the median step and its peak memory."""
+    model.set_attention(divided_attention)
+    dtype = torch.bfloat16 if (args.gpu or args.dry_run) else None
+    step = _step_fn(torch.compile(model), video, dtype)  # type: ignore[arg-type]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    step()
+    _sync(device)
+    compile_s = time.perf_counter() - t0
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.repeats):
+        _sync(device)
+        t0 = _clock(device)
+        step()
+        _sync(device)
+        times.append(_clock(device) - t0)
+    med = statistics.median(times)
+    out = {"first_step_s": compile_s, "median_step_s": med, "clips_per_s": video.shape[0] / med}
+    if device.type == "cuda":
+        out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
 
 
 def main() -> None:
@@ -243,6 +275,7 @@ def main() -> None:
     ap.add_argument("--bound", action="store_true", help="also time a no-attention lower bound")
     ap.add_argument("--dry-run", action="store_true", help="the --gpu code path, tiny, on CPU")
     ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")
+    ap.add_argument("--compile", action="store_true", help="also time ours under torch.compile")
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args()
     result = run(args)
