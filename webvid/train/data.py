@@ -181,6 +181,8 @@ def decode_clip(
     if opts.train:
         box = fr.random_resized_crop_box(w, h, opts.scale, opts.ratio, rng)
         flip = opts.hflip and rng.random() < 0.5
+        if isinstance(frames, list):  # JPEG-decoded (frames or an image): one torch resize
+            return fr.crop_frames_fast(frames, box, opts.size, flip)
     else:
         box, flip = fr.center_box(w, h), False
     return fr.crop_frames(frames, box, opts.size, flip)
@@ -348,7 +350,7 @@ class TrainStream(IterableDataset):
             if tar_errors.count > tar_before:
                 broken["unreadable_tar"] += tar_errors.count - tar_before
             pos += seen
-            video = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).contiguous()
+            video = clips_to_batch(clips)
             yield {
                 "video": video,
                 "text": self.tokenize(caps),
@@ -364,6 +366,18 @@ class TrainStream(IterableDataset):
                 "broken": dict(broken),
             }
             j += 1
+
+
+def clips_to_batch(clips: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 clips (F, S, S, 3) → one contiguous channel-first batch (B, F, 3, S, S), one copy."""
+    video = torch.empty(
+        (len(clips), *clips[0].shape[:1], 3, *clips[0].shape[1:3]), dtype=torch.uint8
+    )
+    for i, c in enumerate(clips):
+        if min(c.strides) < 0:  # torch takes no negative strides (a mirrored view)
+            c = np.ascontiguousarray(c)
+        video[i].copy_(torch.from_numpy(c).permute(0, 3, 1, 2))
+    return video
 
 
 def make_train_loader(stream: TrainStream, num_workers: int) -> torch.utils.data.DataLoader:
