@@ -89,11 +89,11 @@ def _worker(
     root.addHandler(logging.StreamHandler(sys.stderr))
     import asyncio
 
-    from webvid.crawl.run import _Crawl, _loop_factory
+    from webvid.crawl.run import _Crawl, _loop_factory, lean_gc
 
     crawl = _Crawl(cfg, out, "list", source, _CounterProgress(counters, shard[0]), shard=shard)  # type: ignore[arg-type]
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with lean_gc(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
             counts = runner.run(crawl.main())
         results.put(("ok", shard[0], counts))
     except BaseException as exc:  # reported to the parent, which stops the run

@@ -112,17 +112,24 @@ class HostSlot:
         self.base_pause_s = p.host_429_pause_s
         self.max_pause_s = cfg.net.backoff_max_s
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[None]:
-        async with self.sem:
+    def use(self) -> _SlotUse:
+        """``async with slot.use():`` one request's turn: a connection of the host's quota,
+        a token of its rate, and no start while the host is paused."""
+        return _SlotUse(self)
+
+    async def _acquire(self) -> None:
+        await self.sem.acquire()
+        try:
             wait = self.bucket.reserve(time.monotonic())
             while True:
                 wait = max(wait, self.pause_until - time.monotonic())
                 if wait <= 0:
-                    break
+                    return
                 await asyncio.sleep(wait)
                 wait = 0.0
-            yield
+        except BaseException:
+            self.sem.release()
+            raise
 
     def on_response(self, status: int, retry_after_s: float | None) -> None:
         if status == 429:
@@ -142,6 +149,22 @@ class HostSlot:
     @property
     def backing_off(self) -> bool:
         return self.pause_until > time.monotonic()
+
+
+class _SlotUse:
+    """The context manager of :meth:`HostSlot.use` (a class: once per request, cheaper than
+    a generator-based one)."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: HostSlot) -> None:
+        self.slot = slot
+
+    async def __aenter__(self) -> None:
+        await self.slot._acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.slot.sem.release()
 
 
 class HostSlots:

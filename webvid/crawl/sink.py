@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -50,7 +51,8 @@ class Disk:
         self.partial_dir = self.out / "media" / ".partial"
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         self.pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="webvid-io")
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
+        self._out, self._partial = str(self.out), str(self.partial_dir)
         self.partials = self._scan_partials()
 
     def _scan_partials(self) -> set[str]:
@@ -73,21 +75,22 @@ class Disk:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    def ensure_dir(self, folder: Path) -> None:
+    def ensure_dir(self, folder: str) -> None:
         if folder not in self._dirs:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             self._dirs.add(folder)
 
     def commit(self, cid: str, ext: str, data: bytes | None, part: Path | None) -> str:
         """Write ``data`` (or move the finished ``part``) to the clip's final path."""
         rel = contract.media_relpath(cid, ext)
-        final = self.out / rel  # safe by construction: media_relpath only takes clip ids
-        self.ensure_dir(final.parent)
+        # plain strings, not Path objects: this runs once per item
+        final = os.path.join(self._out, rel)  # safe by construction: media_relpath takes clip ids
+        self.ensure_dir(os.path.dirname(final))
         if data is not None:
-            tmp = self.partial_dir / f"{io.TMP_PREFIX}{cid}.{ext}"
+            tmp = os.path.join(self._partial, f"{io.TMP_PREFIX}{cid}.{ext}")
             with open(tmp, "wb") as fh:
-                fh.write(data)
-            src = tmp
+                fh.write(data)  # one write per body
+            src: str | Path = tmp
         else:
             assert part is not None
             src = part
@@ -125,9 +128,16 @@ class MediaSink:
         self.opt_out = opt_out
         self.cid = cid
         self.url = url
-        self.part = disk.partial_dir / f"{cid}.part"
-        self.meta = disk.partial_dir / f"{cid}.partjson"
         self.spilled = False
+
+    # Paths built on first use: most bodies are small and never touch media/.partial
+    @functools.cached_property
+    def part(self) -> Path:
+        return self.disk.partial_dir / f"{self.cid}.part"
+
+    @functools.cached_property
+    def meta(self) -> Path:
+        return self.disk.partial_dir / f"{self.cid}.partjson"
 
     # -- resume --------------------------------------------------------------------------
 

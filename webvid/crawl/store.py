@@ -16,6 +16,7 @@ every clip has exactly one row.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from webvid import contract, io
@@ -37,6 +37,10 @@ from webvid.crawl.items import epoch_to_datetime
 from webvid.errors import WebvidError
 
 log = logging.getLogger(__name__)
+
+#: One encoder for every journal line (``json.dumps(..., ensure_ascii=False)`` builds a new
+#: encoder per call: measurable at a thousand records a second).
+_JOURNAL_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 _PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
 _JOURNAL_RE = re.compile(r"^journal-(\d{5,})\.jsonl$")
@@ -50,9 +54,67 @@ def journal_name(n: int) -> str:
     return f"journal-{n:05d}.jsonl"
 
 
+def sync_filesystem(folder: Path) -> None:
+    """Flush every dirty page of the file system that holds ``folder`` to disk.
+
+    Linux ``syncfs`` limits the wait to that one file system (``sync()`` also waits for
+    every other disk of the machine, and for other programs' writes); elsewhere, or if the
+    call fails, ``os.sync()``."""
+    try:
+        fd = os.open(folder if folder.is_dir() else folder.parent, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        syncfs = _syncfs()
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).syncfs  # releases the GIL while it waits
+    except (OSError, AttributeError):
+        return None
+
+
+def read_columns(path: Path, columns: list[str]) -> pa.Table:
+    """Some columns of one part. ``ParquetFile`` reads it directly, without the dataset layer
+    (and the ``pyarrow.dataset``/``pyarrow.compute`` imports) that ``pq.read_table`` pulls in."""
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=columns)
+
+
 def to_table(records: list[dict[str, Any]]) -> pa.Table:
-    rows = [dict(r, started_at=epoch_to_datetime(r.get("started_at"))) for r in records]
-    return contract.rows_to_table(rows, contract.CRAWL_RECORD_SCHEMA)
+    """Records → a table of exactly ``CRAWL_RECORD_SCHEMA``, built column by column.
+
+    The same checks as ``contract.rows_to_table`` (unknown keys, nulls in non-nullable
+    columns, types: ``pa.table`` with the schema raises on a wrong one), without its final
+    ``cast``, which is a no-op here but costs the ``pyarrow.compute`` import (~40 ms at
+    start-up of every crawl process)."""
+    schema = contract.CRAWL_RECORD_SCHEMA
+    unknown = {k for r in records for k in r} - set(schema.names)
+    if unknown:
+        raise ValueError(f"unknown columns for schema: {sorted(unknown)}")
+    columns = {f.name: [r.get(f.name) for r in records] for f in schema}
+    columns["started_at"] = [epoch_to_datetime(v) for v in columns["started_at"]]
+    table = pa.table(columns, schema=schema)
+    for field in schema:
+        if not field.nullable and table.column(field.name).null_count:
+            raise ValueError(f"column {field.name!r} must not contain nulls")
+    return table
+
+
+def write_part(path: Path, table: pa.Table) -> None:
+    """A records part, atomically; ``table`` comes from :func:`to_table` (schema exact)."""
+    if table.schema != contract.CRAWL_RECORD_SCHEMA:
+        table = contract.validate_table(table, contract.CRAWL_RECORD_SCHEMA)
+    io.write_parquet(path, table)
 
 
 class RecordStore:
@@ -101,9 +163,7 @@ class RecordStore:
                 continue
             records = [r for r in _read_journal(path) if self._media_intact(r)]
             if records:
-                io.write_parquet(
-                    self.dir / part_name(n), to_table(records), contract.CRAWL_RECORD_SCHEMA
-                )
+                write_part(self.dir / part_name(n), to_table(records))
                 did["journals_folded"] += 1
             path.unlink()
             io.fsync_dir(self.dir)
@@ -142,14 +202,15 @@ class RecordStore:
         seen: set[str] = set()
         dropped = 0
         for path in reversed(self.parts()):
-            ids = pq.read_table(path, columns=["clip_id"]).column("clip_id")
-            keep = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(seen), pa.string())))
-            n_drop = len(ids) - pc.sum(keep).as_py() if len(ids) else 0
-            seen.update(ids.to_pylist())
+            ids = read_columns(path, ["clip_id"]).column("clip_id").to_pylist()
+            keep = [cid not in seen for cid in ids]
+            seen.update(ids)
+            n_drop = len(keep) - sum(keep)
             if not n_drop:
                 continue
             dropped += n_drop
-            table = pq.read_table(path).filter(keep)
+            with pq.ParquetFile(path) as pf:
+                table = pf.read().filter(pa.array(keep, pa.bool_()))
             if table.num_rows:
                 io.write_parquet(path, table, contract.CRAWL_RECORD_SCHEMA)
             else:
@@ -160,7 +221,7 @@ class RecordStore:
     def final_states(self) -> Iterator[tuple[str, str, str | None]]:
         """``(clip_id, status, reason)`` of every committed row (after :meth:`recover`)."""
         for path in self.parts():
-            t = pq.read_table(path, columns=["clip_id", "status", "reason"])
+            t = read_columns(path, ["clip_id", "status", "reason"])
             yield from zip(
                 *(t.column(c).to_pylist() for c in ("clip_id", "status", "reason")), strict=True
             )
@@ -168,7 +229,7 @@ class RecordStore:
     # -- writing -------------------------------------------------------------------------
 
     def add(self, record: dict[str, Any]) -> None:
-        self._journal.append(self._next, json.dumps(record, ensure_ascii=False) + "\n")
+        self._journal.append(self._next, _JOURNAL_ENCODER.encode(record) + "\n")
         self._buffer.append(record)
 
     def due(self) -> bool:
@@ -191,8 +252,8 @@ class RecordStore:
         """Commit part ``n`` (may run on a worker thread). With ``sync_media`` the file system
         is synced first, so a committed part never names a media file the disk lacks."""
         if sync_media:
-            os.sync()
-        io.write_parquet(self.dir / part_name(n), to_table(batch), contract.CRAWL_RECORD_SCHEMA)
+            sync_filesystem(self.dir.parent / "media")
+        write_part(self.dir / part_name(n), to_table(batch))
         self._journal.retire(n)  # its records are in part n now
         with self._lock:
             self.written += len(batch)
@@ -300,10 +361,10 @@ def summarise(store: RecordStore) -> dict[str, Any]:
     by_reason: Counter[str] = Counter()
     total_bytes = 0
     for path in store.parts():
-        t = pq.read_table(path, columns=["status", "reason", "bytes"])
+        t = read_columns(path, ["status", "reason", "bytes"])
         by_status.update(t.column("status").to_pylist())
         by_reason.update(r for r in t.column("reason").to_pylist() if r)
-        total_bytes += pc.sum(t.column("bytes")).as_py() or 0
+        total_bytes += sum(b for b in t.column("bytes").to_pylist() if b)
     return {
         "records": sum(by_status.values()),
         "by_status": dict(by_status.most_common()),
