@@ -8,7 +8,9 @@ only, and ``pre-extracted`` 8 JPEG frames per clip:
 * **pipeline**: :class:`webvid.train.data.TrainStream` end to end — tar reading, shuffle buffer,
   frame choice (``rand``), decoding, RandomResizedCrop + flip to 224, tokenising, batching;
 * **limit**: only decoding the same frames of the same samples from bytes already in memory
-  (``frames.decode_video`` / ``frames.decode_jpegs``), nothing else;
+  (``frames.decode_video`` / ``frames.decode_jpegs``: ffmpeg / Pillow), nothing else; for
+  JPEG frames also the pipeline's own decoder (``fastframes.decode_jpegs_array``: simplejpeg
+  straight into one array, bit-identical pixels), a lower cost and so a stricter limit;
 * **decode + crop**: the limit plus the RandomResizedCrop + flip to 224 exactly as the pipeline
   does it per sample (``data.decode_clip``): what any loader must do;
 * **decode + PIL crop**: the same with the frame-by-frame PIL crop (``frames.crop_frames``, the
@@ -36,6 +38,7 @@ from pathlib import Path
 import torch
 import webdataset as wds
 
+from webvid.train import fastframes as ff
 from webvid.train import frames as fr
 from webvid.train import synth
 from webvid.train.data import (
@@ -89,8 +92,10 @@ def bench_pipeline(
 
 
 def bench_limit(samples: list[dict], n_clips: int, crop: str = "") -> tuple[float, float]:
-    """Decode only (``crop=""``: the limit); ``crop="pipeline"``: decode + the pipeline's own
-    224 crop and flip (``decode_clip``); ``crop="pil"``: decode + the frame-by-frame PIL crop."""
+    """Decode only (``crop=""``: the limit, with Pillow / ffmpeg as before; ``"direct"``: the
+    pipeline's own JPEG decode, :func:`fastframes.decode_jpegs_array`), or decode + crop
+    (``"pipeline"``: exactly the pipeline's per-sample work, ``decode_clip``; ``"pil"``: Pillow
+    decode + the frame-by-frame PIL crop the loader used before 2026-11-27)."""
     rng = random.Random(0)
     opts = ClipOptions(size=224, short_side=256)
     t0, c0 = time.perf_counter(), cpu_s()
@@ -98,6 +103,9 @@ def bench_limit(samples: list[dict], n_clips: int, crop: str = "") -> tuple[floa
         s = samples[i % len(samples)]
         if crop == "pipeline":
             decode_clip(s, "video", 4, "rand", opts, rng)
+            continue
+        if crop == "direct":
+            ff.decode_jpegs_array(s, 4, "rand", rng, 256)
             continue
         if fr.frame_members(s):
             frames = fr.decode_jpegs(s, 4, "rand", rng, 256)
@@ -189,6 +197,12 @@ def main() -> None:
                 "tokenize_ms_per_batch_of_8": tk,
             }.items()
         }
+        if name == "pre-extracted":
+            ld = [bench_limit(samples, args.clips, crop="direct") for _ in range(args.repeats)]
+            med["limit_direct_decode_clips_per_cpu_s"] = statistics.median(x[1] for x in ld)
+            med["ratio_cpu_vs_direct_decode"] = (
+                med["pipeline_clips_per_cpu_s"] / med["limit_direct_decode_clips_per_cpu_s"]
+            )
         med["ratio_wall"] = med["pipeline_clips_per_s"] / med["limit_clips_per_s"]
         med["ratio_cpu"] = med["pipeline_clips_per_cpu_s"] / med["limit_clips_per_cpu_s"]
         med["ratio_cpu_vs_decode_crop"] = (

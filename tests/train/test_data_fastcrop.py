@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from webvid.train import fastframes as ff
 from webvid.train import frames as fr
 from webvid.train import synth
 from webvid.train.data import ClipOptions, clips_to_batch, decode_clip
@@ -36,7 +38,7 @@ def test_fast_crop_matches_pil_crop_then_resize(size):
     for k in range(30):
         box = fr.random_resized_crop_box(140, 90, (0.5, 1.0), (0.75, 4 / 3), rng)
         flip = k % 2 == 1
-        got = fr.crop_frames_fast(frames, box, size, flip).astype(int)
+        got = ff.crop_frames_fast(frames, box, size, flip).astype(int)
         ref = _pil_reference(frames, box, size, flip).astype(int)
         assert got.shape == (4, size, size, 3)
         d = np.abs(got - ref)
@@ -54,7 +56,7 @@ def test_fast_crop_matches_the_pil_box_resize_away_from_the_border():
     rng = random.Random(7)
     for _ in range(20):
         box = fr.random_resized_crop_box(160, 96, (0.5, 1.0), (0.75, 4 / 3), rng)
-        got = fr.crop_frames_fast(frames, box, 48, True).astype(int)
+        got = ff.crop_frames_fast(frames, box, 48, True).astype(int)
         ref = fr.crop_frames(frames, box, 48, True).astype(int)
         assert np.abs(got - ref)[:, 2:-2, 2:-2].max() <= 2
         assert np.abs(got - ref).mean() < 0.5
@@ -63,31 +65,31 @@ def test_fast_crop_matches_the_pil_box_resize_away_from_the_border():
 def test_fast_crop_flip_mirrors_and_identity_box_is_exact():
     frames = _noise_frames(2, 64, 64, seed=1)
     box = (0, 0, 64, 64)
-    same = fr.crop_frames_fast(frames, box, 64, False)
+    same = ff.crop_frames_fast(frames, box, 64, False)
     assert np.array_equal(same, np.stack([np.asarray(f) for f in frames]))
-    assert np.array_equal(fr.crop_frames_fast(frames, box, 64, True), same[:, :, ::-1])
+    assert np.array_equal(ff.crop_frames_fast(frames, box, 64, True), same[:, :, ::-1])
 
 
 def test_scratch_buffer_reuse_never_changes_an_earlier_result():
     a, b = _noise_frames(seed=2), _noise_frames(seed=3)
-    out_a = fr.crop_frames_fast(a, (10, 5, 110, 85), 32, False)
+    out_a = ff.crop_frames_fast(a, (10, 5, 110, 85), 32, False)
     keep = out_a.copy()
-    fr.crop_frames_fast(b, (0, 0, 140, 90), 32, False)
+    ff.crop_frames_fast(b, (0, 0, 140, 90), 32, False)
     assert np.array_equal(out_a, keep)
 
 
 def test_repeated_frames_and_bad_inputs():
     frames = _noise_frames(2, seed=4)
     rep = [frames[0], frames[0], frames[1], frames[1]]  # a short clip: frames repeat
-    got = fr.crop_frames_fast(rep, (3, 4, 100, 80), 40, False)
+    got = ff.crop_frames_fast(rep, (3, 4, 100, 80), 40, False)
     assert np.array_equal(got[0], got[1]) and np.array_equal(got[2], got[3])
     assert not np.array_equal(got[0], got[2])
     with pytest.raises(fr.BrokenSample, match="frame_size_mismatch"):
-        fr.crop_frames_fast([frames[0], frames[0].resize((70, 45))], (0, 0, 60, 40), 32, False)
+        ff.crop_frames_fast([frames[0], frames[0].resize((70, 45))], (0, 0, 60, 40), 32, False)
     with pytest.raises(ValueError, match="integer box"):
-        fr.crop_frames_fast(frames, (0.5, 0, 60, 40), 32, False)
+        ff.crop_frames_fast(frames, (0.5, 0, 60, 40), 32, False)
     with pytest.raises(ValueError, match="outside"):
-        fr.crop_frames_fast(frames, (0, 0, 141, 90), 32, False)
+        ff.crop_frames_fast(frames, (0, 0, 141, 90), 32, False)
 
 
 def _pre_extracted_sample(seed: int = 0) -> dict:
@@ -125,3 +127,77 @@ def test_clips_to_batch_is_contiguous_channel_first():
     assert batch.shape == (3, 4, 3, 8, 8) and batch.dtype == torch.uint8 and batch.is_contiguous()
     ref = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3)
     assert torch.equal(batch, ref)
+
+
+def _jpeg(arr: np.ndarray, mode: str = "RGB", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buf, format="JPEG", **kw)
+    return buf.getvalue()
+
+
+def _textured(n: int, w: int, h: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = synth.render(synth.ClipSpec("blue", "square", "up", "black"), w, h, n)
+    return np.clip(base.astype(int) + rng.integers(-30, 30, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "direct"),
+    [
+        ({"quality": 90}, True),  # 4:2:0, the common case
+        ({"quality": 95, "subsampling": 0}, True),  # 4:4:4
+        ({"quality": 80, "mode": "L"}, True),  # grey: replicated to RGB like Pillow
+        ({"quality": 90, "mode": "CMYK"}, False),  # Pillow's own CMYK conversion
+        ({"quality": 90, "progressive": True}, True),
+    ],
+)
+def test_direct_jpeg_decode_is_bit_identical_to_pillow(fmt, direct):
+    arr = _textured(16, 96, 64)
+    fmt = dict(fmt)
+    mode = fmt.pop("mode", "RGB")
+    sample = {
+        f"frame{k:02d}.jpg": _jpeg(arr[t], mode, **fmt) for k, t in enumerate(range(0, 16, 2))
+    }
+    assert (ff.direct_jpeg_size(sample["frame00.jpg"], 256) is not None) == direct
+    for seed in range(4):
+        r1, r2 = random.Random(seed), random.Random(seed)
+        got = ff.decode_jpegs_array(sample, 4, "rand", r1, 256)
+        ref = np.stack([np.asarray(f) for f in fr.decode_jpegs(sample, 4, "rand", r2, 256)])
+        assert got.shape == ref.shape == (4, 64, 96, 3)
+        assert np.array_equal(got, ref)
+        assert r1.random() == r2.random()  # the same draws were consumed
+
+
+def test_frames_pillow_would_draft_scale_take_pillows_path():
+    arr = _textured(4, 640, 400)
+    sample = {f"f{k:02d}.jpg": _jpeg(arr[k], quality=90) for k in range(4)}
+    assert ff.direct_jpeg_size(sample["f00.jpg"], 128) is None  # draft to 1/2 by Pillow
+    assert ff.direct_jpeg_size(sample["f00.jpg"], 256) == (640, 400)  # no draft: direct
+    for short in (128, 256, 0):
+        got = ff.decode_jpegs_array(sample, 4, "uniform", None, short)
+        ref = np.stack([np.asarray(f) for f in fr.decode_jpegs(sample, 4, "uniform", None, short)])
+        assert np.array_equal(got, ref)
+
+
+def test_mixed_members_short_clips_and_broken_frames():
+    arr = _textured(4, 64, 48)
+    png = io.BytesIO()
+    Image.fromarray(arr[1]).save(png, format="PNG")
+    sample = {"f00.jpg": _jpeg(arr[0]), "f01.png": png.getvalue()}
+    got = ff.decode_jpegs_array(sample, 4, "uniform", None, 0)  # 2 frames for 4: repeats
+    ref = np.stack([np.asarray(f) for f in fr.decode_jpegs(sample, 4, "uniform", None, 0)])
+    assert np.array_equal(got, ref)
+    assert np.array_equal(got[2], arr[1])  # the PNG frame, lossless
+    odd = dict(sample, **{"f01.png": _jpeg(arr[1][:40])})
+    with pytest.raises(fr.BrokenSample, match="frame_size_mismatch"):
+        ff.decode_jpegs_array(odd, 2, "uniform", None, 0)
+    truncated = dict(sample, **{"f01.png": _jpeg(arr[1])[:300]})
+    with pytest.raises(fr.BrokenSample) as direct_err:
+        ff.decode_jpegs_array(truncated, 2, "uniform", None, 0)
+    with pytest.raises(fr.BrokenSample) as pil_err:
+        fr.decode_jpegs(truncated, 2, "uniform", None, 0)
+    assert direct_err.value.reason == pil_err.value.reason == "undecodable"
+    with pytest.raises(fr.BrokenSample, match="empty_media"):
+        ff.decode_jpegs_array({"f00.jpg": b""}, 1, "uniform", None, 0)
+    with pytest.raises(fr.BrokenSample, match="no_frames"):
+        ff.decode_jpegs_array({"jpg": _jpeg(arr[0])}, 1, "uniform", None, 0)

@@ -51,6 +51,7 @@ import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from webvid.errors import ConfigError, InputError
+from webvid.train import fastframes as ff
 from webvid.train import frames as fr
 from webvid.train.schedule import Plan
 
@@ -153,7 +154,13 @@ def decode_clip(
     rng: random.Random,
     offset: int = 0,
 ) -> np.ndarray:
-    """One raw sample → uint8 (F, S, S, 3); raises BrokenSample."""
+    """One raw sample → uint8 (F, S, S, 3); raises BrokenSample.
+
+    Training clips of JPEG frames (pre-extracted frames, images) take the fast path of
+    :mod:`webvid.train.fastframes` (the same draws, the same pixels up to resize rounding);
+    mp4 frames and evaluation clips the PIL crop of :func:`frames.crop_frames`.
+    """
+    fast = opts.train
     if kind == "image":
         member = fr.media_member(sample, "image")
         if member is None:
@@ -162,8 +169,10 @@ def decode_clip(
     elif len(fr.frame_members(sample)) >= n or (
         fr.frame_members(sample) and fr.media_member(sample, "video") is None
     ):
-        frames = fr.decode_jpegs(sample, n, mode, rng, opts.short_side, offset)
+        decode = ff.decode_jpegs_array if fast else fr.decode_jpegs
+        frames = decode(sample, n, mode, rng, opts.short_side, offset)
     else:
+        fast = False
         member = fr.media_member(sample, "video")
         if member is None:
             raise fr.BrokenSample("no_media")
@@ -178,14 +187,12 @@ def decode_clip(
             opts.ffmpeg_threads,
         )
     w, h = fr.frame_size(frames)
-    if opts.train:
-        box = fr.random_resized_crop_box(w, h, opts.scale, opts.ratio, rng)
-        flip = opts.hflip and rng.random() < 0.5
-        if isinstance(frames, list):  # JPEG-decoded (frames or an image): one torch resize
-            return fr.crop_frames_fast(frames, box, opts.size, flip)
-    else:
-        box, flip = fr.center_box(w, h), False
-    return fr.crop_frames(frames, box, opts.size, flip)
+    if not opts.train:
+        return fr.crop_frames(frames, fr.center_box(w, h), opts.size, False)
+    box = fr.random_resized_crop_box(w, h, opts.scale, opts.ratio, rng)
+    flip = opts.hflip and rng.random() < 0.5
+    crop = ff.crop_frames_fast if fast else fr.crop_frames
+    return crop(frames, box, opts.size, flip)
 
 
 # ---- generator stages ----------------------------------------------------------------------
@@ -369,14 +376,12 @@ class TrainStream(IterableDataset):
 
 
 def clips_to_batch(clips: Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 clips (F, S, S, 3) → one contiguous channel-first batch (B, F, 3, S, S), one copy."""
-    video = torch.empty(
-        (len(clips), *clips[0].shape[:1], 3, *clips[0].shape[1:3]), dtype=torch.uint8
-    )
+    """uint8 clips (F, S, S, 3), any strides → one contiguous (B, F, 3, S, S) batch, one copy."""
+    f, h, w = clips[0].shape[:3]
+    video = torch.empty((len(clips), f, 3, h, w), dtype=torch.uint8)
+    out = video.numpy()
     for i, c in enumerate(clips):
-        if min(c.strides) < 0:  # torch takes no negative strides (a mirrored view)
-            c = np.ascontiguousarray(c)
-        video[i].copy_(torch.from_numpy(c).permute(0, 3, 1, 2))
+        np.copyto(out[i], c.transpose(0, 3, 1, 2))
     return video
 
 

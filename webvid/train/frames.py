@@ -18,8 +18,8 @@ Everything here works on one sample and is called inside data-loader workers.
   are at least as many as the clip needs (or there is no video member).
 * :func:`random_resized_crop_box` / :func:`center_box` — one draw per clip, so all frames of
   a clip get the same crop and flip; :func:`crop_frames` applies it frame by frame with PIL,
-  :func:`crop_frames_fast` (integer boxes: training crops of JPEG-decoded frames) all frames
-  at once with torch's uint8 resize.
+  :mod:`webvid.train.fastframes` has the training path for JPEG frames (decoded straight
+  into one array, all frames resized at once).
 
 Errors raise :class:`BrokenSample` with a short reason; the pipeline skips and counts them.
 """
@@ -33,13 +33,10 @@ import random
 import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 #: Pre-extracted frame members: ``KEY.frame00.jpg`` (the shard stage's, per the data contract)
@@ -307,58 +304,6 @@ def crop_frames(
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         out[i] = np.asarray(img)
     return out
-
-
-_scratch = threading.local()
-
-
-def frames_array(frames: Sequence[Image.Image]) -> np.ndarray:
-    """Decoded PIL frames → one ``uint8 (F, H, W, 3)`` array, in a reused per-thread buffer.
-
-    The buffer is overwritten by the next call on the same thread: use the result at once
-    (:func:`crop_frames_fast` does). Reusing it spares a fresh multi-MB allocation per clip,
-    whose page faults cost about as much as the copy. A frame repeated in ``frames`` (short
-    clips) is unpacked once and copied. Frames of different sizes are a broken sample.
-    """
-    w, h = frames[0].size
-    shape = (len(frames), h, w, 3)
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or buf.size < math.prod(shape):
-        buf = _scratch.buf = np.empty(math.prod(shape), np.uint8)
-    out = buf[: math.prod(shape)].reshape(shape)
-    first: dict[int, int] = {}
-    for i, img in enumerate(frames):
-        if img.size != (w, h):
-            raise BrokenSample("frame_size_mismatch", f"{img.size} vs {(w, h)}")
-        if img.mode != "RGB":
-            raise ValueError(f"frames must be RGB, got {img.mode}")
-        j = first.setdefault(id(img), i)
-        out[i] = out[j] if j != i else np.frombuffer(img.tobytes(), np.uint8).reshape(h, w, 3)
-    return out
-
-
-def crop_frames_fast(frames: Sequence[Image.Image], box: Box, size: int, flip: bool) -> np.ndarray:
-    """:func:`crop_frames` for an integer box, all frames in one vectorised resize.
-
-    The frames go into one ``uint8`` array, the box is a view of it, and torch resizes all F
-    frames together (``interpolate``, bilinear with antialias, align_corners=False: the
-    uint8 channels-last SIMD path, ~7× cheaper than PIL's per-frame resize). The result
-    equals PIL's ``resize(box=...)`` except within a pixel or two of the border, where PIL's
-    filter also reads pixels just outside the box and this one clamps at the box edge (as
-    torchvision's tensor ``resized_crop`` does). Returns ``uint8 (F, S, S, 3)``.
-    """
-    x0, y0, x1, y1 = (int(v) for v in box)
-    if (x0, y0, x1, y1) != tuple(box):
-        raise ValueError(f"crop_frames_fast needs an integer box, got {box}")
-    w, h = frames[0].size
-    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-        raise ValueError(f"box {box} outside the {w}x{h} frame")
-    arr = torch.from_numpy(frames_array(frames))
-    crop = arr.permute(0, 3, 1, 2)[:, :, y0:y1, x0:x1]  # a view: (F, 3, h, w), channels-last
-    out = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)
-    if flip:
-        out = out.flip(-1)
-    return out.permute(0, 2, 3, 1).numpy()
 
 
 def frame_size(frames: Sequence[Image.Image] | np.ndarray) -> tuple[int, int]:
