@@ -201,3 +201,13 @@ def test_mixed_members_short_clips_and_broken_frames():
         ff.decode_jpegs_array({"f00.jpg": b""}, 1, "uniform", None, 0)
     with pytest.raises(fr.BrokenSample, match="no_frames"):
         ff.decode_jpegs_array({"jpg": _jpeg(arr[0])}, 1, "uniform", None, 0)
+
+
+def test_segment_bounds_are_numpys_linspace_bit_for_bit():
+    # sample_indices computes the official np.linspace segment bounds in pure Python
+    for n in (1, 2, 3, 4, 7, 8, 16, 32):
+        for vlen in range(n, 3000, 7):
+            want = np.linspace(0, vlen, n + 1).astype(int).tolist()
+            assert fr.sample_indices(n, vlen, "fix_start", offset=0) == want[:-1]
+            mids = [(s + e - 1) // 2 for s, e in zip(want[:-1], want[1:], strict=True)]
+            assert fr.sample_indices(n, vlen, "uniform") == mids

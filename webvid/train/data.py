@@ -166,8 +166,8 @@ def decode_clip(
         if member is None:
             raise fr.BrokenSample("no_media")
         frames: Any = [fr.open_image(sample[member], opts.short_side)]
-    elif len(fr.frame_members(sample)) >= n or (
-        fr.frame_members(sample) and fr.media_member(sample, "video") is None
+    elif len(members := fr.frame_members(sample)) >= n or (
+        members and fr.media_member(sample, "video") is None
     ):
         decode = ff.decode_jpegs_array if fast else fr.decode_jpegs
         frames = decode(sample, n, mode, rng, opts.short_side, offset)
