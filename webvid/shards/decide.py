@@ -105,8 +105,8 @@ def decide(
     return rows
 
 
-def _colour(value: Any) -> tuple[tuple[float, float], ...] | None:
-    return tuple((float(u), float(v)) for u, v in value) if value else None
+def _colour(value: Any) -> tuple[tuple[float, ...], ...] | None:
+    return tuple(tuple(float(x) for x in frame) for frame in value) if value else None
 
 
 def sample_for(it: InputItem, verdict: dict[str, Any], result: dict[str, Any]) -> Sample:

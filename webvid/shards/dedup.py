@@ -9,8 +9,8 @@ other filter come first (by clip id): a rejected clip never makes its good twin 
 Near-duplicates are found with the pigeonhole principle: a hash of ``n`` bits within distance
 ``t`` of another shares at least one of ``t + 1`` bands exactly, so only items in a common
 band bucket are compared (exact Hamming on those candidates only). The grey hash is blind to
-colour, so a near-duplicate must also have the same mean chroma, frame by frame, within
-``near_max_colour_diff``.
+colour, so a near-duplicate must also have the same chroma, frame by frame and cell by cell of
+an 8x8 grid, within ``near_max_colour_diff``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 from webvid.shards.recipe import DedupConfig
 
+#: Per hashed frame, the chroma grid: ``u, v`` per cell (see ``scores.chroma_grid``).
+Colour = tuple[tuple[float, ...], ...] | None
+
 
 @dataclass(frozen=True)
 class DedupItem:
@@ -29,7 +32,7 @@ class DedupItem:
     sha256: str | None
     source_key: str | None  # source id, else clip id
     phash: str | None  # hex
-    colour: tuple[tuple[float, float], ...] | None = None  # mean chroma of the hashed frames
+    colour: Colour = None  # chroma grid of each hashed frame
 
 
 @dataclass(frozen=True)
@@ -52,18 +55,24 @@ def _bands(bits: int, count: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(count)]
 
 
-Colour = tuple[tuple[float, float], ...] | None
+def _frame_mean(cells: tuple[float, ...]) -> tuple[float, float]:
+    return sum(cells[0::2]) / len(cells[0::2]), sum(cells[1::2]) / len(cells[1::2])
 
 
 def colour_close(a: Colour, b: Colour, max_diff: float) -> bool:
-    """Whether two chroma signatures agree within ``max_diff`` everywhere (unknown: agree)."""
-    if a is None or b is None or len(a) != len(b):
-        return a is None or b is None
-    return all(
-        abs(x - y) <= max_diff
-        for fa, fb in zip(a, b, strict=True)
-        for x, y in zip(fa, fb, strict=True)
-    )
+    """Whether two chroma signatures agree within ``max_diff`` in every cell of every frame.
+
+    Unknown colour agrees. Signatures of different grids (a staging cache written by an
+    older version beside a new one) are compared by their whole-frame means.
+    """
+    if a is None or b is None:
+        return True
+    if len(a) != len(b):
+        return False
+    pairs = list(zip(a, b, strict=True))
+    if any(len(fa) != len(fb) for fa, fb in pairs):
+        pairs = [(_frame_mean(fa), _frame_mean(fb)) for fa, fb in pairs]
+    return all(abs(x - y) <= max_diff for fa, fb in pairs for x, y in zip(fa, fb, strict=True))
 
 
 class NearIndex:

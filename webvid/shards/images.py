@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from webvid.shards.probe import MediaError
 from webvid.shards.recipe import ImageConfig
+from webvid.shards.scores import chroma_grid
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ImageResult:
     width: int
     height: int
     frames: np.ndarray  # (1, size, size) uint8 grey
-    chroma: np.ndarray  # (1, 2) mean Cb, Cr
+    chroma: np.ndarray  # (1, 128) mean Cb, Cr per cell of an 8x8 grid
     transform: str | None  # "copy" | "resize" | None when no output was asked for
     output: Path | None  # the resized JPEG (renamed into place); None for copy or no output
     out_width: int
@@ -75,7 +76,7 @@ def process_image(
         rgb.convert("YCbCr").resize((analysis_size, analysis_size), Image.Resampling.BOX)
     )
     grey = np.ascontiguousarray(small[:, :, 0])
-    chroma = small[:, :, 1:].reshape(-1, 2).mean(axis=0)[None]
+    chroma = chroma_grid(small[:, :, 1:].transpose(2, 0, 1)[None])
     scale = min(1.0, cfg.max_short_side / min(width, height))
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
     if out is None:

@@ -71,7 +71,7 @@ class DedupConfig:
     near: bool = True  # multi-frame perceptual hash
     near_max_distance: float = 0.1  # Hamming distance as a fraction of the hash bits
     near_max_colour_diff: float = (
-        12.0  # and mean chroma (U, V; 0..255) of every hashed frame this close
+        12.0  # and mean chroma (U, V; 0..255) per cell of an 8x8 grid, every hashed frame
     )
     source_id: bool = True  # the same source id (or clip id) twice
 

@@ -10,7 +10,8 @@ branch of the one ffmpeg pass per clip); produces
   (``min(mafd, |mafd - previous mafd|) / 100``: a jump that motion alone does not explain),
   and the number of pairs over the threshold;
 * ``phash``: a DCT perceptual hash, 64 bits per frame over ``k`` evenly spaced frames, as hex;
-* ``colour``: the mean chroma (U, V) of those same frames: the grey hash is blind to colour, so
+* ``colour``: the mean chroma (U, V) per cell of an 8x8 grid of those same frames (a
+  whole-frame mean misses a small shape's colour): the grey hash is blind to colour, so
   the duplicate check also compares this.
 """
 
@@ -107,12 +108,32 @@ def phash(frames: np.ndarray, k: int) -> str:
     return "".join(f"{phash_frame(frames[i]):016x}" for i in pick_frames(len(frames), k))
 
 
+#: The colour signature is the mean chroma of each cell of a COLOUR_GRID x COLOUR_GRID layout.
+COLOUR_GRID = 8
+
+
+def chroma_grid(uv: np.ndarray, grid: int = COLOUR_GRID) -> np.ndarray:
+    """Mean U and V per cell of a ``grid x grid`` layout of each frame.
+
+    ``uv``: ``(n, 2, H, W)`` chroma planes; returns ``(n, grid * grid * 2)`` floats, cells
+    row-major, ``u, v`` per cell. A whole-frame mean cannot tell a small white shape on black
+    from a purple one (the background dominates); a cell the shape covers can.
+    """
+    n, _, h, w = uv.shape
+    grid = max(1, min(grid, h, w))
+    rows = np.linspace(0, h, grid + 1).round().astype(int)
+    cols = np.linspace(0, w, grid + 1).round().astype(int)
+    out = np.empty((n, grid, grid, 2), np.float64)
+    for i in range(grid):
+        for j in range(grid):
+            cell = uv[:, :, rows[i] : rows[i + 1], cols[j] : cols[j + 1]]
+            out[:, i, j] = cell.mean(axis=(2, 3))
+    return out.reshape(n, grid * grid * 2)
+
+
 def colour_signature(chroma: np.ndarray, k: int) -> list[list[float]]:
-    """Mean (U, V) of the ``k`` frames the hash uses, rounded to 0.1."""
-    return [
-        [round(float(u), 1), round(float(v), 1)]
-        for u, v in (chroma[i] for i in pick_frames(len(chroma), k))
-    ]
+    """The chroma grid (see :func:`chroma_grid`) of the ``k`` frames the hash uses, to 0.1."""
+    return [[round(float(x), 1) for x in chroma[i]] for i in pick_frames(len(chroma), k)]
 
 
 def frame_scores(

@@ -8,7 +8,7 @@ Takes a source path, its :class:`~webvid.shards.probe.ProbeInfo` and the recipe;
   ``+faststart``, a keyframe every ``keyframe_interval_s``; rotation applied by ffmpeg's
   autorotate, odd sizes rounded to even);
 * the ``size x size`` analysis frames at ``analysis.fps`` (grey for the scores and hashes,
-  plus each frame's mean chroma for the duplicate check; the proof that the clip decodes),
+  plus each frame's chroma grid for the duplicate check; the proof that the clip decodes),
   read from ffmpeg's stdout in the same process that writes the output, so
   the clip is decoded exactly once and never held in memory;
 * optionally K JPEG frames at segment midpoints of the output (:func:`extract_frames`).
@@ -29,6 +29,7 @@ import numpy as np
 
 from webvid.shards.probe import ProbeInfo
 from webvid.shards.recipe import AnalysisConfig, TransformConfig
+from webvid.shards.scores import chroma_grid
 
 BITEXACT = [
     "-fflags",
@@ -54,7 +55,7 @@ class VideoPlan:
 @dataclass(frozen=True)
 class DecodeResult:
     frames: np.ndarray  # (n, size, size) uint8 grey (luma)
-    chroma: np.ndarray  # (n, 2) float: mean U and V of each frame
+    chroma: np.ndarray  # (n, 128) float: mean U and V per cell of each frame's 8x8 grid
     returncode: int
     stderr: str
     output: Path | None  # the finished output (renamed into place), None unless written
@@ -184,7 +185,7 @@ def decode_video(
     n = len(raw) // (3 * plane)
     planes = np.frombuffer(raw[: n * 3 * plane], np.uint8).reshape(n, 3, acfg.size, acfg.size)
     frames = planes[:, 0]
-    chroma = planes[:, 1:].reshape(n, 2, plane).mean(axis=2)
+    chroma = chroma_grid(planes[:, 1:])
     done: Path | None = None
     if tmp is not None and out is not None:
         if rc == 0 and tmp.is_file() and tmp.stat().st_size > 0:
