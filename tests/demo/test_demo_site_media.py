@@ -56,7 +56,8 @@ def test_clips_probe_as_h264_with_the_configured_size_and_duration(demo_site):
             assert b"Invalid NAL unit size" not in bad.stderr  # garbage, not a cut-off file
             continue
         assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"
-        assert (stream["width"], stream["height"]) == (cfg.width, cfg.height)
+        scale = 3 / 4 if item["fault"] == "near_duplicate" else 1  # re-encoded smaller
+        assert (stream["width"], stream["height"]) == (cfg.width * scale, cfg.height * scale)
         assert data.find(b"moov") < data.find(b"mdat")  # +faststart
         duration = float(info["format"]["duration"])
         if item["fault"] == "too_short":
@@ -72,7 +73,7 @@ def test_shapes_move_in_the_stated_direction(demo_site):
     checked: dict[str, int] = {}
     for item in demo_site.items("video"):
         if (
-            item["fault"] in ("corrupt", "still", "too_short")
+            item["fault"] in ("corrupt", "still", "too_short", "near_duplicate")
             or checked.get(item["direction"]) == 3
         ):
             continue  # three clips per direction are enough: one generator draws them all
@@ -108,6 +109,13 @@ def test_still_and_short_and_duplicate_clips(demo_site):
     twin = next(t for t in demo_site.truth if t["clip_id"] == dup["duplicate_of"])
     assert twin["fault"] is None and dup["clip_id"] != twin["clip_id"]
     assert store.clips[dup["clip_id"]].read_bytes() == store.clips[twin["clip_id"]].read_bytes()
+    near = demo_site.items("video", "near_duplicate")[0]
+    twin_file = store.clips[near["duplicate_of"]]
+    assert store.clips[near["clip_id"]].read_bytes() != twin_file.read_bytes()
+    w, h = cfg.width * 3 // 4, cfg.height * 3 // 4
+    small = decode(store.clips[near["clip_id"]], [6], w, h)[0][::3, ::3].astype(int)
+    big = decode(twin_file, [6], cfg.width, cfg.height)[0][::4, ::4].astype(int)
+    assert np.abs(small - big).mean() < 12  # the same picture, 3/4 the size
     short = demo_site.items("video", "too_short")[0]
     assert int(probe(store.clips[short["clip_id"]])["streams"][0]["nb_frames"]) < cfg.fps
 

@@ -179,6 +179,7 @@ CLIP_FAULTS: Final[dict[str, Expected]] = {
     "too_short": Expected(contract.STATUS_SUCCESS, verdict="duration_too_short"),
     "still": Expected(contract.STATUS_SUCCESS, verdict="still"),
     "duplicate": Expected(contract.STATUS_SUCCESS, verdict="duplicate_exact"),
+    "near_duplicate": Expected(contract.STATUS_SUCCESS, verdict="duplicate_near"),
     "non_english": Expected(contract.STATUS_SUCCESS, verdict="caption_language"),
     "boilerplate": Expected(contract.STATUS_SUCCESS),  # kept; curation strips the boilerplate
 }
@@ -208,6 +209,7 @@ class RenderSpec:
     short: bool = False  # a clip well under one second
     corrupt: bool = False  # valid mp4 header, garbage after it
     texture: int = 0  # seed of the background's faint texture (0: plain)
+    reencode: bool = False  # the same picture re-encoded smaller and worse: a near-duplicate
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,24 @@ def _fault_plan(rng: random.Random, faults: dict[str, Expected], n: int) -> list
     return plan
 
 
+def _twin(clips: list[Item], cid: str, used: set[str], rng: random.Random) -> tuple[Item, str]:
+    """The clean clip a duplicate copies, and the duplicate's clip id.
+
+    Curation keeps the first of a set of duplicates in clip-id order, so the twin must sort
+    before the copy: the latest clean clip with a smaller id, else the copy gets a fresh id
+    above the latest clean clip's — whatever the seed, the planted copy is the one rejected.
+    """
+    clean = [c for c in clips if c.fault is None]
+    earlier = [c for c in clean if c.clip_id < cid]
+    if earlier:
+        return earlier[-1], cid
+    twin = clean[-1]
+    while (new := str(rng.randrange(int(twin.clip_id) + 1, 10_000_000))) in used:
+        pass
+    used.add(new)
+    return twin, new
+
+
 def _unique_ids(rng: random.Random, n: int, prefix: str, low: int, high: int) -> list[str]:
     return [f"{prefix}{v}" for v in rng.sample(range(low, high), n)]
 
@@ -356,6 +376,7 @@ def build_catalog(
         combos = combos[:appearances]
     clip_ids = _unique_ids(rng, n_clips, "", 1_000_000, 10_000_000)
     plan = _fault_plan(rng, CLIP_FAULTS, n_clips) if faults else [None] * n_clips
+    used_ids = set(clip_ids)
     clips: list[Item] = []
     directions: list[str] = []
     direction: str | None
@@ -392,9 +413,12 @@ def build_catalog(
             render = replace(render, short=True)
         elif fault == "corrupt":
             render = replace(render, corrupt=True)
-        elif fault == "duplicate":
-            twin = next(c for c in reversed(clips) if c.fault is None)
-            duplicate_of, render = twin.clip_id, twin.render
+        elif fault in ("duplicate", "near_duplicate"):
+            twin, cid = _twin(clips, cid, used_ids, rng)
+            duplicate_of, render = (
+                twin.clip_id,
+                replace(twin.render, reencode=fault == "near_duplicate"),
+            )
             colour, shape, bg, twin_dir = twin.colour, twin.shape, twin.background, twin.direction
             assert twin_dir is not None
             direction = twin_dir

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -85,7 +85,10 @@ def default_cache_dir() -> Path:
 
 
 def spec_key(spec: RenderSpec) -> str:
-    return hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:20]
+    fields = asdict(spec)
+    if not fields["reencode"]:  # keys of ordinary clips unchanged since the field came in
+        del fields["reencode"]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -312,7 +315,19 @@ def build_media(
         store.images[image.clip_id] = root / "images" / f"{spec_key(image.render)}.jpg"
     total = len(set(store.clips.values()) | set(store.thumbs.values()) | set(store.images.values()))
     progress.update("demo media", total=total)
-    _encode_clips(todo, params, root, store, progress)
+    # near-duplicates are made from their base clip's file, so the base is encoded first
+    reencode = {key: spec for key, spec in todo.items() if spec.reencode}
+    for key in reencode:
+        del todo[key]
+        base = replace(reencode[key], reencode=False)
+        if not _cached(root / "clips" / f"{spec_key(base)}.mp4"):
+            todo[spec_key(base)] = base
+    _encode_clips(todo, params, root, store, progress, extra=len(reencode))
+    for key, spec in sorted(reencode.items()):
+        base_file = root / "clips" / f"{spec_key(replace(spec, reencode=False))}.mp4"
+        _reencode_clip(base_file, root / "clips" / f"{key}.mp4")
+        store.generated += 1
+        progress.update("demo media", advance=1)
     for kind, paths, specs in (
         ("thumb", store.thumbs, {c.clip_id: c.render for c in catalog.clips}),
         ("image", store.images, {i.clip_id: i.render for i in catalog.images}),
@@ -357,6 +372,25 @@ def _remove_stale_temps(root: Path, older_than_s: float = 600.0) -> None:
                     path.unlink()
 
 
+def _reencode_clip(base: Path, final: Path) -> None:
+    """``base`` at 3/4 of its size and a coarser quantiser: the same picture, other bytes."""
+    # fmt: off
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(base),
+        "-vf", "scale=trunc(iw*3/8)*2:trunc(ih*3/8)*2:flags=bicubic",
+        "-c:v", "libx264", "-preset", "veryfast", "-qp", "30", "-bf", "0", "-threads", "1",
+        "-pix_fmt", "yuv420p", "-x264-params", "cabac=0", "-bsf:v", "filter_units=remove_types=6",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+        "-movflags", "+faststart", "-f", "mp4",
+    ]
+    # fmt: on
+    with atomic_path(final, durable=False) as tmp:
+        proc = subprocess.run([*cmd, str(tmp)], capture_output=True, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()[-500:]
+            raise WebvidError(f"ffmpeg failed to re-encode a demo near-duplicate: {err}")
+
+
 def _encode_clips(
     todo: dict[str, RenderSpec],
     params: MediaParams,
@@ -364,11 +398,16 @@ def _encode_clips(
     store: MediaStore,
     progress: Progress,
     workers: int | None = None,
+    extra: int = 0,
 ) -> None:
-    """Encode the missing clips in batches, one ffmpeg process per batch, ``workers`` at once."""
+    """Encode the missing clips in batches, one ffmpeg process per batch, ``workers`` at once.
+
+    ``extra``: clip files the caller makes itself afterwards (not counted as reused here).
+    """
     n_clip_files = len(set(store.clips.values()))
-    store.reused += n_clip_files - len(todo)
-    progress.update("demo media", advance=n_clip_files - len(todo))
+    reused = n_clip_files - len(todo) - extra
+    store.reused += reused
+    progress.update("demo media", advance=reused)
     if not todo:
         return
     (root / "clips").mkdir(parents=True, exist_ok=True)

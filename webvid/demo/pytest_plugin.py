@@ -19,8 +19,8 @@ import pytest
 
 from webvid.demo.site import SiteConfig, SiteState, start_in_thread
 
-#: The test site: 32 clips (3 listing pages of 12) so that every clip fault fits, 16 images.
-TEST_SITE_CONFIG = SiteConfig(seed=7, n_clips=32, n_images=16, page_size=12, faults=True)
+#: The test site: 34 clips (3 listing pages of 12) so that every clip fault fits, 16 images.
+TEST_SITE_CONFIG = SiteConfig(seed=7, n_clips=34, n_images=16, page_size=12, faults=True)
 
 
 @dataclass
