@@ -16,9 +16,21 @@ and its peak RSS is polled with psutil (children included). Measurements:
   files (img2dataset's approach, 64 threads);
 * the same list with 5 % of responses answered 503: every item must end as success and every
   stored file must be the real clip (sha256 of the served body), never an error page;
-* a 1,000,000-row table crawled with ``--limit 1000``: peak RSS.
+* a 1,000,000-row table crawled with ``--limit 1000``: peak RSS;
+* with ``--before-src DIR`` (a checkout of an earlier webvid, e.g. ``git archive``), the same
+  list crawl run from that tree too, interleaved: before/after in the same conditions;
+* with ``--latency-ms MS`` (a separate, clearly labelled variant): a second server holds
+  every media response MS milliseconds before its first byte, as a remote CDN's time to
+  first byte would; the crawl runs with ``--latency-concurrency`` connections and the
+  baseline with 64 threads and with the same number of threads as the crawl's connections.
+
+Outputs stay on disk until the end of the script. Deleting 200 MB of files between runs
+made the next run's file creations slow on this VM's ext4 (the kernel skips inodes freed in
+the last ~30 s, scanning the inode table: ``recently_deleted`` was a third of all CPU samples
+in ``perf``), which inflated both sides' system time and the spread.
 
 Usage: nice .venv/bin/python benchmarks/crawl_bench.py [--n 2000] [--repeat 3] [--markdown]
+       [--before-src DIR] [--latency-ms 100 --latency-concurrency 512]
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from pathlib import Path
 
 import psutil
 
+REPO = str(Path(__file__).resolve().parent.parent)
 CLIP_BYTES = 100_000
 PAGE_SIZE = 50
 FAST = [
@@ -71,11 +84,12 @@ def clip_body(i: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
+def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int, delay_ms: int = 0) -> None:
     """A lean HTTP/1.1 server (asyncio protocol, keep-alive): it must not be the bottleneck.
 
     Routes: /robots.txt, /cdn/<i>.mp4, /videos/page/<p> (listing, rel=next), /clip/<i>
-    (a clip page with JSON-LD and <video>). Anything else: 404.
+    (a clip page with JSON-LD and <video>). Anything else: 404. With ``delay_ms``, each
+    /cdn/ response is sent that long after its request arrived (time to first byte).
     """
     import asyncio
 
@@ -152,10 +166,24 @@ def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
                 close = any(
                     h.lower().startswith("connection:") and "close" in h.lower() for h in lines[1:]
                 )
-                self.t.write(response(*route(path), close))  # type: ignore[attr-defined]
+                data = response(*route(path), close)
+                if delay_ms and path.startswith("/cdn/"):
+                    # a client sends its next request on this connection only after this
+                    # answer, so delaying it keeps the responses in order
+                    asyncio.get_running_loop().call_later(delay_ms / 1000, self.send, data, close)
+                    if close:
+                        return
+                    continue
+                self.send(data, close)
                 if close:
-                    self.t.close()
                     return
+
+        def send(self, data: bytes, close: bool) -> None:
+            if self.t.is_closing():
+                return
+            self.t.write(data)  # type: ignore[attr-defined]
+            if close:
+                self.t.close()
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", 0, backlog=1024)
@@ -166,9 +194,11 @@ def serve(port_q: multiprocessing.Queue, n: int, fail_pct: int) -> None:
 
 
 class Server:
-    def __init__(self, n: int, fail_pct: int = 0) -> None:
+    def __init__(self, n: int, fail_pct: int = 0, delay_ms: int = 0) -> None:
         q: multiprocessing.Queue = multiprocessing.Queue()
-        self.proc = multiprocessing.Process(target=serve, args=(q, n, fail_pct), daemon=True)
+        self.proc = multiprocessing.Process(
+            target=serve, args=(q, n, fail_pct, delay_ms), daemon=True
+        )
         self.proc.start()
         self.url = f"http://127.0.0.1:{q.get(timeout=60)}"
 
@@ -182,12 +212,15 @@ class Server:
 # --------------------------------------------------------------------------------------------
 
 
-def measure(cmd: list[str]) -> dict[str, float]:
-    """Wall seconds from spawn to exit and peak RSS (MB) of the process tree."""
+def measure(cmd: list[str], cwd: str | None = None) -> dict[str, float]:
+    """Wall seconds from spawn to exit and peak RSS (MB) of the process tree. ``cwd``: the
+    source tree ``python -m webvid.cli`` imports webvid from (sys.path[0] is the cwd)."""
     env = dict(os.environ, WEBVID_NO_PROGRESS="1", PYTHONHASHSEED="0")
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd or REPO
+    )
     ps = psutil.Process(proc.pid)
     peak = peak_pss = 0
     while proc.poll() is None:
@@ -214,12 +247,21 @@ def crawl_cmd(source: str, out: Path, *extra: str) -> list[str]:
         "webvid.cli",
         "-q",
         "crawl",
-        source,
+        str(Path(source).resolve()) if not source.startswith("http") else source,
         "-o",
-        str(out),
+        str(Path(out).resolve()),
         *FAST,
         *extra,
     ]
+
+
+def baseline_cmd(table: Path, out: Path, threads: int) -> list[str]:
+    return [sys.executable, __file__, "_baseline", str(table), str(out), str(threads)]
+
+
+def check_list(out: Path, n: int) -> None:
+    recs = records(out)
+    assert len(recs) == n and all(x["status"] == "success" for x in recs), len(recs)
 
 
 def baseline_child(table: str, out: str, threads: int) -> None:
@@ -269,6 +311,25 @@ def write_table(path: Path, base: str, n: int) -> Path:
     return path
 
 
+def summarise_runs(result: dict, runs: dict[str, list[dict[str, float]]], n: int) -> None:
+    mb = n * CLIP_BYTES / 1e6
+    for name, ms in runs.items():
+        if not ms:
+            continue
+        wall = statistics.median(m["wall_s"] for m in ms)
+        cpu = statistics.median(m["cpu_s"] for m in ms)
+        result[name] = {
+            "items_per_s": round(n / wall, 1),
+            "mb_per_s": round(mb / wall, 1),
+            "wall_s": round(wall, 2),
+            "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
+            "peak_pss_mb": round(max(m["peak_pss_mb"] for m in ms), 1),
+            "cpu_ms_per_item": round(1000 * cpu / n, 3),
+            "walls": [round(m["wall_s"], 2) for m in ms],
+            "cpus": [round(m["cpu_s"], 2) for m in ms],
+        }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
@@ -276,10 +337,26 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=1_000_000)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument(
-        "--skip", default="", help="comma list of: list,list_2proc,discover,baseline,faults,big"
+        "--skip",
+        default="",
+        help="comma list of: list,list_2proc,discover,baseline,faults,big,list_before",
     )
+    ap.add_argument(
+        "--before-src",
+        default=None,
+        help="an earlier webvid source tree: its list crawl runs interleaved as list_before",
+    )
+    ap.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        help="also run the latency variant: media answers held this long (0: skip it)",
+    )
+    ap.add_argument("--latency-concurrency", type=int, default=512)
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if not args.before_src:
+        skip.add("list_before")
     work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
     result: dict[str, object] = {
         "n": args.n,
@@ -294,32 +371,25 @@ def main() -> None:
         table = write_table(work / "list.csv", server.url, args.n)
         runs: dict[str, list[dict[str, float]]] = {
             "list": [],
+            "list_before": [],
             "list_2proc": [],
             "discover": [],
             "baseline": [],
         }
+        variants: list[tuple[str, list[str], str | None]] = [
+            ("list", [], None),
+            ("list_before", [], args.before_src),
+            ("list_2proc", ["--processes", "2"], None),
+        ]
         for r in range(args.repeat):  # interleaved, so load changes hit every variant alike
-            for name, extra in (("list", []), ("list_2proc", ["--processes", "2"])):
+            for name, extra, cwd in variants:
                 if name in skip:
                     continue
                 out = work / f"{name}{r}"
-                m = measure(crawl_cmd(str(table), out, *extra))
-                recs = records(out)
-                assert len(recs) == args.n and all(x["status"] == "success" for x in recs)
-                runs[name].append(m)
+                runs[name].append(measure(crawl_cmd(str(table), out, *extra), cwd=cwd))
+                check_list(out, args.n)
             if "baseline" not in skip:
-                runs["baseline"].append(
-                    measure(
-                        [
-                            sys.executable,
-                            __file__,
-                            "_baseline",
-                            str(table),
-                            str(work / f"base{r}"),
-                            "64",
-                        ]
-                    )
-                )
+                runs["baseline"].append(measure(baseline_cmd(table, work / f"base{r}", 64)))
             if "discover" not in skip:
                 out = work / f"disc{r}"
                 m = measure(
@@ -334,34 +404,52 @@ def main() -> None:
                         "discover.page_concurrency=32",
                     )
                 )
-                recs = records(out)
-                assert len(recs) == args.n and all(x["status"] == "success" for x in recs), len(
-                    recs
-                )
+                check_list(out, args.n)
                 runs["discover"].append(m)
-            for d in work.glob("*[0-9]"):
-                shutil.rmtree(d, ignore_errors=True)
         server.close()
-        mb = args.n * CLIP_BYTES / 1e6
-        for name, ms in runs.items():
-            if not ms:
-                continue
-            wall = statistics.median(m["wall_s"] for m in ms)
-            cpu = statistics.median(m["cpu_s"] for m in ms)
-            result[name] = {
-                "items_per_s": round(args.n / wall, 1),
-                "mb_per_s": round(mb / wall, 1),
-                "wall_s": round(wall, 2),
-                "peak_rss_mb": round(max(m["peak_rss_mb"] for m in ms), 1),
-                "peak_pss_mb": round(max(m["peak_pss_mb"] for m in ms), 1),
-                "cpu_ms_per_item": round(1000 * cpu / args.n, 3),
-                "walls": [round(m["wall_s"], 2) for m in ms],
-            }
-        for name in ("list", "list_2proc"):
+        summarise_runs(result, runs, args.n)
+        for name in ("list", "list_before", "list_2proc"):
             if runs[name] and runs["baseline"]:
                 result[f"{name}_vs_baseline"] = round(
                     result["baseline"]["wall_s"] / result[name]["wall_s"], 2
                 )  # type: ignore[index]
+
+        if args.latency_ms:
+            c = args.latency_concurrency
+            server = Server(args.n, delay_ms=args.latency_ms)
+            table = write_table(work / "latency.csv", server.url, args.n)
+            lat: dict[str, list[dict[str, float]]] = {
+                f"latency_list_c{c}": [],
+                "latency_baseline_t64": [],
+                f"latency_baseline_t{c}": [],
+            }
+            for r in range(args.repeat):
+                out = work / f"lat_list{r}"
+                m = measure(
+                    crawl_cmd(
+                        str(table),
+                        out,
+                        "--concurrency",
+                        str(c),
+                        "--per-host-concurrency",
+                        str(c),
+                    )
+                )
+                check_list(out, args.n)
+                lat[f"latency_list_c{c}"].append(m)
+                for threads in (64, c):
+                    lat[f"latency_baseline_t{threads}"].append(
+                        measure(baseline_cmd(table, work / f"lat_base{threads}_{r}", threads))
+                    )
+            server.close()
+            summarise_runs(result, lat, args.n)
+            result["latency_ms"] = args.latency_ms
+            for threads in (64, c):
+                result[f"latency_list_vs_baseline_t{threads}"] = round(
+                    result[f"latency_baseline_t{threads}"]["wall_s"]  # type: ignore[index]
+                    / result[f"latency_list_c{c}"]["wall_s"],  # type: ignore[index]
+                    2,
+                )
 
         if "faults" not in skip:
             server = Server(args.n, fail_pct=5)
@@ -384,7 +472,6 @@ def main() -> None:
                 "wrong_bodies_stored": bad_bodies,
                 "peak_rss_mb": round(m["peak_rss_mb"], 1),
             }
-            shutil.rmtree(out, ignore_errors=True)
 
         if "big" not in skip:
             server = Server(2000)
@@ -418,7 +505,9 @@ def markdown(r: dict) -> str:
         "| run | items/s (wall, start-up incl.) | MB/s | CPU ms/item | peak RSS MB (PSS) | note |",
         "|---|---|---|---|---|---|",
     ]
-    for name in ("list", "list_2proc", "discover", "baseline"):
+    names = ["list", "list_before", "list_2proc", "discover", "baseline"]
+    names += [k for k in r if k.startswith("latency_") and isinstance(r[k], dict)]
+    for name in names:
         if name in r:
             x = r[name]
             lines.append(
@@ -436,11 +525,15 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| {x['rows']:,}-row CSV ({x['table_mb']} MB), --limit 1000 | | | | {x['peak_rss_mb']} | wall {x['wall_s']} s |"
         )
-    for name in ("list", "list_2proc"):
+    for name in ("list", "list_before", "list_2proc"):
         if f"{name}_vs_baseline" in r:
             lines.append(
                 f"\n{name} vs naive baseline: {r[f'{name}_vs_baseline']}× the baseline's speed (median wall)"
             )
+    for key in (k for k in r if k.startswith("latency_list_vs_baseline")):
+        lines.append(
+            f"\nlatency {r['latency_ms']} ms, crawl vs baseline {key.rsplit('_', 1)[1]}: {r[key]}×"
+        )
     return "\n".join(lines)
 
 

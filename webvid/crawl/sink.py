@@ -7,7 +7,8 @@ bad magic bytes, truncated, empty).
 
 How a body travels: sha256 is computed while it streams; a body up to
 ``output.buffer_bytes`` stays in memory and is written in one go; a larger one spills to
-``media/.partial/<clip_id>.part``. Either way the file is written under a temp name,
+``media/.partial/<clip_id>.part`` in writes of about 256 KiB (one thread-pool trip per
+write, not per network chunk). Either way the file is written under a temp name,
 optionally fsynced, and renamed to its final name only once complete and verified — a
 killed process never leaves a partial file under a final name. A spilled body cut short is
 kept with ``<clip_id>.partjson`` (URL + validators) and resumed with ``Range``/``If-Range``
@@ -39,6 +40,9 @@ from webvid.crawl.config import CrawlConfig
 from webvid.crawl.items import Outcome
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+#: A spilled body goes to its ``.part`` file in writes of about this size (one thread-pool
+#: trip each, instead of one per network chunk).
+_WRITE_BYTES = 256 * 1024  # held per item in flight, on top of the network buffers
 
 
 class Disk:
@@ -210,6 +214,7 @@ class MediaSink:
         hasher = hashlib.sha256()
         head, fh = (await self.disk.run(self._reopen, hasher)) if offset else (b"", None)
         size, buf = offset, bytearray()
+        pending = bytearray()  # spilled body not yet written: one pool trip per _WRITE_BYTES
         try:
             async for chunk in resp.content.iter_chunked(self.cfg.net.chunk_bytes):
                 size += len(chunk)
@@ -236,10 +241,15 @@ class MediaSink:
                         self._spill, bytes(buf), hasher, resp.headers.copy(), total
                     )
                     buf = bytearray()
-                await self.disk.run(_write, fh, hasher, chunk)
+                pending += chunk
+                if len(pending) >= _WRITE_BYTES:
+                    full, pending = pending, bytearray()  # handed over, not copied
+                    await self.disk.run(_write, fh, hasher, full)
         finally:
             if fh is not None:
-                await self.disk.run(fh.close)
+                # what arrived is kept even when the body is cut short: a Range resume
+                # continues from the partial file's size
+                await self.disk.run(_write_close, fh, hasher, pending)
         if total is not None and size < total:
             return Outcome("truncated", f"got {size} of {total} bytes", bytes=size, **base)
         if size == 0:
@@ -326,6 +336,14 @@ class MediaSink:
             await self.disk.run(self._remove)
 
 
-def _write(fh: IO[bytes], hasher: Any, chunk: bytes) -> None:
-    hasher.update(chunk)
+def _write(fh: IO[bytes], hasher: Any, chunk: bytes | bytearray) -> None:
+    hasher.update(chunk)  # releases the GIL on large buffers, as the write does
     fh.write(chunk)
+
+
+def _write_close(fh: IO[bytes], hasher: Any, chunk: bytes | bytearray) -> None:
+    try:
+        if chunk:
+            _write(fh, hasher, chunk)
+    finally:
+        fh.close()
