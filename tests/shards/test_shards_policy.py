@@ -141,6 +141,18 @@ def test_decode_reason(rc, frames, expected_frames, stderr, reason) -> None:
         ("Video 12345678", ""),
         ("  Mountain   lake ,, at dawn  ", "Mountain lake, at dawn"),
         (None, ""),
+        # boilerplate segments left once ids, resolutions and phrases are gone
+        (
+            "Stock Footage 4K - Dog runs, left - id 3184803 - royalty free HD video",
+            "Dog runs, left",
+        ),
+        (
+            "Dog runs. 4K Ultra HD stock video clip #3184803, royalty-free, no watermark",
+            "Dog runs.",
+        ),
+        ("Stock footage: Dog runs | HD 1080p | ID 3184803 | Download now", "Dog runs"),
+        ("Cat - playful - asleep", "Cat - playful - asleep"),  # descriptive segments stay
+        ("Editorial use only - Crowd at a concert", "Crowd at a concert"),
     ],
 )
 def test_clean_caption(raw, clean) -> None:

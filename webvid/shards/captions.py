@@ -4,7 +4,8 @@ Takes raw stock-site captions (alt text, titles); produces clean captions, word 
 language code with a probability, and the number of inputs sharing each clean caption.
 
 Clean-up removes what stock sites add around the description: clip ids, resolution and
-frame-rate tags ("4K", "1080p", "60fps"), "stock footage" phrases, a trailing list of
+frame-rate tags ("4K", "1080p", "60fps"), "stock footage" phrases, segments left holding only
+boilerplate words ("- video", "| Download now", ", no watermark"), a trailing list of
 keywords, HTML entities and repeated punctuation. The raw caption is kept by the caller.
 
 Language detection is offline: py3langid ships its model inside the pip package. The model
@@ -29,6 +30,56 @@ _SPACE_RE = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.;:!?])")
 _EDGE_RE = re.compile(r"^[\s,.;:!?\-|/_*~]+|[\s,;:\-|/_*~]+$")
 _DANGLING_RE = re.compile(r"\s*\b(?:in|at|of|with|and|or|the|a)\s*$", re.IGNORECASE)
+
+
+# Separators stock sites put between a description and their boilerplate.
+_SEGMENT_SPLIT_RE = re.compile(r"(\s+[-\u2013\u2014]\s+|\s*[|\u2022]\s*|\s*,\s*|(?<=[.!?])\s+)")
+# Words of boilerplate left once ids, resolutions and stock phrases are gone ("- video",
+# "| Download now", ", no watermark"): a segment made only of these is dropped.
+_STOCK_WORDS = frozenset(
+    [
+        "video",
+        "videos",
+        "clip",
+        "clips",
+        "footage",
+        "stock",
+        "hd",
+        "free",
+        "royalty",
+        "download",
+        "now",
+        "no",
+        "watermark",
+        "watermarks",
+        "license",
+        "licence",
+        "licensed",
+        "editorial",
+        "use",
+        "only",
+        "preview",
+        "buy",
+        "premium",
+        "high",
+        "quality",
+        "resolution",
+        "uhd",
+        "fps",
+    ]
+)
+
+
+def _drop_stock_segments(text: str) -> str:
+    """Drop separator-delimited segments that hold only boilerplate words (or nothing)."""
+    parts = _SEGMENT_SPLIT_RE.split(text)
+    out: list[str] = []
+    for i in range(0, len(parts), 2):
+        words = re.findall(r"[a-z0-9]+", parts[i].lower())
+        if not words or all(w in _STOCK_WORDS for w in words):
+            continue
+        out.append((parts[i - 1] if out else "") + parts[i])
+    return "".join(out)
 
 
 def _is_keyword(part: str) -> bool:
@@ -69,6 +120,7 @@ def clean_caption(
     text = _ID_RE.sub(" ", text)
     text = _RESOLUTION_RE.sub(" ", text)
     text = re.sub(r"\(\s*\)|\[\s*\]", " ", text)
+    text = _drop_stock_segments(_SPACE_RE.sub(" ", text))
     text = _REPEAT_PUNCT_RE.sub(r"\1", text)
     text = _SPACE_RE.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", text)
