@@ -39,10 +39,31 @@ from webvid.train import state as S
 from webvid.train.build import build_model
 from webvid.train.checkpoint import inflate_temporal_embed
 from webvid.train.data import ClipOptions, Tokenize, TrainStream, expand_shards, make_train_loader
+from webvid.train.model import FrozenInTime
 from webvid.train.recipe import TrainRecipe
 from webvid.train.schedule import Plan, plan_from_recipe
 
 log = logging.getLogger(__name__)
+
+
+def compile_video_model(model: FrozenInTime, backend: str, device: torch.device) -> None:
+    """``torch.compile`` the space-time ViT in place: its ``state_dict`` keys stay official.
+
+    The text model stays eager (its sequence lengths vary from batch to batch). With torch
+    2.11's inductor on CUDA, the coalescing-tiling analysis asserted on this graph; it is
+    switched off for the run (measured on an H200: the compiled step is still 1.41x eager).
+    """
+    if backend == "inductor" and device.type == "cuda":
+        import torch._inductor.config as inductor_config
+
+        if getattr(inductor_config.triton, "coalesce_tiling_analysis", False):
+            inductor_config.triton.coalesce_tiling_analysis = False
+            log.info("torch.compile: inductor's coalescing-tiling analysis off (torch 2.11 bug)")
+    try:
+        model.video_model.compile(backend=backend, dynamic=False)
+    except Exception as exc:  # an unknown backend name, a torch without dynamo support
+        raise ConfigError(f"train.compile_backend={backend!r}: {exc}") from exc
+    log.info("video model compiled with torch.compile(backend=%r)", backend)
 
 
 @dataclass
@@ -104,6 +125,8 @@ class Trainer:
             recipe.model, base, init, grad_checkpointing=recipe.train.grad_checkpointing
         )
         self.model = model.to(self.info.device)
+        if recipe.train.compile:
+            compile_video_model(self.model, recipe.train.compile_backend, self.info.device)
         self.ddp: torch.nn.Module = self.model
         if self.info.distributed:
             ids = [self.info.device.index] if self.info.device.type == "cuda" else None
