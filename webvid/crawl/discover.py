@@ -29,6 +29,7 @@ from webvid.crawl import extract, media
 from webvid.crawl.config import CrawlConfig
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.items import Item, Outcome
+from webvid.crawl.tasks import WorkerWatch
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +112,14 @@ class Discoverer:
             await self.out.put(None)
 
         close = asyncio.create_task(closer())
+        watch = WorkerWatch(workers)
         try:
             while True:
-                get = asyncio.ensure_future(self.out.get())
-                await asyncio.wait([get, *workers], return_when=asyncio.FIRST_COMPLETED)
-                for w in workers:
-                    if w.done() and not w.cancelled() and w.exception() is not None:
-                        get.cancel()
-                        raise w.exception()  # type: ignore[misc]
-                item = await get
+                watch.check()
+                try:
+                    item = self.out.get_nowait()
+                except asyncio.QueueEmpty:
+                    item = await watch.wait_for(self.out.get())
                 if item is None:
                     return
                 yield item

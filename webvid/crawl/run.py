@@ -41,6 +41,7 @@ from webvid.crawl.items import Item, Outcome, make_record
 from webvid.crawl.net import HostSlots, RobotsCache, make_session
 from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
+from webvid.crawl.tasks import WorkerWatch
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
 
@@ -225,11 +226,12 @@ class _Crawl:
                     asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)
                 ]
                 ticker = asyncio.create_task(self._tick())
+                watch = WorkerWatch(workers)
                 try:
                     async for item in self._items(done):
-                        await _put(queue, item, workers)
+                        await _put(queue, item, watch)
                     for _ in workers:
-                        await _put(queue, None, workers)
+                        await _put(queue, None, watch)
                     await asyncio.gather(*workers)
                 finally:
                     ticker.cancel()
@@ -485,21 +487,13 @@ class _Crawl:
         )
 
 
-async def _put(
-    queue: asyncio.Queue[Item | None], item: Item | None, workers: list[asyncio.Task[None]]
-) -> None:
+async def _put(queue: asyncio.Queue[Item | None], item: Item | None, watch: WorkerWatch) -> None:
     """Put on the bounded queue; if a worker dies meanwhile, raise its error instead of
     waiting forever for room."""
     if not queue.full():
         queue.put_nowait(item)
         return
-    put = asyncio.ensure_future(queue.put(item))
-    while not put.done():
-        await asyncio.wait([put, *workers], return_when=asyncio.FIRST_COMPLETED)
-        for w in workers:
-            if w.done() and not w.cancelled() and w.exception() is not None:
-                put.cancel()
-                raise w.exception()  # type: ignore[misc]
+    await watch.wait_for(queue.put(item))
 
 
 def _renamed(items: Any, source: str) -> Any:
