@@ -33,21 +33,7 @@ def crawl_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     d = tmp_path_factory.mktemp("scale-media")
     media = {f"m{i}": synth.make_video(d / f"m{i}.mp4", seed=i + 1) for i in range(5)}
     near = d / "near.mp4"
-    synth._ffmpeg(
-        [
-            "-i",
-            str(media["m0"]),
-            "-vf",
-            "scale=128:96",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "28",
-            "-pix_fmt",
-            "yuv420p",
-            str(near),
-        ]
-    )
+    synth.make_reencode(media["m0"], near)
     E = synth.Entry
     a = [
         E("a0", "A red ball rolls across a wooden table", media["m0"]),

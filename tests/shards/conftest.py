@@ -29,21 +29,7 @@ def shards_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     media["cut"] = synth.make_video(d / "cut.mp4", "cut", seed=9, duration=3.0)
     # the same picture as moving0 at another resolution and bitrate: a near-duplicate
     near = d / "near0.mp4"
-    synth._ffmpeg(
-        [
-            "-i",
-            str(media["moving0"]),
-            "-vf",
-            "scale=128:96",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "28",
-            "-pix_fmt",
-            "yuv420p",
-            str(near),
-        ]
-    )
+    synth.make_reencode(media["moving0"], near)
     media["near0"] = near
     return media
 

@@ -106,6 +106,15 @@ def make_video(
     return path
 
 
+def make_reencode(src: Path, out: Path, size: str = "128:96", crf: int = 28) -> Path:
+    """``src`` at another resolution and bitrate: the same picture, a near-duplicate."""
+    _ffmpeg(
+        ["-i", str(src), "-vf", f"scale={size}", "-c:v", "libx264", "-crf", str(crf)]
+        + ["-pix_fmt", "yuv420p", str(out)]
+    )
+    return out
+
+
 def make_image(
     path: Path, *, seed: int = 1, size: str = "96x64", extra: Sequence[str] = ()
 ) -> Path:
