@@ -96,3 +96,20 @@ def test_image_crawl(tmp_path: Path, make_crawl, shards_recipe) -> None:
     assert small_bytes["json"]["sha256"] == rows["small"]["sha256"]  # copied byte for byte
     sample_rows = pq.read_table(out / "train" / "00000.parquet").to_pylist()
     assert all(r["ext"] == "jpg" and r["media_kind"] == "image" for r in sample_rows)
+
+
+def test_report_histograms_of_an_image_run_draw_without_warnings() -> None:
+    """Images have no duration: the legend goes on the first panel with bars, silently."""
+    import base64
+    import warnings
+
+    from webvid.shards import report
+
+    rows = [
+        {"kept": i % 3 > 0, "short_side": 100 + i, "caption_words": 5 + i % 4, "duration_s": None}
+        for i in range(12)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = base64.b64decode(report._histograms_png(rows))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -74,7 +74,10 @@ def _histograms_png(rows: Sequence[dict[str, Any]]) -> str:
                 log=log,
             )
         ax.set_title(title)
-    axes.flat[0].legend()
+    # one legend, on the first panel that has bars (an image run has no duration histogram)
+    labelled = next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None)
+    if labelled is not None:
+        labelled.legend()
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.94, wspace=0.25, hspace=0.35)
     out = _png(fig)
     plt.close(fig)
