@@ -27,7 +27,10 @@ and its peak RSS is polled with psutil (children included). Measurements:
 Outputs stay on disk until the end of the script. Deleting 200 MB of files between runs
 made the next run's file creations slow on this VM's ext4 (the kernel skips inodes freed in
 the last ~30 s, scanning the inode table: ``recently_deleted`` was a third of all CPU samples
-in ``perf``), which inflated both sides' system time and the spread.
+in ``perf``), which inflated both sides' system time and the spread. Children keep their
+compiled bytecode in the script's temp folder (filled once, unmeasured), as an installed
+package would; ``--no-bytecode-cache`` gives the old condition (this VM exports
+PYTHONDONTWRITEBYTECODE=1, so every run recompiled webvid's modules, ~50 ms).
 
 Usage: nice .venv/bin/python benchmarks/crawl_bench.py [--n 2000] [--repeat 3] [--markdown]
        [--before-src DIR] [--latency-ms 100 --latency-concurrency 512]
@@ -212,10 +215,33 @@ class Server:
 # --------------------------------------------------------------------------------------------
 
 
+#: Set by main(): child processes keep compiled bytecode under this folder, as an installed
+#: package has it (this VM's shells export PYTHONDONTWRITEBYTECODE=1, under which every run
+#: recompiled webvid's own modules: ~50 ms of each crawl's start-up).
+PYCACHE: str | None = None
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, WEBVID_NO_PROGRESS="1", PYTHONHASHSEED="0")
+    if PYCACHE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    return env
+
+
+def warm_bytecode(cwd: str | None) -> None:
+    """Fill the bytecode cache for one source tree (unmeasured)."""
+    mods = "webvid.cli, webvid.crawl.cli, webvid.crawl.run, webvid.crawl.multi, "
+    mods += "webvid.crawl.discover, uvloop, urllib.request, concurrent.futures"
+    subprocess.run(
+        [sys.executable, "-c", f"import {mods}"], env=child_env(), cwd=cwd or REPO, check=True
+    )
+
+
 def measure(cmd: list[str], cwd: str | None = None) -> dict[str, float]:
     """Wall seconds from spawn to exit and peak RSS (MB) of the process tree. ``cwd``: the
     source tree ``python -m webvid.cli`` imports webvid from (sys.path[0] is the cwd)."""
-    env = dict(os.environ, WEBVID_NO_PROGRESS="1", PYTHONHASHSEED="0")
+    env = child_env()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -353,12 +379,23 @@ def main() -> None:
         help="also run the latency variant: media answers held this long (0: skip it)",
     )
     ap.add_argument("--latency-concurrency", type=int, default=512)
+    ap.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="children inherit PYTHONDONTWRITEBYTECODE (recompile webvid every run)",
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     if not args.before_src:
         skip.add("list_before")
     work = Path(tempfile.mkdtemp(prefix="webvid-crawl-bench-"))
+    global PYCACHE
+    if not args.no_bytecode_cache:
+        PYCACHE = str(work / "pycache")
+        for tree in {None, args.before_src}:
+            warm_bytecode(tree)
     result: dict[str, object] = {
+        "bytecode_cache": PYCACHE is not None,
         "n": args.n,
         "clip_bytes": CLIP_BYTES,
         "repeat": args.repeat,
@@ -420,23 +457,21 @@ def main() -> None:
             table = write_table(work / "latency.csv", server.url, args.n)
             lat: dict[str, list[dict[str, float]]] = {
                 f"latency_list_c{c}": [],
+                f"latency_list_before_c{c}": [],
                 "latency_baseline_t64": [],
                 f"latency_baseline_t{c}": [],
             }
+            wide = ["--concurrency", str(c), "--per-host-concurrency", str(c)]
             for r in range(args.repeat):
-                out = work / f"lat_list{r}"
-                m = measure(
-                    crawl_cmd(
-                        str(table),
-                        out,
-                        "--concurrency",
-                        str(c),
-                        "--per-host-concurrency",
-                        str(c),
-                    )
-                )
-                check_list(out, args.n)
-                lat[f"latency_list_c{c}"].append(m)
+                for name, cwd in (
+                    (f"latency_list_c{c}", None),
+                    (f"latency_list_before_c{c}", args.before_src),
+                ):
+                    if "before" in name and "list_before" in skip:
+                        continue
+                    out = work / f"{name}{r}"
+                    lat[name].append(measure(crawl_cmd(str(table), out, *wide), cwd=cwd))
+                    check_list(out, args.n)
                 for threads in (64, c):
                     lat[f"latency_baseline_t{threads}"].append(
                         measure(baseline_cmd(table, work / f"lat_base{threads}_{r}", threads))
