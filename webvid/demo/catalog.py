@@ -179,10 +179,13 @@ CLIP_FAULTS: Final[dict[str, Expected]] = {
     "too_short": Expected(contract.STATUS_SUCCESS, verdict="duration_too_short"),
     "still": Expected(contract.STATUS_SUCCESS, verdict="still"),
     "duplicate": Expected(contract.STATUS_SUCCESS, verdict="duplicate_exact"),
-    "near_duplicate": Expected(contract.STATUS_SUCCESS, verdict="duplicate_near"),
     "non_english": Expected(contract.STATUS_SUCCESS, verdict="caption_language"),
     "boilerplate": Expected(contract.STATUS_SUCCESS),  # kept; curation strips the boilerplate
+    # Faults added later: planted from their own random stream (see _fault_plan), so adding
+    # one does not redraw every other clip of a seed's catalogue.
+    "near_duplicate": Expected(contract.STATUS_SUCCESS, verdict="duplicate_near"),
 }
+LATER_CLIP_FAULTS: Final[tuple[str, ...]] = ("near_duplicate",)
 #: Faults of rows of the CC3M-style image table.
 IMAGE_FAULTS: Final[dict[str, Expected]] = {
     "http_404": Expected(contract.STATUS_FAILED_TO_DOWNLOAD, "http_404"),
@@ -322,15 +325,31 @@ def image_caption(template: str, colour: str, shape: str, bg: str) -> str:
     return template.format(Colour=colour.capitalize(), colour=colour, shape=shape, bg=bg)
 
 
-def _fault_plan(rng: random.Random, faults: dict[str, Expected], n: int) -> list[str | None]:
-    """Per-item fault names: each fault ``max(1, n // 100)`` times, at most half the items faulty."""
+def _fault_plan(
+    rng: random.Random,
+    faults: dict[str, Expected],
+    n: int,
+    later: tuple[str, ...] = (),
+    later_rng: random.Random | None = None,
+) -> list[str | None]:
+    """Per-item fault names: each fault ``max(1, n // 100)`` times, at most half the items faulty.
+
+    Faults named in ``later`` take free slots drawn from ``later_rng`` after the others, so
+    the others' slots (and everything else drawn from ``rng``) stay as they were without them.
+    """
     copies = max(1, n // 100)
+    cap = max(0, min(n // 2, n - 2))
     # the first two items stay clean so that a duplicate always has an earlier clean twin
-    wanted = [name for name in faults for _ in range(copies)][: max(0, min(n // 2, n - 2))]
+    wanted = [name for name in faults if name not in later for _ in range(copies)][:cap]
     slots = rng.sample(range(2, n), len(wanted))
     plan: list[str | None] = [None] * n
     for slot, name in zip(slots, wanted, strict=True):
         plan[slot] = name
+    extra = [name for name in later for _ in range(copies)][: cap - len(wanted)]
+    if extra:
+        free = [i for i in range(2, n) if plan[i] is None]
+        for slot, name in zip((later_rng or rng).sample(free, len(extra)), extra, strict=True):
+            plan[slot] = name
     return plan
 
 
@@ -375,7 +394,11 @@ def build_catalog(
     if appearances is not None:
         combos = combos[:appearances]
     clip_ids = _unique_ids(rng, n_clips, "", 1_000_000, 10_000_000)
-    plan = _fault_plan(rng, CLIP_FAULTS, n_clips) if faults else [None] * n_clips
+    plan = (
+        _fault_plan(rng, CLIP_FAULTS, n_clips, LATER_CLIP_FAULTS, random.Random(f"{seed}/later"))
+        if faults
+        else [None] * n_clips
+    )
     used_ids = set(clip_ids)
     clips: list[Item] = []
     directions: list[str] = []
