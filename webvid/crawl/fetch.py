@@ -54,14 +54,19 @@ class Fetcher:
         self.session = session
         self.slots = slots
         self.robots = robots
-        self._checked: set[tuple[str, frozenset[str] | None]] = set()  # URLs that passed check_url
+        # (scheme, netloc, hosts) that passed check_url: its verdict depends on nothing else
+        self._checked: set[tuple[str, str, frozenset[str] | None]] = set()
         self.in_flight = 0
 
     # -- policy of one hop ---------------------------------------------------------------
 
     def check_url(self, url: str, hosts: frozenset[str] | None = None) -> Outcome | None:
         """A policy failure for ``url`` (bad scheme, off-host, private literal), else None."""
-        key = (url, hosts)
+        try:
+            parts = media.split_url(url)
+        except ValueError as exc:
+            return Outcome("invalid_url", f"invalid URL: {exc}")
+        key = (parts.scheme, parts.netloc, hosts)
         if key in self._checked:
             return None
         refused = self._check_url(url, hosts)

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import SplitResult, urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -62,12 +62,18 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-@functools.lru_cache(maxsize=8192)
 def host_key(url: str) -> str:
     """``scheme://host:port`` — the unit of politeness."""
     parts = split_url(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    return _host_key(parts.scheme, parts.netloc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_key(scheme: str, netloc: str) -> str:
+    """Per (scheme, netloc), not per URL: a table's URLs are all different, its hosts few."""
+    parts = SplitResult(scheme, netloc, "", "", "")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 @contextlib.asynccontextmanager
