@@ -140,9 +140,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, kit, processes: in
         p.name for p in (out / "media").rglob("*") if p.is_file() and not p.name.endswith(".mp4")
     ]
     assert leftovers == []
-    # only what was in flight at a kill may have been asked for again
+    # only what was in flight at a kill may have been asked for again: the 8 open requests,
+    # plus items finished in the journal writer's last batching window (lines reach the OS
+    # every 10 ms; allow 0.1 s of a loaded machine: at 8 requests / 0.2 s, 4 items)
     hits = sum(n for p, n in state.hits.items() if p.startswith("/clip/"))
-    assert hits <= hits_ref + kills * 8 * processes
+    assert hits <= hits_ref + kills * (8 + 4) * processes
     assert io.read_manifest(out)["counts"]["records"] == N_ITEMS
 
 
