@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from urllib.parse import urlsplit
 
 from webvid.contract import clip_id
@@ -41,7 +41,9 @@ _ASSET_EXTS = (
 
 
 class Discoverer:
-    def __init__(self, cfg: CrawlConfig, fetcher: Fetcher, start: str, done: set[str]) -> None:
+    def __init__(
+        self, cfg: CrawlConfig, fetcher: Fetcher, start: str, done: Container[str]
+    ) -> None:
         self.cfg = cfg
         self.d = cfg.discover
         self.fetcher = fetcher

@@ -37,6 +37,7 @@ from webvid import contract, io
 from webvid.crawl import media, sources
 from webvid.crawl.config import CrawlConfig
 from webvid.crawl.fetch import Fetcher
+from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome, make_record
 from webvid.crawl.net import HostSlots, RobotsCache, make_session
 from webvid.crawl.sink import Disk
@@ -208,9 +209,9 @@ class _Crawl:
             w, n, first = self.shard
             store.number_parts(first + w, n)
         self.disk = Disk(self.out, self.cfg, owner=self.shard is None)
-        done = {
+        done = IdSet(
             cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)
-        }
+        )
         if done:
             self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
@@ -278,8 +279,8 @@ class _Crawl:
 
     # -- sources -------------------------------------------------------------------------
 
-    async def _items(self, done: set[str]) -> AsyncIterator[Item]:
-        seen: set[str] = set()
+    async def _items(self, done: IdSet) -> AsyncIterator[Item]:
+        seen = IdSet()  # every row of a 10 M-row table passes here: ~8 bytes per id
         limit = self.cfg.limit
         if self.mode == "list":
             path = (
