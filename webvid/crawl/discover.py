@@ -28,6 +28,7 @@ from webvid.contract import clip_id
 from webvid.crawl import extract, media
 from webvid.crawl.config import CrawlConfig
 from webvid.crawl.fetch import Fetcher
+from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome
 from webvid.crawl.tasks import WorkerWatch
 
@@ -61,7 +62,7 @@ class Discoverer:
 
             raise ConfigError(f"discover: bad regular expression: {exc}") from None
         self.done = done
-        self.visited: set[str] = set()
+        self.visited = IdSet()  # page URLs, up to max_pages of them: ~8 bytes each
         self.frontier: asyncio.Queue[str] = asyncio.Queue()
         self.out: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=64)
         self.index = 0
