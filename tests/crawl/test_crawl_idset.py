@@ -31,3 +31,9 @@ def test_keys_are_stable_and_memory_is_about_eight_bytes_an_id() -> None:
     assert s.nbytes == 8 * 200_000  # a Python set of these strings holds ~100 bytes each
     s.add("extra")
     assert "extra" in s and s.nbytes < 8 * 200_000 + 100
+
+
+def test_add_says_whether_the_id_was_new() -> None:
+    s = IdSet(["a"], merge_at=2)
+    assert s.add("b") is True and s.add("b") is False and s.add("a") is False
+    assert s.add("c") is True and len(s) == 3  # "b" and "c" merged into the array

@@ -98,9 +98,8 @@ class Discoverer:
         return media.url_ext(url) not in _ASSET_EXTS
 
     def _enqueue(self, url: str) -> None:
-        if url in self.visited or len(self.visited) >= self.d.max_pages:
+        if len(self.visited) >= self.d.max_pages or not self.visited.add(url):
             return
-        self.visited.add(url)
         self.frontier.put_nowait(url)
 
     # -- crawling ------------------------------------------------------------------------

@@ -74,13 +74,15 @@ class IdSet:
         i = int(np.searchsorted(a, np.uint64(key)))
         return i < len(a) and int(a[i]) == key
 
-    def add(self, clip_id: str) -> None:
+    def add(self, clip_id: str) -> bool:
+        """Add ``clip_id``; False when it was already there (one look-up, not two)."""
         key = id_key(clip_id)
         if self._has(key):
-            return
+            return False
         self._recent.add(key)
         if len(self._recent) >= self._merge_at:
             self._merge()
+        return True
 
     def _merge(self) -> None:
         new = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))

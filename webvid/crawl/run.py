@@ -298,10 +298,9 @@ class _Crawl:
         async for item in stream:
             if limit is not None and n >= limit:
                 break
-            if item.clip_id in seen:
+            if not seen.add(item.clip_id):  # a repeated row
                 self.duplicates += 1
                 continue
-            seen.add(item.clip_id)
             n += 1
             if (
                 self.shard is not None
