@@ -7,7 +7,8 @@ interleaved so load on a shared machine hits both alike; on CPU the clock is the
 time, which other jobs do not inflate).
 
 * CPU (default): a small ViT (ViT-S/16-224 widths, 2 blocks; ``--width 192``: ViT-Ti), fp32,
-  4 frames, 2 clips/step;
+  4 frames, 2 clips/step; ``--precision bf16``: ours under bf16 autocast (the GPU variant's
+  comparison) against the reference in fp32 and, for a like-for-like figure, in bf16 too.
   ``nice`` it on shared machines.
 * ``--gpu``: ViT-B/16-224, 4 frames; ours in bf16 autocast + SDPA (flash) against the
   reference in fp32, with peak memory per variant and an fp32 equivalence check.
@@ -25,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -109,23 +111,34 @@ def _sync(device: torch.device) -> None:
 
 
 def _kernel_only(
-    model: SpaceTimeTransformer, video: torch.Tensor, repeats: int, device: torch.device
+    model: SpaceTimeTransformer,
+    video: torch.Tensor,
+    repeats: int,
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> dict[str, float]:
-    """Forward+backward of the attention kernels alone (space + time), fp32, model's shapes."""
+    """Forward+backward of the attention kernels alone (space + time) at the model's shapes:
+    ours (its per-device kernel choice), ours forced onto SDPA, and the reference."""
     b, f = video.shape[:2]
     h = model.blocks[0].attn.num_heads
     d = model.embed_dim // h
     length = 1 + f * model.patches_per_frame
-    qkv0 = torch.randn(b, length, 3 * h * d, device=device)
-    times: dict[str, list[float]] = {"ours": [], "reference": []}
-    fns = {"ours": divided_attention, "reference": reference_attention}
+    qkv0 = torch.randn(b, length, 3 * h * d, device=device, dtype=dtype)
+    fns = {
+        "ours": divided_attention,
+        "ours_forced_sdpa": partial(
+            divided_attention, kernel=torch.nn.functional.scaled_dot_product_attention
+        ),
+        "reference": reference_attention,
+    }
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats + 2):
         for name, fn in fns.items():
             qkv = qkv0.clone().requires_grad_()
             q, k, v = qkv.view(b, length, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
             _sync(device)
             t0 = _clock(device)
-            (fn(q, k, v, f, "space") + fn(q, k, v, f, "time")).sum().backward()
+            (fn(q, k, v, f, "space") + fn(q, k, v, f, "time")).float().sum().backward()
             _sync(device)
             times[name].append(_clock(device) - t0)
     return {name: 1000 * statistics.median(ts[2:]) for name, ts in times.items()}
@@ -154,10 +167,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             num_heads=args.width // 64,
         )
         batch = args.batch or 2
-        variants = {"ours_fp32_sdpa": (divided_attention, None)}
+        if args.precision == "bf16":
+            variants = {"ours_bf16": (divided_attention, torch.bfloat16)}
+            variants["reference_bf16"] = (reference_attention, torch.bfloat16)
+        else:
+            variants = {"ours_fp32_sdpa": (divided_attention, None)}
         variants["reference_fp32"] = (reference_attention, None)
     if args.bound:
-        variants["no_attention_bound"] = (no_attention, None)
+        # in the main variant's precision: its bound, against the reference in that precision
+        variants["no_attention_bound"] = (no_attention, next(iter(variants.values()))[1])
     torch.manual_seed(0)
     model = SpaceTimeTransformer(num_frames=args.frames, **dims).to(device).train()
     _randomise_time_attention(model)
@@ -200,7 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             step()
             _sync(device)
             times[name].append(_clock(device) - t0)
-    kernel = _kernel_only(model, video, args.repeats, device)
+    kernel_dtype = torch.bfloat16 if args.precision == "bf16" and not gpu_mode else torch.float32
+    kernel = _kernel_only(model, video, args.repeats, device, kernel_dtype)
     compiled = _compiled(model, video, args, device) if args.compile else None
     result: dict[str, object] = {
         "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu",
@@ -217,7 +236,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "clips_per_s": {},
         "median_step_s": {},
         "peak_mem_gib": peak,
+        "precision": "bf16 autocast vs fp32" if gpu_mode else args.precision,
         "kernel_only_median_ms": kernel,
+        "kernel_only_dtype": str(kernel_dtype).removeprefix("torch."),
         "compiled": compiled,
     }
     for name, ts in times.items():
@@ -225,10 +246,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         result["median_step_s"][name] = med  # type: ignore[index]
         result["clips_per_s"][name] = batch / med  # type: ignore[index]
     rates = result["clips_per_s"]
-    main = "ours_bf16_sdpa" if gpu_mode else "ours_fp32_sdpa"
+    main = "ours_bf16_sdpa" if gpu_mode else next(iter(variants))
     result["speedup_vs_reference"] = rates[main] / rates["reference_fp32"]  # type: ignore[index]
+    if "reference_bf16" in rates:  # type: ignore[operator]
+        result["speedup_vs_reference_bf16"] = rates[main] / rates["reference_bf16"]  # type: ignore[index]
     if args.bound:  # the largest speed-up any attention kernel could give here
-        result["speedup_ceiling"] = rates["no_attention_bound"] / rates["reference_fp32"]  # type: ignore[index]
+        same = "reference_bf16" if "reference_bf16" in rates else "reference_fp32"  # type: ignore[operator]
+        result["speedup_ceiling"] = rates["no_attention_bound"] / rates[same]  # type: ignore[index]
+        result["speedup_ceiling_against"] = same
     return result
 
 
@@ -272,6 +297,12 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=384, help="CPU: 384 = ViT-S, 192 = ViT-Ti")
     ap.add_argument("--patch", type=int, default=16, help="CPU: patch size (8: 784 patches/frame)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (CPU mode)")
+    ap.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="CPU: ours in fp32, or under bf16 autocast (then the reference in both)",
+    )
     ap.add_argument("--bound", action="store_true", help="also time a no-attention lower bound")
     ap.add_argument("--dry-run", action="store_true", help="the --gpu code path, tiny, on CPU")
     ap.add_argument("--with-ours-fp32", action="store_true", help="GPU: also time ours in fp32")

@@ -10,7 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from webvid.train.vit import SpaceTimeTransformer, divided_attention
+from webvid.train.vit import (
+    SpaceTimeTransformer,
+    _kernel_for,
+    divided_attention,
+    explicit_attention,
+)
 
 
 def reference_attention(
@@ -68,6 +73,45 @@ def test_kernel_equals_reference(frames: int, pattern: str) -> None:
     ref = reference_attention(q, k, v, frames, pattern)
     assert ours.shape == (b, 1 + frames * n, h * d)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pattern", ["space", "time"])
+def test_explicit_kernel_equals_reference(pattern: str) -> None:
+    """The CPU-bf16 kernel computes the same attention (checked in fp32, to 1e-5)."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 1 + 4 * 16, 8) for _ in range(3))
+    ours = divided_attention(q, k, v, 4, pattern, kernel=explicit_attention)
+    torch.testing.assert_close(ours, reference_attention(q, k, v, 4, pattern), atol=1e-5, rtol=1e-5)
+
+
+def test_kernel_choice_per_device_and_dtype() -> None:
+    """SDPA everywhere except CPU bf16, where the fused CPU kernel is the slower one."""
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    assert _kernel_for(torch.zeros(1, dtype=torch.float32)) is sdpa
+    assert _kernel_for(torch.zeros(1, dtype=torch.float16)) is sdpa
+    assert _kernel_for(torch.zeros(1, dtype=torch.bfloat16)) is explicit_attention
+    assert _kernel_for(torch.zeros(1, dtype=torch.bfloat16, device="meta")) is sdpa
+
+
+@pytest.mark.parametrize("pattern", ["space", "time"])
+def test_cpu_bf16_attention_is_as_accurate_as_sdpa(pattern: str) -> None:
+    """In bf16 the explicit kernel's error against an fp64 reference stays within bf16 rounding,
+    comparable to the fused kernel's, for the output and for the gradients."""
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(2, 3, 1 + 4 * 16, 8, dtype=torch.float64) for _ in range(3))
+    weights = torch.linspace(-1, 1, 24, dtype=torch.float64)
+
+    def run(fn, dtype):
+        leaves = [t.to(dtype).clone().requires_grad_() for t in (q, k, v)]
+        out = fn(*leaves, 4, pattern)
+        (out.double() * weights).sum().backward()
+        return [out.double()] + [t.grad.double() for t in leaves]
+
+    exact = run(reference_attention, torch.float64)
+    for kernel in (None, torch.nn.functional.scaled_dot_product_attention):
+        got = run(lambda *a, kernel=kernel: divided_attention(*a, kernel=kernel), torch.bfloat16)
+        for g, e in zip(got, exact, strict=True):
+            assert (g - e).abs().max() < 0.02 * e.abs().max()
 
 
 def test_reference_is_not_joint_attention() -> None:

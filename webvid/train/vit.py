@@ -18,7 +18,8 @@ Numerically this is the official ``SpaceTimeTransformer`` (``attention_style='fr
 
 Unlike the official code the attention runs on
 :func:`torch.nn.functional.scaled_dot_product_attention` (fused / flash kernels), with groups
-formed by reshapes, never by Python loops over frames or patches, and the time-attention init
+formed by reshapes, never by Python loops over frames or patches (on CPU in bf16 the same
+groups go through :func:`explicit_attention`, which is faster there), and the time-attention init
 is kept zero for every ``num_frames`` (the official ``num_frames == 1`` build re-randomises it).
 Parameter names equal the official ones, so ``state_dict`` keys match key for key.
 """
@@ -37,22 +38,48 @@ from torch.utils.checkpoint import checkpoint
 Pattern = Literal["space", "time"]
 # (q, k, v, frames, pattern) -> merged heads; q, k, v are (B, heads, 1 + frames*n, head_dim).
 AttendFn = Callable[[Tensor, Tensor, Tensor, int, Pattern], Tensor]
+# (q, k, v) -> softmax(q·kᵀ/√d)·v, SDPA's call shape; q, k, v are (N, heads, len, head_dim).
+Kernel = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
-def divided_attention(q: Tensor, k: Tensor, v: Tensor, frames: int, pattern: Pattern) -> Tensor:
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """``softmax(q·kᵀ / √d)·v`` with the score matrix materialised (same call shape as SDPA).
+
+    Used on CPU in bf16, where PyTorch's fused CPU kernel is the slow one: on an AVX-512 bf16
+    CPU (torch 2.13, one thread) one ViT-S block's space + time attention, forward + backward,
+    took 74 ms with SDPA against 34 ms this way at 196 patches per frame, and 242 against
+    137 ms at 784 (``benchmarks/model_bench.py --precision bf16``, docs/benchmarks.md). In
+    fp32, and on GPU, the fused kernels win, so everything else stays on SDPA.
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
+def _kernel_for(q: Tensor) -> Kernel:
+    """SDPA, except on CPU in bf16 (see :func:`explicit_attention`)."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        return explicit_attention
+    return F.scaled_dot_product_attention
+
+
+def divided_attention(
+    q: Tensor, k: Tensor, v: Tensor, frames: int, pattern: Pattern, kernel: Kernel | None = None
+) -> Tensor:
     """Frozen-in-Time divided attention with SDPA; returns ``(B, L, heads * head_dim)``.
 
     ``q, k, v``: ``(B, h, L, d)`` with ``L = 1 + frames * n`` (CLS first, frame-major patches),
     unscaled (SDPA applies ``d ** -0.5``). Every SDPA call gets 4-D ``(N, h, len, d)`` tensors
     with a unit-stride last dimension, which the fused CUDA kernels (flash, memory-efficient)
     require; groups are formed by reshapes, so there is no Python loop over frames or patches.
+    ``kernel`` (SDPA's call shape) overrides the per-device choice of :func:`_kernel_for`.
     """
     if pattern not in ("space", "time"):
         raise ValueError(f"unknown attention pattern {pattern!r} (expected 'space' or 'time')")
     b, h, length, d = q.shape
     n = (length - 1) // frames
+    attend = kernel or _kernel_for(q)
     # CLS query: joint attention over every token of the clip.
-    cls_out = F.scaled_dot_product_attention(q[:, :, :1], k, v)  # (B, h, 1, d)
+    cls_out = attend(q[:, :, :1], k, v)  # (B, h, 1, d)
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # token-major (B, L, h, d) views
 
     def groups(t: Tensor) -> Tensor:
@@ -65,7 +92,7 @@ def divided_attention(q: Tensor, k: Tensor, v: Tensor, frames: int, pattern: Pat
     # keys / values: the clip's CLS in front of every group → (B*g, 1 + glen, h, d)
     kg = torch.cat([kt[:, None, :1].expand(b, g, 1, h, d), groups(kt)], dim=2)
     vg = torch.cat([vt[:, None, :1].expand(b, g, 1, h, d), groups(vt)], dim=2)
-    out = F.scaled_dot_product_attention(
+    out = attend(
         qg.transpose(1, 2),
         kg.view(b * g, glen + 1, h, d).transpose(1, 2),
         vg.view(b * g, glen + 1, h, d).transpose(1, 2),
