@@ -50,6 +50,21 @@ def test_cc3m_headerless_tsv_and_cc12m_order(tmp_path: Path) -> None:
     assert (c.media_url, c.caption) == ("http://img.test/3.jpg", "third caption")
 
 
+def test_url_id_path_keeps_ids_when_the_host_moves(tmp_path: Path) -> None:
+    """Default ids hash the whole URL; ``url_id="path"`` hashes path + query only."""
+    a = _w(tmp_path / "a.tsv", "cat\thttp://127.0.0.1:4001/img/p1.jpg?s=2#frag\n")
+    b = _w(tmp_path / "b.tsv", "cat\thttps://mirror.test/img/p1.jpg?s=2\n")
+    c = _w(tmp_path / "c.tsv", "cat\thttp://127.0.0.1:4001/img/p1.jpg?s=3\n")
+    ids = {name: items(path)[0].clip_id for name, path in (("a", a), ("b", b), ("c", c))}
+    assert len(set(ids.values())) == 3
+    by_path = {
+        name: items(path, url_id="path")[0].clip_id for name, path in (("a", a), ("b", b), ("c", c))
+    }
+    assert by_path["a"] == by_path["b"] != by_path["c"]
+    assert by_path["a"].startswith("u") and by_path["a"] != ids["a"]
+    assert items(a, url_id="path")[0].media_url == "http://127.0.0.1:4001/img/p1.jpg?s=2#frag"
+
+
 def test_gz_parquet_jsonl_and_overrides(tmp_path: Path) -> None:
     gz = tmp_path / "a.csv.gz"
     gz.write_bytes(gzip.compress(WEBVID5.encode()))

@@ -123,3 +123,29 @@ def test_demo_output_folder_is_guarded(tmp_path: Path) -> None:
     (demo / "old.parquet").write_text("stale")
     prepare_out(demo)  # an earlier demo's folder is replaced
     assert sorted(p.name for p in demo.iterdir()) == [MARKER]
+
+
+def test_image_clip_ids_do_not_depend_on_the_site_port(tmp_path: Path) -> None:
+    """The demo's site listens on a new port each run; its image table has no id column, so
+    ids come from URLs. They must hash only the path, or the train/val split and the sample
+    order (both keyed by clip id) change from run to run (they did: see docs/benchmarks.md)."""
+    import pyarrow.parquet as pq
+
+    from webvid.demo.pipeline import _crawl, recipes_root
+    from webvid.demo.site import SiteConfig, start_in_thread
+    from webvid.log import NullProgress
+
+    ids, ports = [], []
+    for run in range(2):
+        site = start_in_thread(SiteConfig(seed=0, n_clips=16, n_images=12, faults=False))
+        try:
+            out = tmp_path / f"images-{run}"
+            _crawl(recipes_root(), site.url + "/cc3m.tsv", out, NullProgress(), discover=False)
+        finally:
+            site.stop()
+        ports.append(site.url.rsplit(":", 1)[1])
+        rows = pq.read_table(out / "records").to_pylist()
+        assert sum(r["status"] == "success" for r in rows) == 12
+        ids.append(sorted(r["clip_id"] for r in rows))
+    assert ports[0] != ports[1]
+    assert ids[0] == ids[1] and len(set(ids[0])) == 12

@@ -67,6 +67,13 @@ def parse_size(text: str) -> int:
 )
 @click.option("--id-col", help="Table column holding a stable id (default: videoid, id, ...).")
 @click.option(
+    "--url-id",
+    type=click.Choice(["url", "path"]),
+    default=None,
+    help="Without an id column, hash the whole URL (default) or only its path and query, "
+    "so a table served from a host that moves keeps its clip ids.",
+)
+@click.option(
     "--via",
     type=click.Choice(["auto", "direct", "yt-dlp"]),
     default=None,
@@ -150,6 +157,7 @@ def crawl(
         "url_col": "table.url_col",
         "caption_col": "table.caption_col",
         "id_col": "table.id_col",
+        "url_id": "table.url_id",
         "via": "via",
         "limit": "limit",
         "concurrency": "concurrency",

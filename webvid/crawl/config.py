@@ -27,6 +27,9 @@ class TableConfig:
     url_col: str | None = None  # default: url, contentUrl, URL, ... (first present)
     caption_col: str | None = None  # default: caption, name, TEXT, text, title, ...
     id_col: str | None = None  # default: videoid, id, key, ...; none → id from the URL
+    #: without an id column, what of the URL the id hashes: "url" (all of it) or "path"
+    #: (path and query, not scheme/host/port: a table whose host moves keeps its ids)
+    url_id: Literal["url", "path"] = "url"
     batch_rows: int = 8192  # rows read at a time: memory stays bounded whatever the size
 
 

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -77,6 +78,13 @@ def _is_url(text: str) -> bool:
     return text.strip().lower().startswith(("http://", "https://"))
 
 
+def url_path(url: str) -> str:
+    """The part of a URL ``table.url_id = "path"`` hashes: its path and query, without scheme,
+    host, port and fragment (``https://cdn.example:8443/a/b.jpg?x=1#t`` → ``/a/b.jpg?x=1``)."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
 class ColumnMap:
     """Which input columns are the URL, caption and id; everything else is ``extra``."""
 
@@ -94,6 +102,7 @@ class ColumnMap:
                 return override
             return next((lower[c] for c in candidates if c in lower), None)
 
+        self.url_id = cfg.url_id
         self.url = pick(cfg.url_col, URL_COLS, "URL")
         if self.url is None:
             raise InputError(
@@ -112,7 +121,12 @@ class ColumnMap:
         url = str(url).strip() if url is not None else None
         sid = row.get(self.id) if self.id else None
         sid = str(sid).strip() if sid is not None and str(sid).strip() else None
-        cid = clip_id(source_id=sid) if sid else clip_id(url=url or f"row-{index}")
+        if sid:
+            cid = clip_id(source_id=sid)
+        elif url and self.url_id == "path":
+            cid = clip_id(url=url_path(url))
+        else:
+            cid = clip_id(url=url or f"row-{index}")
         caption = row.get(self.caption) if self.caption else None
         extra = {n: row.get(n) for n in self.extra if row.get(n) not in (None, "")}
         if "duration" in self.meta and row.get(self.meta["duration"]) not in (None, ""):

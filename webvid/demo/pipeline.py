@@ -110,8 +110,9 @@ def prepare_out(out: Path) -> None:
     """Start from an empty ``out``. A folder an earlier demo made (it holds the marker file) is
     cleared; any other non-empty folder is refused, so the demo never deletes user data.
 
-    The demo does not resume: its site listens on a new port each run, and URL-derived clip ids
-    of the image table would differ. Generated media are cached, so a rerun costs the same.
+    The demo does not resume: its site listens on a new port each run, so its page and media
+    URLs differ (the image table's clip ids hash only the URL path, ``table.url_id = "path"``,
+    and stay the same). Generated media are cached, so a rerun costs the same.
     """
     if out.exists():
         if not out.is_dir():
@@ -213,6 +214,7 @@ def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: 
     else:
         recipe = root / "crawl" / "cc3m-tsv.toml"
         sets += [
+            'table.url_id="path"',  # the site's port changes each run; the image ids must not
             "polite.per_host_rps=50.0",
             "polite.per_host_burst=20",
             "polite.per_host_concurrency=8",
