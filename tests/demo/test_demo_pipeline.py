@@ -100,12 +100,20 @@ def test_summary_counts_equal_duckdb(demo_out: tuple[Path, str]) -> None:
 
 
 def test_learning_beats_chance(demo_out: tuple[Path, str]) -> None:
+    """The trained model ranks the right clip far better than chance would.
+
+    Judged on the mean rank over all queries, not on R@1: with ~30 test clips R@1 moves in
+    steps of 3 points, so "R@1 > chance" is one lucky or unlucky query away from flipping,
+    while the mean rank averages every query's whole ranking (chance: (N+1)/2)."""
     out, _ = demo_out
     ev = json.loads((out / "eval.json").read_text())
     final = ev["evals"]["4 frames (end of stage 2)"]
-    assert final["videos"] >= 10
-    assert final["t2v_R1"] > ev["chance_t2v_R1"]
-    assert final["t2v_R10"] > 100 * 10 / final["videos"]
+    n = final["videos"]
+    assert n >= 10
+    chance_mean_rank = (n + 1) / 2
+    for side in ("t2v", "v2t"):
+        assert final[f"{side}_MeanR"] < 0.6 * chance_mean_rank, (side, final)
+    assert final["t2v_R10"] > 100 * 10 / n
 
 
 def test_demo_output_folder_is_guarded(tmp_path: Path) -> None:
