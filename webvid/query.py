@@ -1,4 +1,4 @@
-"""DuckDB over a data root: one view per kind of metadata file, read-only by default.
+"""DuckDB over a data root: one view per kind of metadata file, in a read-only sandbox.
 
 Takes a data root (any folder holding crawl dirs, shard dirs and run dirs, at any depth).
 Produces an in-process DuckDB connection with views over every Parquet file found:
@@ -15,7 +15,22 @@ other          any other ``*.parquet``, one view per file stem     as written
 
 Every view has a ``filename`` column naming the file each row came from. A contract view
 with no file behind it is still created, empty and typed, so queries do not fail on a
-partial root. :func:`run_query` executes one read-only statement and streams its result.
+partial root. :func:`stream` executes one read-only statement and streams its result.
+
+The sandbox (:func:`open_readonly`, also used by anything else that runs user SQL):
+
+1. DuckDB itself reaches **no file at all**. The views are Arrow datasets over the root's
+   Parquet files, registered with the connection: pyarrow opens those files, read-only, and
+   DuckDB only sees record batches. The connection has its local file system disabled,
+   ``enable_external_access = false`` and nothing in ``allowed_paths``/``allowed_directories``,
+   so ``COPY … TO``, ``read_csv``/``read_text``/``read_blob``/``glob``, ``ATTACH``,
+   ``INSTALL``/``LOAD``, secrets, profiling and log files all fail with a permission error,
+   whatever statement wraps them (``EXPLAIN ANALYZE``, ``query()`` …). Extension auto-install/auto-load, community
+   extensions, persistent secrets, spilling to a temp directory and Python replacement scans
+   (``FROM some_python_variable``) are off, and ``lock_configuration`` is set before the
+   connection is handed out, so no statement can change any of this back.
+2. :func:`check_read_only` (second line): exactly one statement, of type SELECT, or EXPLAIN
+   whose inner statement is a SELECT.
 """
 
 from __future__ import annotations
@@ -28,12 +43,36 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from webvid import contract
 from webvid.errors import InputError, QueryError
 
 #: Statement types a query may run; everything else (INSERT, COPY, CREATE, ATTACH, SET …) is refused.
 _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+#: DuckDB settings of every query connection, given at connect time (see the module docstring).
+SANDBOX_CONFIG: dict[str, str | bool] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "allow_extension_repositories": "forbidden",
+    "python_enable_replacements": False,
+    "temp_directory": "",
+}
+#: Then, in this order, once the database runs: DuckDB refuses some of them at connect time,
+#: and ``enable_external_access = false`` given at connect time would allow-list files
+#: named ``:memory:*`` in the working directory. The lock comes last.
+SANDBOX_LOCKDOWN = (
+    "SET disabled_filesystems = 'LocalFileSystem'",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
+#: Name prefix of the registered Arrow datasets behind the views (not listed by describe).
+_SOURCE_PREFIX = "_files_"
 _SKIP_DIRS = {".venv", ".git", "__pycache__", "node_modules", ".cache"}
 _VIEW_NAME = re.compile(r"[^a-z0-9_]+")
 
@@ -112,36 +151,68 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(
+def open_readonly(
     root: str | os.PathLike[str] = ".", *, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per metadata kind under ``root``.
+    """An in-memory DuckDB connection with a view per metadata kind under ``root``, sandboxed.
 
-    For notebooks: ``con = webvid.query.connect("data"); con.sql("SELECT …").fetchall()``.
-    Raises :class:`InputError` for a missing root or one without any Parquet file.
+    The connection can read the Parquet files found under ``root`` through its views and
+    nothing else: no other file, no network, no extension, no setting change (see the module
+    docstring). For notebooks: ``con = webvid.query.open_readonly("data");
+    con.sql("SELECT …").fetchall()``. Raises :class:`InputError` for a missing root or one
+    without any Parquet file, :class:`QueryError` for files that cannot be read as Parquet.
     """
     files = scan_root(root)
     if files.total == 0:
         raise InputError(
             f"no Parquet files under {Path(root)}: nothing to query (expected crawl, shard or run dirs)"
         )
-    con = duckdb.connect(":memory:")
+    config = dict(SANDBOX_CONFIG)
     if threads:
-        con.execute(f"SET threads = {int(threads)}")
+        config["threads"] = str(int(threads))
+    con = duckdb.connect(":memory:", config=config)
     for view, paths in files.groups.items():
-        plist = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
         try:
-            con.execute(
-                f"CREATE VIEW {_ident(view)} AS SELECT * FROM read_parquet({plist}, union_by_name = true, filename = true)"
-            )
-        except duckdb.Error as exc:
+            dataset = _parquet_dataset(paths)
+        except (OSError, pa.ArrowException) as exc:
             raise QueryError(
                 f"cannot read the {view!r} files under {root}: {_first_line(exc)}"
             ) from None
+        source = _SOURCE_PREFIX + view
+        con.register(source, dataset)
+        con.execute(f"CREATE VIEW {_ident(view)} AS SELECT * FROM {_ident(source)}")
     for view, schema in contract.SCHEMAS.items():
         if view not in files.groups:
             con.execute(_empty_view_sql(view, schema))
+    for statement in SANDBOX_LOCKDOWN:
+        con.execute(statement)
     return con
+
+
+#: The same sandboxed connection under its older name.
+connect = open_readonly
+
+
+def _parquet_dataset(paths: list[Path]) -> pads.Dataset:
+    """One Arrow dataset over ``paths``: schemas unified by name, plus a ``filename`` column.
+
+    Each file is a fragment whose partition expression is ``filename == path``, so Arrow
+    fills the column with a constant per file (and prunes files on a filename filter), the
+    way hive partitions work. A file that has its own ``filename`` column keeps it.
+    """
+    schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+    fmt = pads.ParquetFileFormat()
+    fs = pafs.LocalFileSystem()
+    add_name = schema.get_field_index("filename") < 0
+    if add_name:
+        schema = schema.append(pa.field("filename", pa.string()))
+    fragments = [
+        fmt.make_fragment(
+            str(p), fs, partition_expression=pads.field("filename") == str(p) if add_name else None
+        )
+        for p in paths
+    ]
+    return pads.FileSystemDataset(fragments, schema, fmt, fs)
 
 
 def describe(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -152,7 +223,8 @@ def describe(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[tuple[str, 
     ).fetchall()
     out: dict[str, list[tuple[str, str]]] = {}
     for view, col, typ in rows:
-        out.setdefault(view, []).append((col, typ))
+        if not view.startswith(_SOURCE_PREFIX):
+            out.setdefault(view, []).append((col, typ))
     return list(out.items())
 
 
@@ -162,7 +234,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """Parse ``sql``: exactly one statement, and a read-only one. Returns it, stripped."""
+    """Parse ``sql``: exactly one statement, and a read-only one. Returns it, stripped.
+
+    SELECT (with WITH, VALUES, FROM-first, DESCRIBE, SUMMARIZE, SHOW …) passes; EXPLAIN
+    passes only when the statement it explains is itself a SELECT (``EXPLAIN ANALYZE`` runs it).
+    """
+    kind = _statement_type(con, sql)
+    if kind == "EXPLAIN":
+        inner = _explained_statement(sql)
+        inner_kind = _statement_type(con, inner) if inner is not None else "unknown"
+        if inner_kind != "SELECT":
+            raise QueryError(
+                f"read-only: EXPLAIN of a {inner_kind} statement is not allowed (EXPLAIN SELECT is)"
+            )
+    elif kind not in _READ_ONLY_TYPES:
+        raise QueryError(
+            f"read-only: {kind} statements are not allowed (webvid query runs SELECT/WITH/EXPLAIN only)"
+        )
+    return sql.strip().rstrip(";")
+
+
+def _statement_type(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The type name of the one statement in ``sql`` (QueryError for none, several, bad SQL)."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
@@ -170,12 +263,35 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     if len(statements) != 1:
         raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
     st = statements[0]
-    kind = st.type.name if hasattr(st.type, "name") else str(st.type)
-    if kind not in _READ_ONLY_TYPES:
-        raise QueryError(
-            f"read-only: {kind} statements are not allowed (webvid query runs SELECT/WITH/EXPLAIN only)"
-        )
-    return sql.strip().rstrip(";")
+    return st.type.name if hasattr(st.type, "name") else str(st.type)
+
+
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+def _explained_statement(sql: str) -> str | None:
+    """The statement after ``EXPLAIN [ANALYZE|VERBOSE] [(options)]``, comments skipped.
+
+    None when the text does not have that shape (the caller then refuses it).
+    """
+    try:
+        tokens = [(pos, kind) for pos, kind in duckdb.tokenize(sql) if kind.name != "comment"]
+    except duckdb.Error:
+        return None
+    depth = 0
+    for i, (pos, kind) in enumerate(tokens):
+        word = _WORD.match(sql, pos)
+        text = word.group(0).upper() if word else sql[pos]
+        if i == 0:
+            if text != "EXPLAIN":
+                return None
+        elif text == "(" and kind.name == "operator":
+            depth += 1
+        elif text == ")" and kind.name == "operator" and depth:
+            depth -= 1
+        elif depth == 0 and text not in ("ANALYZE", "ANALYSE", "VERBOSE"):
+            return sql[pos:]
+    return None
 
 
 def stream(

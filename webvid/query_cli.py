@@ -70,6 +70,16 @@ def query(
     Views: crawl (crawl records), samples (per-shard sample tables), shards (shard index),
     verdicts (curation decisions), plus one view per other Parquet file stem.
     Example:  webvid query "SELECT status, reason, count(*) FROM crawl GROUP BY ALL"
+
+    \b
+    Reachable: the views (the Parquet files found under --root when the command starts,
+    read through Arrow) and DuckDB's own functions and catalog (range(), duckdb_settings() …).
+    Not reachable, whatever the statement (EXPLAIN ANALYZE, table functions, query()): any
+    file by path, inside --root or not (read_csv, read_text, read_parquet('…'), glob, COPY,
+    EXPORT, ATTACH), the network, extensions (INSTALL/LOAD, auto-install), secrets,
+    settings (SET/RESET/PRAGMA: the configuration is locked), Python variables.
+    Only SELECT (WITH, FROM-first, DESCRIBE, SUMMARIZE …) and EXPLAIN SELECT are accepted,
+    one statement per call. Output files (-o) are written by webvid, not by the SQL.
     """
     con = q.connect(root)
     if show_schema:
