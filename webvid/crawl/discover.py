@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator, Container
 from urllib.parse import urlsplit
 
 from webvid.contract import clip_id
-from webvid.crawl import extract, media
+from webvid.crawl import egress, extract, media
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.egress import canonical_host
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome
@@ -49,9 +50,10 @@ class Discoverer:
         self.d = cfg.discover
         self.fetcher = fetcher
         self.starts = [start, *[u for u in self.d.start_urls if u != start]]
+        # canonical names (egress.canonical_host), as the fetcher's host check compares them
         self.hosts = frozenset(
-            {(urlsplit(u).hostname or "").lower() for u in self.starts}
-            | {h.lower() for h in self.d.allowed_hosts}
+            {canonical_host(egress.host_of(u)) for u in self.starts}
+            | {canonical_host(h) for h in self.d.allowed_hosts}
         )
         try:
             self.follow = [re.compile(p) for p in self.d.follow_patterns]
@@ -88,8 +90,7 @@ class Discoverer:
         return clip_id(source_id=sid), sid
 
     def _wanted(self, url: str, is_next: bool) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in self.hosts:
+        if canonical_host(egress.host_of(url)) not in self.hosts:
             return False
         if is_next:
             return True
@@ -215,7 +216,7 @@ class Discoverer:
                 css, _, attr = spec.partition("@")
                 for el in extract.select(doc, css):
                     url = doc.abs(el.attrs.get(attr or "href"))
-                    if url and (urlsplit(url).hostname or "").lower() in self.hosts:
+                    if url and canonical_host(egress.host_of(url)) in self.hosts:
                         self._enqueue(url)
         for url, is_next in found:
             if self._wanted(url, is_next):

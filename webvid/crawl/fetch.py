@@ -6,9 +6,11 @@ text, for media with a verified file committed under ``OUT/media/<xx>/<clip_id>.
 
 One request = attempts (retries with jittered exponential backoff, ``Retry-After`` as a
 floor) × hops (redirects followed by hand, at most ``max_redirects``, loops detected). Every
-hop is checked before it is sent: scheme, host allow-list, private IP literals, robots.txt
-of that hop's host; names are checked on their resolved address by the guarded resolver.
-Each attempt runs under one total deadline, so a trickling server cannot hold a worker.
+hop is checked by the egress policy (:mod:`webvid.crawl.egress`) before it is sent —
+scheme, host allow-list, IP literals in any spelling, on the canonical host the HTTP library
+connects to — and then requested as that canonical URL; robots.txt of that hop's host is
+obeyed; names are checked on their resolved address by the guarded resolver. Each attempt
+runs under one total deadline, so a trickling server cannot hold a worker.
 
 Media bodies go to :class:`webvid.crawl.sink.MediaSink` (sha256 on the way, byte cap,
 content-type and magic checks, verified commit, Range resume).
@@ -17,19 +19,17 @@ content-type and magic checks, verified commit, Range resume).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
 from webvid import contract
 from webvid.crawl import media, polite
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.egress import EgressPolicy, PrivateAddressError, Verdict
 from webvid.crawl.items import Outcome
 from webvid.crawl.net import HostSlots, RobotsCache, describe_exception
 from webvid.crawl.sink import Disk, MediaSink
@@ -54,65 +54,30 @@ class Fetcher:
         self.session = session
         self.slots = slots
         self.robots = robots
-        # (scheme, netloc, hosts) that passed check_url: its verdict depends on nothing else
-        self._checked: set[tuple[str, str, frozenset[str] | None]] = set()
+        self.policy = EgressPolicy.from_config(cfg.polite)
         self.in_flight = 0
 
     # -- policy of one hop ---------------------------------------------------------------
 
     def check_url(self, url: str, hosts: frozenset[str] | None = None) -> Outcome | None:
-        """A policy failure for ``url`` (bad scheme, off-host, private literal), else None."""
-        try:
-            parts = media.split_url(url)
-        except ValueError as exc:
-            return Outcome("invalid_url", f"invalid URL: {exc}")
-        key = (parts.scheme, parts.netloc, hosts)
-        if key in self._checked:
-            return None
-        refused = self._check_url(url, hosts)
-        if refused is None:
-            if len(self._checked) > 4096:
-                self._checked.clear()
-            self._checked.add(key)
-        return refused
-
-    def _check_url(self, url: str, hosts: frozenset[str] | None) -> Outcome | None:
-        try:
-            parts = media.split_url(url)
-            host = (parts.hostname or "").lower()
-            _ = parts.port
-        except ValueError as exc:
-            return Outcome("invalid_url", f"invalid URL: {exc}")
-        if parts.scheme not in ("http", "https") or not host:
-            return Outcome("invalid_url", f"not an http(s) URL: {url[:200]}")
-        if hosts is not None and host not in hosts:
-            return Outcome("off_host", f"{host} is not an allowed host")
-        if not self.cfg.polite.allow_private and (host[:1].isdigit() or ":" in host):
-            with contextlib.suppress(ValueError):
-                ipaddress.ip_address(host.strip("[]"))
-                if polite.is_forbidden_address(host.strip("[]"), self.cfg.polite.private_allowlist):
-                    return Outcome(
-                        "private_address",
-                        f"{host} is a private/loopback address (use --allow-private)",
-                    )
-        return None
+        """A policy failure for ``url`` (bad scheme or host, off-host, private literal in
+        any spelling), else None."""
+        return _refusal(self.policy.check(url, hosts))
 
     async def resolves_private(self, url: str) -> Outcome | None:
-        """For hand-offs to yt-dlp, which connects on its own: refuse a host name that
-        resolves to a forbidden address (checked once here, not per yt-dlp request)."""
+        """For hand-offs to yt-dlp: refuse a host name that resolves to a forbidden
+        address (a fail-fast; yt-dlp's own requests pass the policy in its proxy)."""
         if self.cfg.polite.allow_private:
             return None
-        host = urlsplit(url).hostname or ""
+        verdict = self.policy.check(url)
+        if verdict.url is None:
+            return _refusal(verdict)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM
-            )
+            await self.policy.resolve(verdict.host, verdict.url.port or 0)
+        except PrivateAddressError as exc:
+            return Outcome("private_address", str(exc))
         except OSError as exc:
-            return Outcome("connection_error", f"cannot resolve {host}: {exc}")
-        addrs = {info[4][0] for info in infos}
-        allow = self.cfg.polite.private_allowlist
-        if any(polite.is_forbidden_address(a, allow) for a in addrs):
-            return Outcome("private_address", f"{host} resolves to a private/loopback address")
+            return Outcome("connection_error", f"cannot resolve {verdict.host}: {exc}")
         return None
 
     async def robots_check(self, url: str) -> Outcome | None:
@@ -175,14 +140,18 @@ class Fetcher:
         current = url
         async with asyncio.timeout(self.cfg.net.total_timeout_s):
             for _hop in range(self.cfg.net.max_redirects + 1):
-                refused = self.check_url(current, hosts) or await self.robots_check(current)
+                verdict = self.policy.check(current, hosts)
+                if verdict.url is None:
+                    return _refusal(verdict)  # type: ignore[return-value]
+                current = str(verdict.url)  # what is connected to, joined against, logged
+                refused = await self.robots_check(current)
                 if refused:
                     return refused
                 seen.add(current)
                 slot = self.slots.get(current)
                 async with (
                     slot.use(),
-                    self.session.get(current, allow_redirects=False, headers=headers) as resp,
+                    self.session.get(verdict.url, allow_redirects=False, headers=headers) as resp,
                 ):
                     retry_after = polite.parse_retry_after(resp.headers.get("Retry-After"))
                     slot.on_response(resp.status, retry_after)
@@ -271,3 +240,10 @@ class Fetcher:
             await sink.discard(keep_partial=contract.is_retryable(out.reason))
         out.via = "direct"
         return out
+
+
+def _refusal(verdict: Verdict) -> Outcome | None:
+    """The Outcome of a policy refusal, None when ``verdict`` allows."""
+    if verdict.reason is None:
+        return None
+    return Outcome(verdict.reason, verdict.message)

@@ -4,9 +4,11 @@ Takes a :class:`~webvid.crawl.config.CrawlConfig`; produces
 
 * :func:`make_session` — one ``aiohttp.ClientSession`` per run: pooled connector with a
   global and a per-host connection limit, an in-process DNS cache, every ``ClientTimeout``
-  field set, our honest User-Agent, and (unless ``allow_private``) a resolver that refuses
-  private, loopback and link-local addresses — so the check is on the address actually
-  connected to, after every redirect, and DNS rebinding cannot slip past it;
+  field set, our honest User-Agent, and (unless ``allow_private``) the egress policy of
+  :mod:`webvid.crawl.egress` twice: a resolver that drops private, loopback and link-local
+  addresses, and a socket factory that refuses to open a socket to one (IP literals never
+  meet the resolver) — so the check is on the address actually connected to, after every
+  redirect, and DNS rebinding cannot slip past it;
 * :class:`HostSlots` — per host: a concurrency semaphore, a token bucket (lowered by
   robots ``Crawl-delay``), and a pause that 429/503 answers extend (adaptive back-off);
 * :class:`RobotsCache` — robots.txt fetched once per host, shared by all waiters.
@@ -25,38 +27,34 @@ from typing import Any
 from urllib.parse import SplitResult, urljoin
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from webvid.crawl import polite
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.egress import EgressPolicy, PrivateAddressError, canonical_host
 from webvid.crawl.media import split_url
 
 log = logging.getLogger(__name__)
 
-
-class PrivateAddressError(OSError):
-    """A host resolved only to addresses we refuse (private, loopback, link-local...)."""
+__all__ = ["GuardedResolver", "PrivateAddressError"]
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves with aiohttp's default resolver, then drops forbidden addresses."""
+    """Resolves with aiohttp's default resolver, then drops the addresses the egress
+    policy forbids (the connector connects to what is left, resolved once)."""
 
-    def __init__(self, allowlist: tuple[str, ...] = ()) -> None:
+    def __init__(self, allowlist: tuple[str, ...] = (), policy: EgressPolicy | None = None) -> None:
         self._inner = DefaultResolver()
-        self._allowlist = allowlist
+        self._policy = policy or EgressPolicy(False, allowlist)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [
-            r for r in results if not polite.is_forbidden_address(r["host"], self._allowlist)
-        ]
-        if not allowed:
-            addrs = ", ".join(sorted({r["host"] for r in results}))
-            raise PrivateAddressError(f"{host} resolves to a private/loopback address ({addrs})")
-        return allowed
+        allowed = set(self._policy.allowed_addresses(host, [r["host"] for r in results]))
+        return [r for r in results if r["host"] in allowed]
 
     async def close(self) -> None:
         await self._inner.close()
@@ -70,23 +68,32 @@ def host_key(url: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _host_key(scheme: str, netloc: str) -> str:
-    """Per (scheme, netloc), not per URL: a table's URLs are all different, its hosts few."""
-    parts = SplitResult(scheme, netloc, "", "", "")
-    port = parts.port or (443 if scheme == "https" else 80)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+    """Per (scheme, netloc), not per URL: a table's URLs are all different, its hosts few.
+    The host is the canonical one the connection goes to (``１２７。０。０。１`` and
+    ``127.0.0.1`` share one slot and one robots.txt)."""
+    try:
+        parsed = yarl.URL.build(scheme=scheme, authority=netloc)
+        host = canonical_host(parsed.raw_host or "")
+        port = parsed.port or (443 if scheme == "https" else 80)
+    except (ValueError, TypeError):
+        parts = SplitResult(scheme, netloc, "", "", "")
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 @contextlib.asynccontextmanager
 async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]:
     net = cfg.net
+    policy = EgressPolicy.from_config(cfg.polite)
+    guarded = not cfg.polite.allow_private
     connector = aiohttp.TCPConnector(
         limit=cfg.concurrency + cfg.discover.page_concurrency + 8,
         limit_per_host=cfg.polite.per_host_concurrency + 2,  # +2: robots.txt never starves
         use_dns_cache=True,
         ttl_dns_cache=net.dns_cache_ttl_s,
-        resolver=None
-        if cfg.polite.allow_private
-        else GuardedResolver(cfg.polite.private_allowlist),
+        resolver=GuardedResolver(policy=policy) if guarded else None,
+        socket_factory=policy.socket_factory() if guarded else None,
         keepalive_timeout=30,
     )
     timeout = aiohttp.ClientTimeout(
@@ -196,6 +203,7 @@ class RobotsCache:
         self.cfg = cfg
         self.session = session
         self.slots = slots
+        self.policy = EgressPolicy.from_config(cfg.polite)
         self._rules: dict[str, asyncio.Future[polite.RobotsRules]] = {}
 
     async def rules(self, url: str) -> polite.RobotsRules:
@@ -252,16 +260,15 @@ class RobotsCache:
         """GET robots.txt, following redirects by hand so every hop's address is checked
         (a robots.txt must not bounce us to 169.254.169.254 or 127.0.0.1)."""
         for _ in range(self.cfg.net.max_redirects + 1):
-            host = (split_url(url).hostname or "").strip("[]")
-            if not self.cfg.polite.allow_private and polite.is_forbidden_address(
-                host, self.cfg.polite.private_allowlist
-            ):
+            verdict = self.policy.check(url)
+            if verdict.url is None:
                 log.warning(
-                    "robots.txt redirects to a private address (%s): host treated as disallowed",
-                    host,
+                    "robots.txt at %s refused (%s): host treated as disallowed",
+                    url[:200],
+                    verdict.message,
                 )
                 return 503, b""
-            async with self.session.get(url, allow_redirects=False) as resp:
+            async with self.session.get(verdict.url, allow_redirects=False) as resp:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     url = urljoin(url, resp.headers["Location"])
                     continue
@@ -287,6 +294,8 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
         exc.os_error, PrivateAddressError
     ):
         return "private_address", str(exc.os_error)
+    if isinstance(exc, PrivateAddressError):
+        return "private_address", str(exc)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "truncated", f"body cut short: {_short(exc)}"
     if isinstance(exc, aiohttp.InvalidURL):

@@ -17,6 +17,7 @@ value, an IP address, the clock); produces decisions:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import email.utils
 import ipaddress
 import math
@@ -163,21 +164,32 @@ def x_robots_opt_out(values: list[str] | tuple[str, ...], token: str) -> str | N
 # --------------------------------------------------------------------------------------------
 
 
+#: the longest wait a ``Retry-After`` can ask for (larger values are capped here; the
+#: request loop ends an item whose wait is over ``net.max_retry_after_s`` anyway)
+MAX_RETRY_AFTER_S = 86_400.0
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` header: ASCII delta-seconds or an HTTP date
+    (RFC 9110 §10.2.3), capped at :data:`MAX_RETRY_AFTER_S`; None for anything else
+    (Unicode digits, signs, fractions, garbage). Never raises."""
+    if not value or len(value) > 64:
         return None
-    value = value.strip()
+    value = value.strip(" \t")
+    if not value.isascii():
+        return None
     if value.isdigit():
-        return float(value)
+        return min(float(int(value[:16])), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # "-0000": UTC by RFC 5322, not local time
+            when = when.replace(tzinfo=datetime.UTC)
+        delta = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, OverflowError, IndexError, AttributeError):
         return None
-    if when is None:
+    if not math.isfinite(delta):
         return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, delta), MAX_RETRY_AFTER_S)
 
 
 def backoff_delay(
