@@ -24,11 +24,13 @@ from webvid.crawl.config import CrawlConfig, NetConfig, OutputConfig, PoliteConf
 
 
 def fake_mp4(name: str, size: int = 4000) -> bytes:
-    """Bytes that start like an MP4 (an ``ftyp`` box) followed by a payload unique to name."""
-    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    """A structurally valid MP4 of ``size`` bytes (at least 32): an ``ftyp`` box, then one
+    ``mdat`` box covering the rest, holding a payload unique to name."""
+    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    mdat_size = max(8, size - len(ftyp))
     seed = hashlib.sha256(name.encode()).digest()
-    body = (seed * (size // len(seed) + 1))[: max(0, size - len(head))]
-    return head + body
+    payload = (seed * (mdat_size // len(seed) + 1))[: mdat_size - 8]
+    return ftyp + mdat_size.to_bytes(4, "big") + b"mdat" + payload
 
 
 def fake_jpg(name: str, size: int = 1500) -> bytes:

@@ -34,6 +34,7 @@ N_OK = 36
 
 def body(name: str, size: int = 3000) -> bytes:
     head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    head += (size - len(head)).to_bytes(4, "big") + b"mdat"  # one mdat box covers the rest
     seed = hashlib.sha256(name.encode()).digest()
     return head + (seed * (size // 32 + 1))[: size - len(head)]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from urllib.parse import SplitResult, urlsplit
 
+from webvid import sniff as sniffing
+
 #: Bytes needed to recognise every container below (MPEG-TS needs its second sync byte).
 SNIFF_BYTES = 192
 
@@ -75,40 +77,14 @@ def content_type_class(content_type: str | None) -> str:
     return "other"
 
 
-def sniff(head: bytes) -> tuple[str, str] | None:
-    """``(kind, ext)`` of a body from its first bytes, or None when it is not media we keep."""
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image", "avif"
-        if brand.startswith(b"qt"):
-            return "video", "mov"
-        return "video", "mp4"
-    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"free", b"wide", b"skip"):
-        return "video", "mp4"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "video", "webm"
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "video", "avi"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "image", "webp"
-    if head.startswith(b"FLV"):
-        return "video", "flv"
-    if head.startswith(b"OggS"):
-        return "video", "ogv"
-    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return "video", "mpg"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image", "jpg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image", "png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image", "gif"
-    if head.startswith(b"BM") and len(head) >= 6:
-        return "image", "bmp"
-    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
-        return "video", "ts"  # MPEG-TS: a sync byte at the start of two 188-byte packets
-    return None
+def sniff(head: bytes, total_bytes: int | None = None) -> tuple[str, str] | None:
+    """``(kind, ext)`` of a body from its first bytes, or None when it is not media we keep.
+
+    ``head`` is the body's first :data:`SNIFF_BYTES` bytes (the whole body when shorter);
+    ``total_bytes`` its length when known. The checks, structural for MP4/MOV, live in
+    :func:`webvid.sniff.media_type`, shared with the shard stage.
+    """
+    return sniffing.media_type(head, total_bytes)
 
 
 @functools.lru_cache(maxsize=8192)
