@@ -11,6 +11,7 @@ called, so ``webvid --help`` and ``webvid query`` stay fast and need no torch im
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import sys
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # the last line of defence
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # a write outside webvid.io's atomic helpers: still one line, naming the path
+            from webvid.io import disk_full_error
+
+            full = disk_full_error(exc, exc.filename or ".")
+            err_console.print(f"[bold red]error:[/] {escape(str(full or exc))}", highlight=False)
+            sys.exit(2)
         err_console.print(
             f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
             highlight=False,

@@ -41,7 +41,13 @@ PACKAGES: tuple[tuple[str, str, bool], ...] = (
 
 FIX_FFMPEG = "sudo apt-get install -y ffmpeg   (or: make setup)"
 FIX_PACKAGES = "make setup   (or: .venv/bin/pip install 'torch==2.13.0' -e '.[dev]')"
-MIN_FREE_BYTES = 5 * 2**30
+#: Free disk in the data root: below either FAIL figure doctor fails (exit 1): a crawl or shard
+#: run would stop with "no space left" and take other jobs on the disk down with it. Below
+#: either WARN figure it says the disk is low.
+FAIL_FREE_BYTES = 1 * 2**30
+FAIL_FREE_FRACTION = 0.02
+WARN_FREE_BYTES = 5 * 2**30
+WARN_FREE_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Check:
     found: str
     required: bool = True
     fix: str = ""
+    warn: bool = False  # passes, but is close to failing (shown as "low")
+    fail_label: str = "MISSING"  # what a failed required check is called in the table
 
 
 def _tool_version(tool: str) -> str | None:
@@ -132,17 +140,28 @@ def _torch_check() -> Check:
 
 
 def _disk_check(root: str | os.PathLike[str]) -> Check:
+    """Free space on the data root's disk: fails below 1 GiB or 2 %, low below 5 GiB or 5 %."""
     path = Path(root)
     while not path.exists() and path != path.parent:
         path = path.parent
-    free = shutil.disk_usage(path).free
-    ok = free >= MIN_FREE_BYTES
+    usage = shutil.disk_usage(path)
+    fraction = usage.free / usage.total if usage.total else 0.0
+    fail = usage.free < FAIL_FREE_BYTES or fraction < FAIL_FREE_FRACTION
+    warn = usage.free < WARN_FREE_BYTES or fraction < WARN_FREE_FRACTION
+    need = f"{FAIL_FREE_BYTES / 2**30:.0f} GiB and {FAIL_FREE_FRACTION:.0%}"
+    fix = ""
+    if fail:
+        fix = f"free space or choose another data root (--root): webvid needs at least {need} free"
+    elif warn:
+        fix = "little room left: media and shards of a large crawl will not fit"
     return Check(
         f"free disk in {Path(root)}",
-        ok,
-        f"{free / 2**30:.1f} GiB",
-        False,
-        "" if ok else "free space or choose another data root: media and shards need room",
+        not fail,
+        f"{usage.free / 2**30:.1f} GiB ({fraction:.1%} of {usage.total / 2**30:.0f} GiB)",
+        True,
+        fix,
+        warn=warn and not fail,
+        fail_label="FULL",
     )
 
 
@@ -155,19 +174,24 @@ def _disk_check(root: str | os.PathLike[str]) -> Check:
     help="Data root to check for free disk.",
 )
 def doctor(root: str) -> None:
-    """Check ffmpeg, Python packages, torch and disk; exit 1 if something required is missing."""
+    """Check ffmpeg, Python packages, torch and disk; exit 1 if something required is missing.
+
+    The disk check fails below 1 GiB or 2 % free on the --root disk, and says "low" below
+    5 GiB or 5 %.
+    """
     checks = check_all(root)
     table = Table("check", "found", "status", "fix", header_style="bold")
     for c in checks:
-        status = (
-            "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
-        )
+        if c.ok:
+            status = "[yellow]low[/]" if c.warn else "[green]ok[/]"
+        else:
+            status = f"[red]{c.fail_label}[/]" if c.required else "[yellow]optional[/]"
         table.add_row(escape(c.name), escape(c.found), status, escape(c.fix))
     console.print(table)
     missing = [c for c in checks if c.required and not c.ok]
     if missing:
         console.print(
-            f"[red]{len(missing)} required piece(s) missing.[/] Fix: "
+            f"[red]{len(missing)} required check(s) failed.[/] Fix: "
             + "; ".join(sorted({c.fix for c in missing}))
         )
         raise SystemExit(1)

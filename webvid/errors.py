@@ -24,5 +24,9 @@ class QueryError(WebvidError):
     """`webvid query` could not run the SQL as asked."""
 
 
+class DiskFullError(WebvidError):
+    """A write failed because the disk (or quota) is full; the message names the file and free space."""
+
+
 class MissingDependencyError(WebvidError):
     """A required external tool or package is missing; the message says how to install it."""

@@ -7,14 +7,22 @@ name, ``fsync`` the folder. A reader that sees the final name sees the whole fil
 
 A folder's ``manifest.json`` is written last with :func:`write_manifest`; its presence is
 the commit marker of the unit of work (a crawl, a shard dir, a run).
+
+Committed files get the mode a plain ``open()`` would give them, ``0o666 & ~umask`` (the temp
+file ``mkstemp`` creates is 0600, which would hide shards from teammates on a shared cluster);
+folders are made by ``mkdir``, which gives ``0o777 & ~umask``.
+A full disk (``ENOSPC``/``EDQUOT``, or torch's "file write failed" with the disk nearly full)
+becomes one :class:`~webvid.errors.DiskFullError` naming the file and the free space.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,9 +32,95 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from webvid import contract
-from webvid.errors import WebvidError
+from webvid.errors import DiskFullError, WebvidError
 
 TMP_PREFIX = ".tmp-"
+#: errno values that mean "the disk (or the user's quota) is full".
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: A write error without an errno (torch's C++ writer) counts as a full disk below this.
+DISK_FULL_FREE_BYTES = 64 * 2**20
+#: Texts of writer errors that carry no errno: torch.save's "file write failed", Arrow's.
+_WRITE_FAILED_TEXTS = ("file write failed", "no space left on device", "[errno 28]")
+
+
+def _proc_umask() -> int | None:
+    """The umask from ``/proc/self/status`` (Linux ≥ 4.7): read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    # Set and restore: process-global and not thread-safe, so done once, at import.
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_UMASK_AT_IMPORT = _proc_umask()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def umask() -> int:
+    """The current umask (where /proc has it, read at each call; elsewhere the one at import)."""
+    current = _proc_umask()
+    return _UMASK_AT_IMPORT if current is None else current
+
+
+def file_mode() -> int:
+    """Mode of committed files: what ``open(path, "w")`` would create, ``0o666 & ~umask``."""
+    return 0o666 & ~umask()
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Free bytes on the file system of ``path`` (its nearest existing ancestor); None if unknown."""
+    p = Path(path).absolute()
+    for folder in (p, *p.parents):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free
+    return None
+
+
+def _mount_point(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    with contextlib.suppress(OSError):
+        while not os.path.ismount(p) and p != p.parent:
+            p = p.parent
+    return p
+
+
+def disk_full_error(exc: BaseException, path: str | os.PathLike[str]) -> DiskFullError | None:
+    """A one-line :class:`DiskFullError` for ``exc`` raised while writing ``path``, or None.
+
+    ``OSError`` with errno ENOSPC/EDQUOT always counts; an error without an errno whose text
+    says a write failed (torch.save's ``[enforce fail at inline_container.cc] … file write
+    failed``, Arrow's ``IOError``) counts when the disk has less than
+    :data:`DISK_FULL_FREE_BYTES` free. Call it before deleting the partial file.
+    """
+    text = str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left"
+    elif isinstance(exc, (RuntimeError, OSError)) and any(t in text for t in _WRITE_FAILED_TEXTS):
+        free = free_bytes(Path(path).parent)
+        says_full = "no space left" in text or "[errno 28]" in text
+        if not (says_full or (free is not None and free < DISK_FULL_FREE_BYTES)):
+            return None  # a write error on a disk with room: not ours to rename
+        what = "no space left"
+    else:
+        return None
+    free = free_bytes(Path(path).parent)
+    free_text = "free space unknown" if free is None else f"{free / 2**30:.1f} GiB free"
+    return DiskFullError(
+        f"{what} writing {path} ({free_text} on {_mount_point(Path(path).parent)})"
+    )
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -62,21 +156,29 @@ def atomic_path(final: str | os.PathLike[str], *, durable: bool = True) -> Itera
     """Yield a temp path beside ``final``; on success it is fsynced and renamed onto ``final``.
 
     For tools that want a path rather than a file object (ffmpeg, DuckDB ``COPY``, pyarrow).
-    On any exception the temp file is removed and ``final`` is untouched.
+    On any exception the temp file is removed and ``final`` is untouched; a full disk is
+    raised as :class:`DiskFullError`. The committed file's mode is :func:`file_mode`.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(final)
+    except OSError as exc:
+        raise (disk_full_error(exc, final) or exc) from None
     try:
         yield tmp
+        os.chmod(tmp, file_mode())  # the tool may have recreated the file: set it at the end
         if durable:
             _fsync_file(tmp)
         os.replace(tmp, final)
         if durable:
             fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full_error(exc, final)  # before the partial file is deleted
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if full is not None:
+            raise full from exc
         raise
 
 
