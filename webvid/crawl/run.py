@@ -245,7 +245,7 @@ class _Crawl:
                 await asyncio.gather(*self._flushes, return_exceptions=True)
             store.flush(sync_media=self.cfg.output.fsync_media)
             if self.ytdlp is not None:
-                self.ytdlp.close()
+                await self.ytdlp.aclose()
             self.disk.close()
         if self.flush_error is not None:
             raise self.flush_error
