@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -246,3 +247,59 @@ def test_proxy_judges_every_request_and_forwards_one_per_connection() -> None:
         asyncio.run(main())
     assert secret.log == []
     assert [p for p, _ in public.log if p.startswith("/v/")] == ["/v/a.mp4"]
+
+
+@pytest.fixture(scope="module")
+def aes_hls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An AES-128 HLS stream whose key URI is the placeholder KEYHOST (yt-dlp hands such
+    streams to ffmpeg when pycryptodomex is missing: the fallback must be guarded too)."""
+    d = tmp_path_factory.mktemp("aes-hls")
+    (d / "enc.key").write_bytes(bytes(range(16)))
+    (d / "keyinfo").write_text(f"http://KEYHOST/enc.key\n{d / 'enc.key'}\n{'ab' * 16}\n")
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "5", "-f", "hls", "-hls_time", "0.5",
+            "-hls_list_size", "0", "-hls_key_info_file", str(d / "keyinfo"),
+            str(d / "stream.m3u8"),
+        ],
+        check=True,
+    )  # fmt: skip
+    return d
+
+
+@pytest.mark.timeout(120)
+def test_encrypted_hls_key_and_segments_pass_the_policy(tmp_path: Path, aes_hls: Path) -> None:
+    secret = kit.SiteState(robots="User-agent: *\nAllow: /\n")
+    secret_app = kit.make_app(secret)
+    secret_app.router.add_static("/hls/", aes_hls)
+    with kit.ThreadServer(secret_app, host="127.0.0.2") as inner:
+        app = web.Application()
+        manifest = (aes_hls / "stream.m3u8").read_text()
+
+        async def playlist(req: web.Request) -> web.Response:
+            keyhost = req.query["keyhost"]
+            return web.Response(
+                text=manifest.replace("http://KEYHOST", keyhost),
+                content_type="application/vnd.apple.mpegurl",
+            )
+
+        async def robots(_: web.Request) -> web.Response:
+            return web.Response(text="User-agent: *\nAllow: /\n")
+
+        app.router.add_get("/robots.txt", robots)
+        app.router.add_get("/p/{name}.m3u8", playlist)
+        app.router.add_static("/p/", aes_hls)
+        with kit.ThreadServer(app) as outer:
+            table = tmp_path / "t.csv"
+            table.write_text(
+                "id,url\n"
+                f"ok,{outer.url}/p/ok.m3u8?keyhost={outer.url}/p\n"
+                f"secretkey,{outer.url}/p/bad.m3u8?keyhost={inner.url}/hls\n"
+            )
+            out = tmp_path / "out"
+            run(kit.fast_config(source=str(table), polite=strict()), out=out)
+    assert secret.log == [], secret.log
+    rows = rows_of(out)
+    assert rows["ok"]["status"] == "success", rows["ok"]["error_message"]
+    assert rows["secretkey"]["reason"] == "private_address", rows["secretkey"]["error_message"]

@@ -47,6 +47,7 @@ ALLOWED_PROTOCOLS = frozenset(
     {"http", "https", "m3u8", "m3u8_native", "http_dash_segments", "http_dash_segments_generator"}
 )
 WATCH_INTERVAL_S = 0.2
+_FFMPEG_PROTOCOLS = "http,https,tcp,tls,crypto,httpproxy"
 
 
 class _Logger:
@@ -237,6 +238,11 @@ class YtdlpPool:
                 "proxy": lane.proxy.url,
                 "external_downloader": {"default": "native"},
                 "hls_prefer_native": True,
+                # HLS features the native downloader lacks fall back to ffmpeg, which gets
+                # the proxy from yt-dlp (HTTP_PROXY); no local files, no other protocols
+                "external_downloader_args": {
+                    "ffmpeg_i": ["-protocol_whitelist", _FFMPEG_PROTOCOLS]
+                },
                 "progress_hooks": [hook],
                 "http_headers": {"User-Agent": self.cfg.polite.user_agent},
                 "outtmpl": {"default": str(lane.folder / "%(id).60B.%(ext)s")},
