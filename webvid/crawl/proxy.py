@@ -149,7 +149,8 @@ class EgressProxy:
             except TimeoutError:
                 if loop.time() >= job.deadline:
                     job.over = job.over or "timeout"
-                    self.end(lane)
+                    if lane.job is job:
+                        self.end(lane)
         except (
             OSError,
             EOFError,
@@ -158,6 +159,8 @@ class EgressProxy:
             asyncio.LimitOverrunError,
         ):
             pass  # the client went away or spoke nonsense: nothing to forward
+        except Exception as exc:  # a bug here must not become an unretrieved task error
+            log.warning("egress proxy: %s: %s", type(exc).__name__, exc)
         finally:
             lane.writers.discard(writer)
             with contextlib.suppress(Exception):
