@@ -55,14 +55,29 @@ class Fetcher:
         self.slots = slots
         self.robots = robots
         self.policy = EgressPolicy.from_config(cfg.polite)
+        # (scheme, netloc, hosts) of ASCII URLs that passed: the verdict depends on nothing
+        # else, and a full parse per item costs more than the rest of the check
+        self._passed: set[tuple[str, str, frozenset[str] | None]] = set()
         self.in_flight = 0
 
     # -- policy of one hop ---------------------------------------------------------------
 
     def check_url(self, url: str, hosts: frozenset[str] | None = None) -> Outcome | None:
         """A policy failure for ``url`` (bad scheme or host, off-host, private literal in
-        any spelling), else None."""
-        return _refusal(self.policy.check(url, hosts))
+        any spelling), else None. The request itself is checked again, in full, per hop."""
+        try:
+            parts = media.split_url(url)
+        except ValueError as exc:
+            return Outcome("invalid_url", f"invalid URL: {exc}")
+        key = (parts.scheme, parts.netloc, hosts)
+        if key in self._passed:
+            return None
+        refused = _refusal(self.policy.check(url, hosts))
+        if refused is None and url.isascii():
+            if len(self._passed) > 4096:
+                self._passed.clear()
+            self._passed.add(key)
+        return refused
 
     async def resolves_private(self, url: str) -> Outcome | None:
         """For hand-offs to yt-dlp: refuse a host name that resolves to a forbidden
