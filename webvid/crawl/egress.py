@@ -212,8 +212,7 @@ class EgressPolicy:
             if reading is not None and self.forbidden(reading):
                 return Verdict(
                     "private_address",
-                    f"{host} reads as the private/loopback address {reading}"
-                    " (use --allow-private)",
+                    f"{host} reads as the private/loopback address {reading} (use --allow-private)",
                     host=host,
                     address=reading,
                 )
