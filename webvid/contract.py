@@ -80,12 +80,17 @@ CRAWL_REASONS: Final[Mapping[str, bool]] = {
 
 #: Curation rejection reasons written by ``webvid shard`` into ``verdicts.parquet``.
 VERDICT_REASONS: Final[tuple[str, ...]] = (
+    "invalid_clip_id",  # the record's clip_id breaks the clip-id rule (is_clip_id): never a path
+    "unsafe_media_path",  # media_path leaves the crawl dir (.., absolute, symlink) or is no file
     "missing_media",  # the crawl record says success but the media file is gone
     "empty_file",
+    "archive",  # a compressed file or archive (gzip, zip, tar, ...): never probed
     "not_media",  # text, html or an unknown container
     "not_video",  # a still image or audio-only file in a video crawl
     "not_image",
     "undecodable",  # ffmpeg fails to decode frames
+    "media_timeout",  # ffprobe or ffmpeg ran past its wall-clock limit and was killed
+    "memory_limit",  # ffprobe or ffmpeg ran out of its address-space limit
     "truncated",  # decodes partly; container or stream cut off
     "duration_too_short",
     "duration_too_long",
@@ -144,6 +149,20 @@ def clip_id(source_id: str | None = None, url: str | None = None) -> str:
     if url:
         return f"u{_digest(str(url), 20)}"
     raise ValueError("clip_id needs a source id or a URL")
+
+
+_CLIP_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def is_clip_id(cid: object) -> bool:
+    """Whether ``cid`` has the shape :func:`clip_id` gives: ``[A-Za-z0-9_-]``, starting with a
+    letter or digit, at most ``CLIP_ID_MAX_CHARS``. Readers check ids from files written by
+    others (a crawl dir is input like any other) before an id goes near a path."""
+    return (
+        isinstance(cid, str)
+        and len(cid) <= CLIP_ID_MAX_CHARS
+        and _CLIP_ID.fullmatch(cid) is not None
+    )
 
 
 def media_relpath(cid: str, ext: str) -> str:

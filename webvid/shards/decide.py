@@ -57,7 +57,10 @@ def decide(
     """uid → verdict row (without key/shard/split, which the shard plan fills in)."""
     rows: dict[str, dict[str, Any]] = {}
     for it in items:
-        res = results.get(it.uid) or {"reasons": ["missing_media"], "detail": it.media_path}
+        res = results.get(it.uid) or {  # never processed: rejected while reading, or no file
+            "reasons": [it.reject or "missing_media"],
+            "detail": it.reject_detail or it.media_path,
+        }
         row: dict[str, Any] = {
             "clip_id": it.clip_id,
             "crawl_dir": it.crawl_dir,

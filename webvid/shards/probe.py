@@ -3,11 +3,15 @@
 Takes a path; produces a :class:`ProbeInfo` (container, codec, display width/height after
 rotation, rotation, fps, duration, frame count, bitrate, audio present, image or video,
 ``moov`` placement) or raises :class:`MediaError` whose ``reason`` is one of
-``contract.VERDICT_REASONS`` (``empty_file``, ``not_media``, ``truncated``, ``undecodable``).
+``contract.VERDICT_REASONS`` (``missing_media``, ``empty_file``, ``archive``, ``not_media``,
+``truncated``, ``undecodable``, ``media_timeout``, ``memory_limit``).
 Decoding frames to prove a clip decodes happens in :mod:`webvid.shards.transform`, in the same
 ffmpeg pass that computes the scores, so every clip is decoded exactly once.
 
-ffprobe is called directly with a timeout (ffmpeg-python's ``probe`` has none) and the same
+The file is untrusted: its first bytes are sniffed before any tool opens it (compressed files
+and archives are refused there: ffprobe's ``libgme`` demuxer inflates gzip without bound), and
+ffprobe runs through :func:`webvid.shards.tools.run_tool`, with an address-space ceiling and a
+wall-clock limit (ffmpeg-python's ``probe`` has neither), with the same
 ``-show_format -show_streams -of json`` arguments.
 """
 
@@ -16,11 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
+import stat
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from webvid import sniff as sniffing
+from webvid.shards.tools import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_PROBE_TIMEOUT_S,
+    memory_detail,
+    run_tool,
+)
 
 #: ffprobe format names of single still images (never video, whatever the file is called).
 IMAGE_FORMATS = (
@@ -80,31 +92,14 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-_MAGIC = (
-    b"\xff\xd8\xff",
-    b"\x89PNG",
-    b"GIF8",
-    b"BM",
-    b"II*\x00",
-    b"MM\x00*",
-    b"\x1aE\xdf\xa3",
-    b"FLV",
-    b"\x00\x00\x01\xba",
-    b"\x00\x00\x01\xb3",
-    b"OggS",
-    b"qoif",
-)
+def read_head(path: str | os.PathLike[str], n: int = sniffing.HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of a file (fewer when it is shorter)."""
+    with open(path, "rb") as fh:
+        return fh.read(n)
 
 
-def looks_like_media(head: bytes) -> bool:
-    """Whether the first bytes are those of an image or video container we know."""
-    if _looks_isobmff(head) or head.startswith(_MAGIC):
-        return True
-    return head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"AVI ")
-
-
-def _looks_isobmff(head: bytes) -> bool:
-    return len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+#: Top-level boxes :func:`moov_first` looks at before giving up (real files have a handful).
+MAX_TOP_BOXES = 4096
 
 
 def moov_first(path: str | os.PathLike[str]) -> bool | None:
@@ -112,7 +107,9 @@ def moov_first(path: str | os.PathLike[str]) -> bool | None:
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         pos = 0
-        while pos + 8 <= size:
+        for _ in range(MAX_TOP_BOXES):
+            if pos + 8 > size:
+                break
             fh.seek(pos)
             head = fh.read(16)
             box_len = int.from_bytes(head[:4], "big")
@@ -157,24 +154,32 @@ def _rotation(stream: dict[str, Any]) -> int:
     return int(tag) % 360 if tag and str(tag).lstrip("-").isdigit() else 0
 
 
-def run_ffprobe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> dict[str, Any]:
-    """ffprobe's JSON for ``path`` or MediaError (reason chosen from the bytes and stderr)."""
+def run_ffprobe(
+    path: str | os.PathLike[str],
+    timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+    max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
+) -> dict[str, Any]:
+    """ffprobe's JSON for ``path`` or MediaError (reason chosen from the bytes and stderr).
+
+    ffprobe runs with its address space capped at ``max_memory_bytes`` and is killed after
+    ``timeout_s`` (``media_timeout``); an allocation failure under the cap is ``memory_limit``.
+    """
     cmd = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaError("undecodable", f"ffprobe timed out after {timeout_s:g}s") from None
-    err = proc.stderr.decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-        if "moov atom not found" in err and _looks_isobmff(head):
+    run = run_tool(cmd, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes)
+    if run.timed_out:
+        raise MediaError("media_timeout", f"ffprobe killed after {timeout_s:g}s")
+    if run.out_of_memory:
+        raise MediaError("memory_limit", memory_detail("ffprobe", max_memory_bytes))
+    err = run.stderr.strip()
+    if run.returncode != 0:
+        head = read_head(path)
+        if "moov atom not found" in err and sniffing.looks_like_isobmff(head):
             raise MediaError("truncated", "moov atom not found (file cut off)")
         if "Invalid data found" in err or "moov atom not found" in err:
             raise MediaError("not_media", _last_line(err))
-        raise MediaError("undecodable", _last_line(err))
+        raise MediaError("undecodable", _last_line(err) if err else f"ffprobe rc {run.returncode}")
     try:
-        return json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+        return json.loads(run.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError as exc:
         raise MediaError("undecodable", f"ffprobe output: {exc}") from None
 
@@ -184,16 +189,35 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no message"
 
 
-def probe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> ProbeInfo:
-    """Probe ``path``; raise MediaError for empty, non-media or unreadable files."""
-    path = Path(path)
+def check_file(path: Path) -> int:
+    """The size of a regular, non-empty file that is not an archive, or MediaError.
+
+    Runs before any tool opens the file: a FIFO or a device would block or never end, and a
+    compressed file or an archive is refused from its first bytes, unprobed.
+    """
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         raise MediaError("missing_media", str(path)) from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaError("not_media", "not a regular file")
+    if st.st_size == 0:
         raise MediaError("empty_file")
-    data = run_ffprobe(path, timeout_s)
+    kind = sniffing.archive_kind(read_head(path))
+    if kind:
+        raise MediaError("archive", f"{kind} data: compressed files and archives are never probed")
+    return st.st_size
+
+
+def probe(
+    path: str | os.PathLike[str],
+    timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+    max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
+) -> ProbeInfo:
+    """Probe ``path``; raise MediaError for empty, non-media, archived or unreadable files."""
+    path = Path(path)
+    size = check_file(path)
+    data = run_ffprobe(path, timeout_s, max_memory_bytes)
     fmt = data.get("format") or {}
     streams = data.get("streams") or []
     video = next(
@@ -222,10 +246,8 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 30.0) -> ProbeInfo:
     if video is not None:
         width, height = _num(video.get("width"), int), _num(video.get("height"), int)
         if not width or not height:  # ffprobe guessed a format from the name alone
-            with open(path, "rb") as fh:
-                head = fh.read(16)
             raise MediaError(
-                "undecodable" if looks_like_media(head) else "not_media",
+                "undecodable" if sniffing.looks_like_media(read_head(path), size) else "not_media",
                 f"no picture size ({container})",
             )
         rotation = _rotation(video)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from webvid.config import load_recipe, to_dict
+from webvid.shards.tools import DEFAULT_MAX_MEMORY_BYTES, DEFAULT_PROBE_TIMEOUT_S
 
 Policy = Literal["reject", "keep"]
 
@@ -99,8 +100,14 @@ class TransformConfig:
     frames: int = 0  # K JPEG frames at segment midpoints stored beside the mp4
     frame_quality: int = 3  # mjpeg -q:v (2 best .. 31 worst)
     allow_copy: bool = True  # keep the original bytes when the clip meets the target
+    max_tool_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES  # 2 GiB address space per ffmpeg run
+    probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S  # ffprobe killed after (ffmpeg: 120 s + 10/s)
 
     def __post_init__(self) -> None:
+        if self.max_tool_memory_bytes < 512 * 1024**2 or self.probe_timeout_s <= 0:
+            raise ValueError(
+                "max_tool_memory_bytes must be at least 512 MiB and probe_timeout_s positive"
+            )
         if (
             self.max_short_side < 2
             or min(self.max_fps, self.max_duration_s, self.keyframe_interval_s) <= 0

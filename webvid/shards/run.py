@@ -234,6 +234,12 @@ def run(
     progress.message(
         f"{len(items)} inputs from {len(dirs)} crawl dir(s); {skipped} unsuccessful records skipped"
     )
+    unsafe = sum(1 for it in items if it.reject in ("invalid_clip_id", "unsafe_media_path"))
+    if unsafe:
+        progress.message(
+            f"{unsafe} records with an invalid clip id or an unsafe media path: rejected "
+            "unopened (see verdicts.parquet)"
+        )
 
     clock = _Clock(started)
     clock.lap("read")

@@ -15,13 +15,14 @@ Takes a source path, its :class:`~webvid.shards.probe.ProbeInfo` and the recipe;
 
 Outputs are written to a temp name in the caller's staging folder and renamed when complete.
 All outputs are bit-exact (``+bitexact``, no metadata), so reruns give identical bytes.
+Every ffmpeg runs through :func:`webvid.shards.tools.run_tool`: its address space is capped at
+``transform.max_tool_memory_bytes`` and it is killed by PID at its wall-clock limit.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import numpy as np
 from webvid.shards.probe import ProbeInfo
 from webvid.shards.recipe import AnalysisConfig, TransformConfig
 from webvid.shards.scores import chroma_grid
+from webvid.shards.tools import DEFAULT_MAX_MEMORY_BYTES, run_tool
 
 BITEXACT = [
     "-fflags",
@@ -59,6 +61,8 @@ class DecodeResult:
     returncode: int
     stderr: str
     output: Path | None  # the finished output (renamed into place), None unless written
+    timed_out: bool = False  # killed at the wall-clock limit
+    out_of_memory: bool = False  # an allocation failed under the address-space cap
 
 
 def even_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
@@ -176,11 +180,8 @@ def decode_video(
     tmp = out.with_name(f".tmp-{out.name}") if writes and out is not None else None
     cmd = build_command(src, p, plan, tmp, tcfg, acfg)
     timeout = 120.0 + 10.0 * min(p.duration_s or 0.0, tcfg.max_duration_s)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        rc, raw, err = proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
-    except subprocess.TimeoutExpired:
-        rc, raw, err = -9, b"", f"ffmpeg timed out after {timeout:.0f}s"
+    run = run_tool(cmd, timeout_s=timeout, max_memory_bytes=tcfg.max_tool_memory_bytes)
+    rc, raw, err = run.returncode, run.stdout, run.stderr
     plane = acfg.size * acfg.size
     n = len(raw) // (3 * plane)
     planes = np.frombuffer(raw[: n * 3 * plane], np.uint8).reshape(n, 3, acfg.size, acfg.size)
@@ -193,7 +194,7 @@ def decode_video(
             done = out
         else:
             tmp.unlink(missing_ok=True)
-    return DecodeResult(frames, chroma, rc, err[-4000:], done)
+    return DecodeResult(frames, chroma, rc, err[-4000:], done, run.timed_out, run.out_of_memory)
 
 
 def expected_analysis_frames(p: ProbeInfo, tcfg: TransformConfig, acfg: AnalysisConfig) -> int:
@@ -202,7 +203,12 @@ def expected_analysis_frames(p: ProbeInfo, tcfg: TransformConfig, acfg: Analysis
 
 
 def extract_frames(
-    video: Path, duration_s: float, k: int, quality: int, out_prefix: Path
+    video: Path,
+    duration_s: float,
+    k: int,
+    quality: int,
+    out_prefix: Path,
+    max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
 ) -> list[Path]:
     """K JPEGs at the midpoints of K equal segments: ``<out_prefix>.f00.jpg`` ... (renamed when done)."""
     if k <= 0 or duration_s <= 0:
@@ -233,9 +239,9 @@ def extract_frames(
         "image2",
         str(tmp_pattern),
     ]
-    proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    run = run_tool(cmd, timeout_s=120.0, max_memory_bytes=max_memory_bytes)
     made = sorted(out_prefix.parent.glob(f".tmp-{out_prefix.name}.f??.jpg"))
-    if proc.returncode != 0:
+    if not run.ok:
         for f in made:
             f.unlink(missing_ok=True)
         return []

@@ -6,7 +6,8 @@ plain dict of facts, scores, local rejection reasons and, for clips still in the
 the staged output (``STAGING/<uid>.mp4`` or ``.jpg`` plus frames) ready to be put in a tar.
 
 Every expected per-file failure becomes a reason in the result; nothing here raises for a bad
-file. Results are cached as ``STAGING/<uid>.json`` (written after the outputs), so a rerun
+file. Every ffprobe / ffmpeg runs under the recipe's memory ceiling and time limits
+(``transform.max_tool_memory_bytes``, ``transform.probe_timeout_s``). Results are cached as ``STAGING/<uid>.json`` (written after the outputs), so a rerun
 after a crash redoes only the clips that had not finished.
 """
 
@@ -26,6 +27,7 @@ from webvid.shards.images import process_image
 from webvid.shards.probe import MediaError, ProbeInfo, probe, sha256_file
 from webvid.shards.recipe import ShardRecipe
 from webvid.shards.transform import (
+    DecodeResult,
     decode_video,
     expected_analysis_frames,
     extract_frames,
@@ -115,7 +117,7 @@ def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, An
     if recipe.media_kind == "image":  # Pillow first: an ffprobe process per image costs more
         return _image(task, recipe, staging, res)
     try:
-        p = probe(src)
+        p = _probe(src, recipe)
     except MediaError as exc:
         res.update(reasons=[exc.reason], detail=exc.detail or None)
         if src.is_file():
@@ -123,6 +125,18 @@ def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, An
         return res
     res.update(_probe_fields(p), bytes=p.bytes, sha256=sha256_file(src))
     return _video(task, recipe, staging, p, res)
+
+
+def _probe(src: Path, recipe: ShardRecipe) -> ProbeInfo:
+    t = recipe.transform
+    return probe(src, timeout_s=t.probe_timeout_s, max_memory_bytes=t.max_tool_memory_bytes)
+
+
+def _decode_failure(dec: DecodeResult) -> str | None:
+    """``media_timeout`` / ``memory_limit`` when ffmpeg was stopped by a limit, else None."""
+    if dec.timed_out:
+        return "media_timeout"
+    return "memory_limit" if dec.out_of_memory else None
 
 
 def _media_reasons(
@@ -159,7 +173,7 @@ def _video(
     dec = decode_video(
         src := Path(task.src), p, plan if want else None, out, recipe.transform, recipe.analysis
     )
-    bad = filters.decode_reason(
+    bad = _decode_failure(dec) or filters.decode_reason(
         returncode=dec.returncode,
         frames=len(dec.frames),
         expected_frames=expected_analysis_frames(p, recipe.transform, recipe.analysis),
@@ -210,6 +224,7 @@ def _video(
             recipe.transform.frames,
             recipe.transform.frame_quality,
             staging / task.uid,
+            recipe.transform.max_tool_memory_bytes,
         )
         res["out"]["frames"] = [str(f) for f in made]
         res["out_files"] += [str(f) for f in made]
@@ -291,7 +306,7 @@ def _not_an_image(
 ) -> dict[str, Any]:
     """Pillow cannot read it: ask ffprobe what it is (a video, text, a broken image)."""
     try:
-        p = probe(src)
+        p = _probe(src, recipe)
     except MediaError as err:
         res.update(reasons=[err.reason], detail=err.detail or None)
         return res
