@@ -76,6 +76,7 @@ CRAWL_REASONS: Final[Mapping[str, bool]] = {
     "x_robots_tag": False,  # X-Robots-Tag opt-out (noai, noimageai, noindex, ...)
     "no_media_found": False,  # a page without any extractable video/image
     "ytdlp_error": False,  # yt-dlp could not extract or download
+    "bad_row": False,  # a table row that is not UTF-8 text or is over table.max_row_bytes
 }
 
 #: Curation rejection reasons written by ``webvid shard`` into ``verdicts.parquet``.

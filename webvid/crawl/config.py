@@ -30,7 +30,11 @@ class TableConfig:
     #: without an id column, what of the URL the id hashes: "url" (all of it) or "path"
     #: (path and query, not scheme/host/port: a table whose host moves keeps its ids)
     url_id: Literal["url", "path"] = "url"
-    batch_rows: int = 8192  # rows read at a time: memory stays bounded whatever the size
+    batch_rows: int = 8192  # Parquet rows converted at a time (fewer for wide rows)
+    #: a row (all its lines) over this is recorded as reason bad_row and skipped
+    max_row_bytes: int = 1024 * 1024
+    max_header_bytes: int = 64 * 1024  # a longer first line is an input error
+    max_columns: int = 1000  # more columns is an input error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +104,7 @@ class CrawlConfig:
     dry_run: bool = False
     retry_failed: bool = False
     max_bytes: int = 512 * 1024 * 1024
+    max_table_bytes: int = 8 * 1024**3  # a table given as a URL (WebVid 10M's CSV is 2.7 GB)
     concurrency: int = 64  # items in flight in all
     processes: int = 1  # list mode: worker processes (items split by clip id; limits split too)
     ytdlp_threads: int = 4
@@ -115,6 +120,10 @@ class CrawlConfig:
             "concurrency": self.concurrency >= 1,
             "processes": 1 <= self.processes <= 64,
             "max_bytes": self.max_bytes >= 1,
+            "max_table_bytes": self.max_table_bytes >= 1,
+            "table.max_row_bytes": self.table.max_row_bytes >= 1,
+            "table.max_header_bytes": self.table.max_header_bytes >= 1,
+            "table.max_columns": self.table.max_columns >= 1,
             "polite.per_host_concurrency": self.polite.per_host_concurrency >= 1,
             "polite.per_host_rps": self.polite.per_host_rps > 0,
             "net.retries": self.net.retries >= 0,
