@@ -40,12 +40,12 @@ _UNITS = {
 }
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--max-bytes") -> int:
     """``"200MB"`` → 200000000, ``"64MiB"`` → 67108864, ``"5000"`` → 5000."""
     m = _SIZE.match(text)
     unit = (m.group(2) or "").lower() if m else None
     if not m or unit not in _UNITS:
-        raise ConfigError(f"--max-bytes: not a size: {text!r} (e.g. 500MB, 64MiB, 1000000)")
+        raise ConfigError(f"{flag}: not a size: {text!r} (e.g. 500MB, 64MiB, 1000000)")
     return int(float(m.group(1)) * _UNITS[unit])
 
 
@@ -85,6 +85,11 @@ def parse_size(text: str) -> int:
     "--retry-failed", is_flag=True, help="Also retry earlier failures with a retryable reason."
 )
 @click.option("--max-bytes", default=None, help="Per-item byte cap, e.g. 200MB [default: 512MiB].")
+@click.option(
+    "--max-table-bytes",
+    default=None,
+    help="Byte cap on a table given as a URL, e.g. 4GiB [default: 8GiB].",
+)
 @click.option("--concurrency", type=int, default=None, help="Items in flight in all [default: 64].")
 @click.option(
     "--processes",
@@ -178,6 +183,8 @@ def crawl(
             sets.append(f"{key}=true")
     if opts.get("max_bytes"):
         sets.append(f"max_bytes={parse_size(opts['max_bytes'])}")
+    if opts.get("max_table_bytes"):
+        sets.append(f"max_table_bytes={parse_size(opts['max_table_bytes'], '--max-table-bytes')}")
     sets.append(f"output.dir={json.dumps(str(Path(out)))}")
     cfg = load_recipe(CrawlConfig, recipe, sets)
     if opts.get("ray_address") and opts.get("engine") != "ray":

@@ -316,23 +316,31 @@ class _Crawl:
             await stream.aclose()
 
     async def _remote_table(self) -> Path:
-        """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/."""
+        """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/,
+        at most ``max_table_bytes`` of it: a declared or counted size over the cap stops
+        the download, removes the partial file and is an InputError."""
         name = Path(urlsplit(self.source).path).name or "table"
         final = self.out / "sources" / name
-        holder: dict[str, Path] = {}
+        cap = self.cfg.max_table_bytes
 
         async def handler(resp: Any, _final_url: str) -> Outcome:
-            with io.atomic_path(final) as tmp:
-                with open(tmp, "wb") as fh:
-                    async for chunk in resp.content.iter_chunked(1 << 20):
-                        fh.write(chunk)
-                holder["path"] = final
-            return Outcome(None, http_status=resp.status)
+            declared = resp.content_length
+            if declared is not None and declared > cap:
+                return Outcome("too_large", f"Content-Length {declared}", http_status=resp.status)
+            try:
+                size = await _stream_capped(resp, final, cap)
+            except _OverCap as over:
+                return Outcome("too_large", f"{over} bytes and more", http_status=resp.status)
+            return Outcome(None, http_status=resp.status, bytes=size)
 
         out = await self.fetcher.request(self.source, handler)
+        if out.reason == "too_large":
+            raise InputError(
+                f"table at {self.source} exceeds --max-table-bytes {cap} ({out.message})"
+            )
         if out.reason is not None:
             raise InputError(f"cannot fetch the table {self.source}: {out.reason} ({out.message})")
-        return holder["path"]
+        return final
 
     # -- workers -------------------------------------------------------------------------
 
@@ -485,6 +493,23 @@ class _Crawl:
             totals=totals,
             manifest=manifest,
         )
+
+
+class _OverCap(Exception):
+    """A streamed body went over its byte cap (the message: the bytes counted)."""
+
+
+async def _stream_capped(resp: Any, final: Path, cap: int) -> int:
+    """Stream a response body into ``final`` (atomically), never writing more than ``cap``
+    bytes; over it, raise :class:`_OverCap` and leave no file behind."""
+    size = 0
+    with io.atomic_path(final) as tmp, open(tmp, "wb") as fh:
+        async for chunk in resp.content.iter_chunked(1 << 20):
+            size += len(chunk)
+            if size > cap:
+                raise _OverCap(size)
+            fh.write(chunk)
+    return size
 
 
 async def _put(queue: asyncio.Queue[Item | None], item: Item | None, watch: WorkerWatch) -> None:
