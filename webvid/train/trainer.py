@@ -5,7 +5,10 @@ Takes a :class:`~webvid.train.recipe.TrainRecipe` and a run dir and produces, in
 evaluation), ``latest.pt`` / ``checkpoints/step-*.pt`` / ``best.pt``, ``curves.png`` and
 ``manifest.json`` (written last). Rerunning the same command on a run dir with a ``latest.pt``
 resumes it: model, optimiser, step, stage, RNG states and every worker's stream position, so
-the resumed loss curve is the uninterrupted one.
+the resumed loss curve is the uninterrupted one. A resume names every setting that differs
+from the checkpoint's recipe and refuses the ones the run depends on
+(:func:`webvid.train.state.check_resume_settings`), and drops a torn last line of
+``metrics.jsonl`` (:func:`webvid.train.state.metrics_to_keep`).
 
 One optimiser step per batch; batches come from the sources in the plan's fixed cycle (1:1
 video:image by default, as the official trainer), each with its own negatives. At the first
@@ -32,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from webvid.config import dump_toml, to_dict
 from webvid.errors import ConfigError, InputError, WebvidError
-from webvid.io import write_manifest, write_text
+from webvid.io import disk_full_error, write_manifest, write_text
 from webvid.log import NullProgress, Progress
 from webvid.train import dist as D
 from webvid.train import state as S
@@ -174,8 +177,10 @@ class Trainer:
             return
         from webvid.train.checkpoint import load_checkpoint
 
-        load_checkpoint(self.model, latest)
         meta = S.load(latest)
+        # before the weights: a changed model would otherwise fail as a shape mismatch
+        changed = S.check_resume_settings(meta.get("recipe"), to_dict(self.recipe), latest)
+        load_checkpoint(self.model, latest)
         self.optimizer.load_state_dict(meta["optim_state"])
         self.step = int(meta["step"])
         self.counters = meta.get("counters") or self.counters
@@ -194,6 +199,8 @@ class Trainer:
         }
         self._rng_to_restore = mine["rng"]  # after the loaders are built: they draw seeds
         self.notes.append(f"resumed from {latest} at step {self.step}")
+        if changed:
+            self.notes.append("changed on resume: " + "; ".join(changed))
 
     def _fix_init_table(self, init: Path | None) -> None:
         """``--init`` from a run trained on fewer frames: inflate its trained rows per the fix."""
@@ -392,23 +399,19 @@ class Trainer:
         write_text(self.run_dir / "config.toml", dump_toml(to_dict(self.recipe)))
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists():  # a resumed run rewrites what came after its checkpoint
-            keep = [
-                ln
-                for ln in metrics.read_text().splitlines()
-                if ln.strip()
-                and json.loads(ln).get("step", 0) <= resumed_from
-                and not (
-                    json.loads(ln).get("event") == "stage"
-                    and json.loads(ln)["step"] >= resumed_from
-                )
-            ]
+            # (and drops a torn last line, so appends start on a line of their own)
+            keep = S.metrics_to_keep(metrics, resumed_from)
             write_text(metrics, "".join(k + "\n" for k in keep))
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.info.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as exc:  # a full disk: one line naming the file, not a traceback
+            raise disk_full_error(exc, path) or exc from None
         if self.tb is not None:
             prefix = record.get("source", record.get("event", ""))
             for k, v in record.items():
