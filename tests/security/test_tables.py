@@ -401,6 +401,7 @@ class _TableServer:
         app.router.add_get("/endless.csv", self._endless)
         app.router.add_get("/declared.csv", self._declared)
         app.router.add_get("/small.csv", self._small)
+        app.router.add_get("/", self._small)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -457,6 +458,14 @@ def test_table_url_under_the_cap_is_crawled(tmp_path: Path, table_server) -> Non
     out = tmp_path / "out"
     summary = run(_config(f"{table_server.url}/small.csv", max_table_bytes=MiB), out=out)
     assert summary.attempted == 100 and (out / "sources" / "small.csv").is_file()
+
+
+@pytest.mark.timeout(60)
+def test_table_url_ending_in_dot_dot_lands_in_sources(tmp_path: Path, table_server) -> None:
+    out = tmp_path / "out"
+    cfg = _config(f"{table_server.url}/x/..", mode="list", table=TableConfig(format="csv"))
+    assert run(cfg, out=out).attempted == 100
+    assert [p.name for p in _files(out / "sources")] == ["table"]
 
 
 def test_cli_max_table_bytes(tmp_path: Path, capsys, table_server) -> None:

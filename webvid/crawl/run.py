@@ -319,8 +319,8 @@ class _Crawl:
         """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/,
         at most ``max_table_bytes`` of it: a declared or counted size over the cap stops
         the download, removes the partial file and is an InputError."""
-        name = Path(urlsplit(self.source).path).name or "table"
-        final = self.out / "sources" / name
+        name = Path(urlsplit(self.source).path).name
+        final = self.out / "sources" / (name if name not in ("", ".", "..") else "table")
         cap = self.cfg.max_table_bytes
 
         async def handler(resp: Any, _final_url: str) -> Outcome:
