@@ -127,8 +127,12 @@ def main(argv: list[str] | None = None) -> Any:
             # a write outside webvid.io's atomic helpers: still one line, naming the path
             from webvid.io import disk_full_error
 
-            full = disk_full_error(exc, exc.filename or ".")
-            err_console.print(f"[bold red]error:[/] {escape(str(full or exc))}", highlight=False)
+            full = disk_full_error(exc, exc.filename) if exc.filename else None
+            text = str(full) if full else f"{exc.strerror or exc} (the file is not known)"
+            err_console.print(
+                f"[bold red]error:[/] {escape(text)}; free space and rerun: committed work is kept",
+                highlight=False,
+            )
             sys.exit(2)
         err_console.print(
             f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",

@@ -299,3 +299,15 @@ def test_doctor_fails_on_a_nearly_full_disk(
     monkeypatch.setattr(shutil, "disk_usage", lambda p: _disk(3 * 2**30, 10 * 2**30))
     code, out, _ = _run(["doctor", "--root", str(tmp_path)], capsys)
     assert code == 0 and "low" in out
+
+
+def test_cli_enospc_without_a_file_name_is_still_one_line(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webvid import query_cli
+
+    monkeypatch.setattr(query_cli.q, "connect", _enospc)  # a write() error carries no name
+    code, _, err = _run(["query", "--root", str(data_root), "SELECT 1"], capsys)
+    text = " ".join(err.split())
+    assert code == 2 and text.startswith("error: No space left on device (the file is not known)")
+    assert "committed work is kept" in text and "unexpected" not in err
