@@ -193,6 +193,30 @@ def open_readonly(
 connect = open_readonly
 
 
+def _union_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """Columns by name in order of first appearance, types promoted across files.
+
+    Dictionary columns count as their value type; types that do not promote into one
+    (an int in one file, a string in another) become strings, as DuckDB's
+    ``union_by_name`` does. Arrow casts each file's column to this type while scanning.
+    """
+    types: dict[str, list[pa.DataType]] = {}
+    for schema in schemas:
+        for f in schema:
+            t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+            types.setdefault(f.name, []).append(t)
+    fields = []
+    for name, ts in types.items():
+        try:
+            merged = pa.unify_schemas(
+                [pa.schema([pa.field(name, t)]) for t in ts], promote_options="permissive"
+            ).field(name)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            merged = pa.field(name, pa.string())
+        fields.append(merged)
+    return pa.schema(fields)
+
+
 def _parquet_dataset(paths: list[Path]) -> pads.Dataset:
     """One Arrow dataset over ``paths``: schemas unified by name, plus a ``filename`` column.
 
@@ -200,7 +224,7 @@ def _parquet_dataset(paths: list[Path]) -> pads.Dataset:
     fills the column with a constant per file (and prunes files on a filename filter), the
     way hive partitions work. A file that has its own ``filename`` column keeps it.
     """
-    schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+    schema = _union_schema([pq.read_schema(p) for p in paths])
     fmt = pads.ParquetFileFormat()
     fs = pafs.LocalFileSystem()
     add_name = schema.get_field_index("filename") < 0

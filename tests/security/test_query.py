@@ -242,3 +242,25 @@ def test_filename_column_and_union_by_name(env: dict[str, Path]) -> None:
     p0 = str(env["root"] / "crawl/records/part-00000.parquet")
     p1 = str(env["root"] / "crawl/records/part-00001.parquet")
     assert rows == [("a", None, p0), ("b", None, p0), ("c", 7, p1)]
+
+
+def test_types_are_unified_across_files(env: dict[str, Path]) -> None:
+    a, b = env["root"] / "runs/a", env["root"] / "runs/b"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    dict_col = pa.array(["x", "y"]).dictionary_encode()
+    pq.write_table(pa.table({"k": dict_col, "n": pa.array([1, 2], pa.int32())}), a / "emb.parquet")
+    pq.write_table(pa.table({"k": ["z"], "n": pa.array(["three"])}), b / "emb.parquet")
+    con = q.open_readonly(env["root"])
+    assert dict(q.describe(con))["emb"][:2] == [("k", "VARCHAR"), ("n", "VARCHAR")]
+    assert con.execute("SELECT k, n FROM emb ORDER BY k").fetchall() == [
+        ("x", "1"),
+        ("y", "2"),
+        ("z", "three"),
+    ]
+
+
+def test_a_broken_parquet_file_is_a_one_line_error(env: dict[str, Path]) -> None:
+    (env["root"] / "junk.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(q.QueryError, match="cannot read the 'junk' files"):
+        q.open_readonly(env["root"])
