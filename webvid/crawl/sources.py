@@ -468,13 +468,13 @@ def _batch_rows(batch: pa.RecordBatch) -> Iterator[dict[str, Any] | BadRow]:
     try:
         yield from batch.to_pylist()
         return
-    except UnicodeDecodeError:  # inside a nested column: find the rows, one at a time
+    except UnicodeDecodeError:  # in a nested or dictionary column: find the rows one by one
         pass
     for i in range(batch.num_rows):
         try:
             (row,) = batch.slice(i, 1).to_pylist()
         except UnicodeDecodeError:
-            yield BadRow("a nested value is not UTF-8 text")
+            yield BadRow("a value is not UTF-8 text")
             continue
         yield row
 
