@@ -220,21 +220,30 @@ def _union_schema(schemas: list[pa.Schema]) -> pa.Schema:
 def _parquet_dataset(paths: list[Path]) -> pads.Dataset:
     """One Arrow dataset over ``paths``: schemas unified by name, plus a ``filename`` column.
 
-    Each file is a fragment whose partition expression is ``filename == path``, so Arrow
+    Each row group is a fragment whose partition expression is ``filename == path``, so Arrow
     fills the column with a constant per file (and prunes files on a filename filter), the
-    way hive partitions work. A file that has its own ``filename`` column keeps it.
+    way hive partitions work. Row-group fragments (and no column-chunk pre-buffering) keep
+    the scan's read-ahead to a few row groups rather than a few whole files. A file that has
+    its own ``filename`` column keeps it.
     """
-    schema = _union_schema([pq.read_schema(p) for p in paths])
-    fmt = pads.ParquetFileFormat()
+    metas = [pq.read_metadata(p) for p in paths]
+    schema = _union_schema([m.schema.to_arrow_schema() for m in metas])
+    fmt = pads.ParquetFileFormat(
+        default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=False)
+    )
     fs = pafs.LocalFileSystem()
     add_name = schema.get_field_index("filename") < 0
     if add_name:
         schema = schema.append(pa.field("filename", pa.string()))
     fragments = [
         fmt.make_fragment(
-            str(p), fs, partition_expression=pads.field("filename") == str(p) if add_name else None
+            str(p),
+            fs,
+            partition_expression=pads.field("filename") == str(p) if add_name else None,
+            row_groups=[i],
         )
-        for p in paths
+        for p, meta in zip(paths, metas, strict=True)
+        for i in range(meta.num_row_groups)
     ]
     return pads.FileSystemDataset(fragments, schema, fmt, fs)
 
