@@ -11,6 +11,7 @@ an address-space limit so a regression fails fast instead of taking the machine'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import json
 import math
@@ -391,6 +392,17 @@ class _TableServer:
             req.transport.close()
         return resp
 
+    async def _slow(self, req: web.Request) -> web.StreamResponse:
+        """100 rows, one every 20 ms: a 2-second body, each read well inside read_timeout_s."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/csv"})
+        await resp.prepare(req)
+        await resp.write(b"url,caption\n")
+        for i in range(100):
+            await asyncio.sleep(0.02)
+            await resp.write(f"http://127.0.0.1:9/{i}.mp4,c{i}\n".encode())
+        await resp.write_eof()
+        return resp
+
     async def _small(self, _: web.Request) -> web.Response:
         rows = "".join(f"http://127.0.0.1:9/{i}.mp4,c{i}\n" for i in range(100))
         return web.Response(text="url,caption\n" + rows, content_type="text/csv")
@@ -401,6 +413,7 @@ class _TableServer:
         app.router.add_get("/endless.csv", self._endless)
         app.router.add_get("/declared.csv", self._declared)
         app.router.add_get("/small.csv", self._small)
+        app.router.add_get("/slow.csv", self._slow)
         app.router.add_get("/", self._small)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         self._loop.run_until_complete(runner.setup())
@@ -458,6 +471,19 @@ def test_table_url_under_the_cap_is_crawled(tmp_path: Path, table_server) -> Non
     out = tmp_path / "out"
     summary = run(_config(f"{table_server.url}/small.csv", max_table_bytes=MiB), out=out)
     assert summary.attempted == 100 and (out / "sources" / "small.csv").is_file()
+
+
+@pytest.mark.timeout(60)
+def test_table_url_has_its_own_deadline(tmp_path: Path, table_server) -> None:
+    """A table is one long body: it gets table_timeout_s, not the per-clip total_timeout_s,
+    and its own deadline still ends a download that runs past it."""
+    url = f"{table_server.url}/slow.csv"
+    net = NetConfig(retries=0, backoff_base_s=0.05, total_timeout_s=0.5, read_timeout_s=10.0)
+    cfg = dataclasses.replace(_config(url, table_timeout_s=30.0), net=net)
+    assert run(cfg, out=tmp_path / "a").attempted == 100
+    cfg = dataclasses.replace(_config(url, table_timeout_s=0.5), net=net)
+    with pytest.raises(InputError, match="cannot fetch the table .*timeout"):
+        run(cfg, out=tmp_path / "b")
 
 
 @pytest.mark.timeout(60)

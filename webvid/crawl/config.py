@@ -105,6 +105,9 @@ class CrawlConfig:
     retry_failed: bool = False
     max_bytes: int = 512 * 1024 * 1024
     max_table_bytes: int = 8 * 1024**3  # a table given as a URL (WebVid 10M's CSV is 2.7 GB)
+    table_timeout_s: float = (
+        6 * 3600.0
+    )  # the whole download of such a table (reads: read_timeout_s)
     concurrency: int = 64  # items in flight in all
     processes: int = 1  # list mode: worker processes (items split by clip id; limits split too)
     ytdlp_threads: int = 4
@@ -121,6 +124,7 @@ class CrawlConfig:
             "processes": 1 <= self.processes <= 64,
             "max_bytes": self.max_bytes >= 1,
             "max_table_bytes": self.max_table_bytes >= 1,
+            "table_timeout_s": self.table_timeout_s > 0,
             "table.max_row_bytes": self.table.max_row_bytes >= 1,
             "table.max_header_bytes": self.table.max_header_bytes >= 1,
             "table.max_columns": self.table.max_columns >= 1,

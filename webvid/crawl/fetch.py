@@ -115,15 +115,21 @@ class Fetcher:
         *,
         headers: Callable[[], dict[str, str]] | None = None,
         hosts: frozenset[str] | None = None,
+        deadline_s: float | None = None,
     ) -> Outcome:
-        """Attempts with backoff; returns the last outcome (success or the final failure)."""
+        """Attempts with backoff; returns the last outcome (success or the final failure).
+
+        Each attempt runs under ``deadline_s`` (default ``net.total_timeout_s``); the reads
+        stay under ``net.read_timeout_s`` whatever the deadline."""
         net = self.cfg.net
         attempt = 0
         while True:
             attempt += 1
             try:
                 self.in_flight += 1
-                out = await self._attempt(url, handler, headers() if headers else {}, hosts)
+                out = await self._attempt(
+                    url, handler, headers() if headers else {}, hosts, deadline_s
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -149,11 +155,27 @@ class Fetcher:
             await asyncio.sleep(delay)
 
     async def _attempt(
-        self, url: str, handler: Handler, headers: dict[str, str], hosts: frozenset[str] | None
+        self,
+        url: str,
+        handler: Handler,
+        headers: dict[str, str],
+        hosts: frozenset[str] | None,
+        deadline_s: float | None = None,
     ) -> Outcome:
         seen: set[str] = set()
         current = url
-        async with asyncio.timeout(self.cfg.net.total_timeout_s):
+        net = self.cfg.net
+        # a longer deadline than the session's needs the session's total lifted for this request
+        # (passing timeout=None would drop every timeout: give the keyword only when needed)
+        extra: dict[str, Any] = {}
+        if deadline_s is not None:
+            extra["timeout"] = aiohttp.ClientTimeout(
+                total=None,
+                connect=net.connect_timeout_s,
+                sock_connect=net.connect_timeout_s,
+                sock_read=net.read_timeout_s,
+            )
+        async with asyncio.timeout(deadline_s or net.total_timeout_s):
             for _hop in range(self.cfg.net.max_redirects + 1):
                 verdict = self.policy.check(current, hosts)
                 if verdict.url is None:
@@ -166,7 +188,9 @@ class Fetcher:
                 slot = self.slots.get(current)
                 async with (
                     slot.use(),
-                    self.session.get(verdict.url, allow_redirects=False, headers=headers) as resp,
+                    self.session.get(
+                        verdict.url, allow_redirects=False, headers=headers, **extra
+                    ) as resp,
                 ):
                     retry_after = polite.parse_retry_after(resp.headers.get("Retry-After"))
                     slot.on_response(resp.status, retry_after)

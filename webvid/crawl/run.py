@@ -333,7 +333,12 @@ class _Crawl:
                 return Outcome("too_large", f"{over} bytes and more", http_status=resp.status)
             return Outcome(None, http_status=resp.status, bytes=size)
 
-        out = await self.fetcher.request(self.source, handler)
+        # a table is one big body (WebVid 10M's CSV: 2.7 GB), not a clip: its own deadline
+        out = await self.fetcher.request(
+            self.source,
+            handler,
+            deadline_s=max(self.cfg.table_timeout_s, self.cfg.net.total_timeout_s),
+        )
         if out.reason == "too_large":
             raise InputError(
                 f"table at {self.source} exceeds --max-table-bytes {cap} ({out.message})"
