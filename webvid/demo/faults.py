@@ -15,12 +15,10 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from webvid.demo.site import SiteConfig
+from webvid.demo.siteconfig import SiteConfig
 
 
 def too_many(cfg: SiteConfig) -> web.Response:
@@ -31,7 +29,7 @@ def too_many(cfg: SiteConfig) -> web.Response:
 
 #: A planted fault: (request, site config, media file, how many times this URL was asked for)
 #: → the faulty response, or None to serve the file normally this time.
-Fault = Callable[[web.Request, "SiteConfig", Path, int], Awaitable[web.StreamResponse | None]]
+Fault = Callable[[web.Request, SiteConfig, Path, int], Awaitable[web.StreamResponse | None]]
 
 
 async def _fault_429(

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import webvid
 from webvid import io as wio
 from webvid.config import from_dict, load_recipe
+from webvid.demo.counts import crawl_counts
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
 
@@ -358,14 +359,6 @@ def _searches(out: Path, summary: DemoSummary, site_cfg: Any, progress: Progress
 
 
 # ---- summary ------------------------------------------------------------------------------
-
-
-def crawl_counts(crawl_summary: Any) -> dict[str, Any]:
-    totals = getattr(crawl_summary, "totals", {}) or {}
-    return {
-        "by_status": dict(totals.get("by_status", crawl_summary.by_status)),
-        "by_reason": dict(totals.get("by_reason", crawl_summary.by_reason)),
-    }
 
 
 def summary_json(s: DemoSummary) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from webvid import io as wio
+from webvid.demo.counts import crawl_counts
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -88,8 +89,6 @@ def thumbnail(shard_dir: Path, key: str) -> bytes | None:
 
 
 def _crawl_section(s: Any) -> str:
-    from webvid.demo.pipeline import crawl_counts
-
     out = ["<h2>1. Crawl</h2>"]
     for name, summ in s.crawl.items():
         c = crawl_counts(summ)

@@ -27,43 +27,11 @@ from aiohttp import web
 
 from webvid.demo.catalog import Catalog, Item, build_catalog
 from webvid.demo.faults import FAULT_RESPONSES, too_many
-from webvid.demo.media import MediaParams, MediaStore, build_media
+from webvid.demo.media import MediaStore, build_media
+from webvid.demo.siteconfig import SiteConfig
 from webvid.log import Progress
 
 TRUTH_VERSION = 1
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    """Everything that shapes a demo site; the same config always serves the same site."""
-
-    seed: int = 0
-    n_clips: int = 48
-    n_images: int = 48
-    appearances: int | None = None  # clip appearance combinations used (None: all 84)
-    page_size: int = 12
-    faults: bool = True
-    crawl_delay_s: float | None = None
-    cache_dir: str | None = None  # None: webvid.demo.media.default_cache_dir()
-    width: int = 160
-    height: int = 120
-    fps: int = 12
-    clip_seconds: float = 3.0
-    retry_after_s: int = 1  # Retry-After of the planted 429 / first 503
-    burst_503: int = 2  # how many 503s the 503-fault clip answers first
-    slow_body_s: float = 1.5  # how long the slow-body clip takes to send
-    chunk_bytes: int = 64 * 1024
-
-    def __post_init__(self) -> None:
-        if self.page_size < 1:
-            raise ValueError("page_size must be >= 1")
-        if self.n_clips < 0 or self.n_images < 0:
-            raise ValueError("n_clips and n_images must be >= 0")
-
-    def media_params(self) -> MediaParams:
-        return MediaParams(
-            width=self.width, height=self.height, fps=self.fps, clip_seconds=self.clip_seconds
-        )
 
 
 @dataclass

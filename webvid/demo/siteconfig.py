@@ -1,0 +1,45 @@
+"""The settings of a demo site: what to generate and which faults to plant.
+
+Takes nothing; produces :class:`SiteConfig`, a frozen dataclass read by the site
+(:mod:`webvid.demo.site`), its planted faults (:mod:`webvid.demo.faults`) and the demo pipeline.
+It lives apart from the site so that the faults can read it without importing the site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webvid.demo.media import MediaParams
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """Everything that shapes a demo site; the same config always serves the same site."""
+
+    seed: int = 0
+    n_clips: int = 48
+    n_images: int = 48
+    appearances: int | None = None  # clip appearance combinations used (None: all 84)
+    page_size: int = 12
+    faults: bool = True
+    crawl_delay_s: float | None = None
+    cache_dir: str | None = None  # None: webvid.demo.media.default_cache_dir()
+    width: int = 160
+    height: int = 120
+    fps: int = 12
+    clip_seconds: float = 3.0
+    retry_after_s: int = 1  # Retry-After of the planted 429 / first 503
+    burst_503: int = 2  # how many 503s the 503-fault clip answers first
+    slow_body_s: float = 1.5  # how long the slow-body clip takes to send
+    chunk_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if self.page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        if self.n_clips < 0 or self.n_images < 0:
+            raise ValueError("n_clips and n_images must be >= 0")
+
+    def media_params(self) -> MediaParams:
+        return MediaParams(
+            width=self.width, height=self.height, fps=self.fps, clip_seconds=self.clip_seconds
+        )
