@@ -1,198 +1,196 @@
-"""Global decisions: merge per-clip results into verdicts, find duplicates, build the samples.
+"""Decisions that span clips, made in the parent in a fixed order: captions, verdicts, shards.
 
-Takes the inputs, their caption facts (parent) and per-clip results (pool); produces one
-verdict row per input (``contract.VERDICT_SCHEMA``: kept or the reasons it was not, and every
-score), and for kept clips the :class:`~webvid.shards.writer.Sample` that goes into a tar.
-Pure apart from reading file sizes of staged outputs; the order of everything is fixed by
-clip id, so the result does not depend on which worker finished first.
+Takes the inputs (:class:`~webvid.shards.inputs.InputItem`), the recipe and, once the pool is
+done, each input's :class:`~webvid.shards.records.ClipResult`; produces
+
+* :func:`caption_facts`: each input's :class:`~webvid.shards.records.CaptionFacts` (clean
+  caption, words, how many inputs share it, caption reasons); :func:`add_languages` adds the
+  language while the pool works;
+* :func:`decide`: one :class:`~webvid.shards.records.Verdict` per input (duplicates found in
+  a stable order, so the result does not depend on which worker finished first);
+* :func:`place`: kept clips split by a stable hash, sorted by clip id, cut into
+  :class:`~webvid.shards.writer.ShardPlan` s; their verdicts get their key, shard and split;
+* :func:`funnel`: how many inputs each first reason removed.
+
+Pure apart from reading file sizes of staged frames (through :func:`webvid.shards.rows.tar_sample`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 
 from webvid import contract
-from webvid.shards import dedup, filters
+from webvid.shards import captions as cap
+from webvid.shards import dedup, filters, writer
 from webvid.shards.inputs import InputItem
 from webvid.shards.recipe import ShardRecipe
-from webvid.shards.writer import Sample
+from webvid.shards.records import (
+    CaptionFacts,
+    ClipResult,
+    Placement,
+    ShardSample,
+    Verdict,
+)
+from webvid.shards.rows import tar_sample
 
-_RESULT_COLUMNS = (
-    "container",
-    "codec",
-    "width",
-    "height",
-    "rotation",
-    "fps",
-    "duration_s",
-    "num_frames",
-    "bitrate",
-    "has_audio",
-    "bytes",
-    "sha256",
-    "short_side",
-    "aspect_ratio",
-    "motion_score",
-    "black_fraction",
-    "scene_cuts",
-    "phash",
-    "transform",
-)
-_CAPTION_COLUMNS = (
-    "caption",
-    "caption_words",
-    "caption_lang",
-    "caption_lang_score",
-    "caption_count",
-)
+SPLITS = ("train", "val")
+
+
+def _with_reasons(f: CaptionFacts, recipe: ShardRecipe) -> CaptionFacts:
+    reasons = filters.caption_reasons(
+        words=f.words, lang=f.lang, lang_score=f.lang_score, repeats=f.count, cfg=recipe.filters
+    )
+    return replace(f, reasons=tuple(reasons))
+
+
+def caption_facts(items: Sequence[InputItem], recipe: ShardRecipe) -> dict[str, CaptionFacts]:
+    """uid → clean caption, word count, templated count and their reasons (no language yet)."""
+    cc = recipe.captions
+    clean = {
+        it.uid: (
+            cap.clean_caption(it.caption_raw, cc.drop_phrases, cc.min_keyword_run)
+            if cc.clean
+            else (it.caption_raw or "").strip()
+        )
+        for it in items
+    }
+    counts = cap.caption_counts(clean.values())
+    return {
+        uid: _with_reasons(
+            CaptionFacts(
+                text=text,
+                words=cap.word_count(text),
+                lang=None,
+                lang_score=None,
+                count=counts.get(cap.template_key(text), 0),
+                reasons=(),
+            ),
+            recipe,
+        )
+        for uid, text in clean.items()
+    }
+
+
+def add_languages(facts: MutableMapping[str, CaptionFacts], recipe: ShardRecipe) -> None:
+    """Detect each caption's language and replace its facts (reasons updated) in ``facts``."""
+    if not recipe.filters.languages:
+        return
+    for uid, f in facts.items():
+        lang, score = cap.detect_language(f.text)
+        facts[uid] = _with_reasons(replace(f, lang=lang, lang_score=score), recipe)
+
+
+def _first_verdict(
+    it: InputItem, caption: CaptionFacts, res: ClipResult | None, media_kind: str
+) -> Verdict:
+    """The verdict from the input's own facts, before duplicates are known."""
+    if res is None:  # never processed: rejected while reading, or no file
+        res = ClipResult(
+            it.uid,
+            want_output=False,
+            reasons=(it.reject or "missing_media",),
+            detail=it.reject_detail or it.media_path,
+        )
+    return Verdict(
+        item=it,
+        media_kind=media_kind,
+        caption=caption,
+        media=res.media,
+        scores=res.scores,
+        reasons=tuple(filters.ordered([*res.reasons, *caption.reasons])),
+        detail=res.detail,
+        transform=res.transform,
+    )
 
 
 def decide(
-    items: list[InputItem],
-    facts: dict[str, dict[str, Any]],
-    results: dict[str, dict[str, Any]],
+    items: Sequence[InputItem],
+    captions: Mapping[str, CaptionFacts],
+    results: Mapping[str, ClipResult],
     recipe: ShardRecipe,
-) -> dict[str, dict[str, Any]]:
-    """uid → verdict row (without key/shard/split, which the shard plan fills in)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for it in items:
-        res = results.get(it.uid) or {  # never processed: rejected while reading, or no file
-            "reasons": [it.reject or "missing_media"],
-            "detail": it.reject_detail or it.media_path,
-        }
-        row: dict[str, Any] = {
-            "clip_id": it.clip_id,
-            "crawl_dir": it.crawl_dir,
-            "media_path": it.media_path,
-            "source_id": it.source_id,
-            "media_kind": recipe.media_kind,
-            "caption_raw": it.caption_raw,
-            "detail": res.get("detail"),
-        }
-        row.update({k: res.get(k) for k in _RESULT_COLUMNS})
-        row.update({k: facts[it.uid][k] for k in _CAPTION_COLUMNS})
-        row["reasons"] = filters.ordered(
-            [*res.get("reasons", []), *facts[it.uid]["caption_reasons"]]
-        )
-        rows[it.uid] = row
-    order = sorted(items, key=lambda i: (bool(rows[i.uid]["reasons"]), i.clip_id, i.uid))
+) -> dict[str, Verdict]:
+    """uid → verdict (without a placement, which :func:`place` adds)."""
+    first = {
+        it.uid: _first_verdict(it, captions[it.uid], results.get(it.uid), recipe.media_kind)
+        for it in items
+    }
+    # clips that pass everything else come first, by clip id: a rejected clip never makes its
+    # good twin a duplicate
+    order = sorted(items, key=lambda i: (bool(first[i.uid].reasons), i.clip_id, i.uid))
     dups = dedup.find_duplicates(
         (
             dedup.DedupItem(
                 i.uid,
                 i.clip_id,
-                rows[i.uid]["sha256"],
+                first[i.uid].media.sha256,
                 i.source_id or i.clip_id,
-                rows[i.uid]["phash"],
-                _colour(results[i.uid].get("colour")),
+                first[i.uid].scores.phash,
+                first[i.uid].scores.colour,
             )
             for i in order
             if i.uid in results
         ),
         recipe.dedup,
     )
-    for uid, d in dups.items():
-        row = rows[uid]
-        row["reasons"] = filters.ordered([*row["reasons"], d.reason])
-        row.update(duplicate_of=d.of, hamming=d.hamming)
-    for uid, row in rows.items():
-        row["kept"] = not row["reasons"]
-        row["reason"] = row["reasons"][0] if row["reasons"] else None
-        if row["kept"] and not (results.get(uid) or {}).get("out"):
-            raise RuntimeError(
-                f"kept clip {row['clip_id']} has no staged output"
-            )  # a bug, not bad data
-        if not row["kept"]:
-            row["transform"] = None
-    return rows
+    verdicts: dict[str, Verdict] = {}
+    for uid, v in first.items():
+        d = dups.get(uid)
+        if d is not None:
+            v = replace(v, reasons=tuple(filters.ordered([*v.reasons, d.reason])), duplicate=d)
+        res = results.get(uid)
+        if v.kept and (res is None or res.output is None):
+            raise RuntimeError(f"kept clip {v.item.clip_id} has no staged output")  # a bug
+        verdicts[uid] = v if v.kept else replace(v, transform=None)
+    return verdicts
 
 
-def _colour(value: Any) -> tuple[tuple[float, ...], ...] | None:
-    return tuple(tuple(float(x) for x in frame) for frame in value) if value else None
+def place(
+    items: Sequence[InputItem],
+    verdicts: Mapping[str, Verdict],
+    results: Mapping[str, ClipResult],
+    recipe: ShardRecipe,
+) -> tuple[dict[str, Verdict], list[writer.ShardPlan]]:
+    """Kept clips → split by a stable hash of the clip id → sorted by clip id → shard plans.
+
+    One numbering for the whole dir (train first, then val), so keys identify samples alone.
+    Returns the verdicts with the placements of kept clips filled in, and the plans.
+    """
+    by_split: dict[str, list[InputItem]] = {s: [] for s in SPLITS}
+    for it in items:
+        if verdicts[it.uid].kept:
+            by_split[contract.split_of(it.clip_id, recipe.output.val_fraction)].append(it)
+    placed = dict(verdicts)
+    plans: list[writer.ShardPlan] = []
+    for split in SPLITS:
+        ordered = sorted(by_split[split], key=lambda i: (i.clip_id, i.uid))
+        samples = [_sample(verdicts[it.uid], results[it.uid]) for it in ordered]
+        split_plans = writer.plan_shards(
+            samples,
+            split,
+            recipe.media_kind,
+            recipe.output.max_samples,
+            recipe.output.max_bytes,
+            start=len(plans),
+        )
+        uids = iter(it.uid for it in ordered)
+        for plan in split_plans:
+            for i in range(len(plan.samples)):
+                uid = next(uids)
+                placed[uid] = replace(
+                    placed[uid], placement=Placement(plan.key(i), plan.name, split)
+                )
+        plans += split_plans
+    return placed, plans
 
 
-def sample_for(it: InputItem, verdict: dict[str, Any], result: dict[str, Any]) -> Sample:
-    """The tar sample of a kept clip: media, caption, JSON metadata and Parquet row."""
-    o = result["out"]
-    frames = tuple(o.get("frames") or ())
-    meta = {
-        "clip_id": it.clip_id,
-        "caption": verdict["caption"],
-        "caption_raw": it.caption_raw,
-        "source_id": it.source_id,
-        "url": it.url,
-        "page_url": it.page_url,
-        "media_kind": verdict["media_kind"],
-        "width": o["width"],
-        "height": o["height"],
-        "original_width": verdict["width"],
-        "original_height": verdict["height"],
-        "duration_s": o["duration_s"],
-        "fps": o["fps"],
-        "num_frames": o["num_frames"],
-        "frames": len(frames),
-        "sha256": o["sha256"],
-        "source_sha256": verdict["sha256"],
-        "transform": verdict["transform"],
-        "original": {
-            k: verdict[k]
-            for k in (
-                "container",
-                "codec",
-                "rotation",
-                "fps",
-                "duration_s",
-                "bitrate",
-                "has_audio",
-                "bytes",
-            )
-        },
-        "scores": {
-            k: verdict[k]
-            for k in (
-                "motion_score",
-                "black_fraction",
-                "scene_cuts",
-                "phash",
-                "caption_words",
-                "caption_lang",
-                "caption_lang_score",
-                "caption_count",
-            )
-        },
-    }
-    row = {
-        "url": it.url,
-        "caption": verdict["caption"],
-        "status": contract.STATUS_SUCCESS,
-        "error_message": None,
-        "width": o["width"],
-        "height": o["height"],
-        "original_width": verdict["width"],
-        "original_height": verdict["height"],
-        "sha256": o["sha256"],
-        "clip_id": it.clip_id,
-        "media_kind": verdict["media_kind"],
-        "ext": o["ext"],
-        "caption_raw": it.caption_raw,
-        "duration_s": o["duration_s"],
-        "fps": o["fps"],
-        "num_frames": o["num_frames"],
-        "frames": len(frames),
-        "bytes": o["bytes"],
-        "source_sha256": verdict["sha256"],
-        "source_id": it.source_id,
-        "page_url": it.page_url,
-        "crawl_dir": it.crawl_dir,
-    }
-    return Sample(
-        media=o["path"],
-        ext=o["ext"],
-        caption=verdict["caption"],
-        meta=meta,
-        row=row,
-        frames=frames,
-        media_bytes=o["bytes"],
-        frame_bytes=tuple(Path(f).stat().st_size for f in frames),
-    )
+def _sample(v: Verdict, res: ClipResult) -> writer.Sample:
+    assert res.output is not None  # decide() checked every kept clip
+    return tar_sample(ShardSample(v, res.output))
+
+
+def funnel(verdicts: Iterable[Verdict]) -> list[tuple[str, int]]:
+    """(first reason, inputs it removed), in the order of ``contract.VERDICT_REASONS``."""
+    first = Counter(v.reason for v in verdicts if v.reason)
+    return [(r, first[r]) for r in contract.VERDICT_REASONS if first.get(r)]

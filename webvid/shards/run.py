@@ -3,17 +3,21 @@
 Takes a :class:`~webvid.shards.recipe.ShardRecipe`, crawl dirs and an output folder; produces
 the shard dir described in :mod:`webvid.shards` and returns a :class:`ShardSummary`.
 
-Pipeline (how each item changes shape):
+Pipeline (how each item changes shape; the records are in :mod:`webvid.shards.records`):
 
 1. ``read_inputs``: successful crawl records → :class:`InputItem` (paths, raw caption, ids);
-2. captions (parent, pure): + clean caption, word count, language, templated count, and the
-   caption reasons, so clips already rejected by their caption are scored but not transcoded;
-3. the pool (:func:`webvid.shards.worker.process`): + probe facts, sha256, frame scores, local
-   reasons, the staged output; only paths cross the process boundary;
-4. global decisions (parent): duplicates (exact, source id, near) in a stable order → verdicts;
-5. kept clips sorted by clip id within each split → shard plans → shards written (in the pool),
+2. captions (parent, pure, :func:`~webvid.shards.decide.caption_facts`): → ``CaptionFacts``
+   (clean caption, word count, language, templated count, caption reasons), so clips already
+   rejected by their caption are scored but not transcoded;
+3. the pool (:func:`webvid.shards.worker.process`): → ``ClipResult`` (probe facts, sha256,
+   frame scores, local reasons, the staged output); only paths cross the process boundary;
+4. global decisions (parent, :func:`~webvid.shards.decide.decide`): duplicates (exact, source
+   id, near) in a stable order → one ``Verdict`` per input;
+5. kept clips sorted by clip id within each split (:func:`~webvid.shards.decide.place`) →
+   ``ShardSample`` → shard plans, each verdict given its key; shards written (in the pool),
    committed shards skipped;
-6. ``verdicts.parquet``, ``index.parquet``, ``report.html``, then ``manifest.json`` last.
+6. ``verdicts.parquet``, ``index.parquet``, ``report.html``, then ``manifest.json`` last
+   (:func:`_finish`). Records become the contract's rows only in :mod:`webvid.shards.rows`.
 
 The pool only computes per-clip results and writes whole shards; every decision that depends
 on more than one clip is made in the parent in a fixed order, so the outputs do not depend on
@@ -24,36 +28,34 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import shutil
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from webvid import contract
 from webvid.config import to_dict
 from webvid.errors import InputError
 from webvid.io import read_json, read_manifest, remove_stale_temps, write_manifest, write_parquet
 from webvid.log import NullProgress, Progress
-from webvid.shards import captions as cap
-from webvid.shards import filters, writer
-from webvid.shards.decide import decide, sample_for
+from webvid.shards import writer
+from webvid.shards.decide import SPLITS, add_languages, caption_facts, decide, funnel, place
+from webvid.shards.fanout import map_in_order, start_pool
 from webvid.shards.inputs import InputItem, read_inputs
 from webvid.shards.recipe import ShardRecipe
-from webvid.shards.worker import ClipTask, init_worker, ping, process
+from webvid.shards.records import ClipResult, Verdict
+from webvid.shards.rows import verdict_row
+from webvid.shards.worker import ClipTask, process
 
 log = logging.getLogger(__name__)
 WORK_DIR = ".work"
-SPLITS = ("train", "val")
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass
@@ -99,37 +101,6 @@ class _Clock:
         self._last = now
 
 
-def _workers(recipe: ShardRecipe) -> int:
-    return recipe.workers if recipe.workers > 0 else max(1, os.cpu_count() or 1)
-
-
-def _map(
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    pool: ProcessPoolExecutor | None,
-    on_done: Callable[[R], None],
-    meanwhile: Callable[[], None] = lambda: None,
-) -> list[R]:
-    """Apply ``fn`` to every item (in the pool when given); results in input order.
-
-    ``meanwhile`` runs in the parent after the work is handed out, while the pool computes.
-    """
-    if pool is None:
-        meanwhile()
-        out = []
-        for it in items:
-            out.append(fn(it))
-            on_done(out[-1])
-        return out
-    futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
-    meanwhile()
-    results: list[Any] = [None] * len(items)
-    for fut in as_completed(futures):
-        results[futures[fut]] = fut.result()
-        on_done(results[futures[fut]])
-    return results
-
-
 def fingerprint(recipe: ShardRecipe, items: Iterable[InputItem]) -> str:
     """What the output depends on: the recipe and every input (id, bytes hash, caption, path)."""
     h = hashlib.sha256(recipe.fingerprint().encode())
@@ -159,49 +130,30 @@ def _check_out(out: Path, fp: str) -> dict[str, Any] | None:
     return None
 
 
-def _caption_facts(items: list[InputItem], recipe: ShardRecipe) -> dict[str, dict[str, Any]]:
-    """Clean captions, word counts, templated counts and the reasons they give (no language yet)."""
-    cc = recipe.captions
-    clean = {
-        it.uid: (
-            cap.clean_caption(it.caption_raw, cc.drop_phrases, cc.min_keyword_run)
-            if cc.clean
-            else (it.caption_raw or "").strip()
-        )
-        for it in items
-    }
-    counts = cap.caption_counts(clean.values())
-    facts: dict[str, dict[str, Any]] = {}
-    for it in items:
-        text = clean[it.uid]
-        facts[it.uid] = {
-            "caption": text,
-            "caption_words": cap.word_count(text),
-            "caption_lang": None,
-            "caption_lang_score": None,
-            "caption_count": counts.get(cap.template_key(text), 0),
-        }
-        _caption_reasons(facts[it.uid], recipe)
-    return facts
+@dataclass(frozen=True)
+class ShardJob:
+    """One run's fixed inputs: the recipe, what it reads, where it writes, its fingerprint."""
+
+    recipe: ShardRecipe
+    out: Path
+    crawl_dirs: tuple[Path, ...]
+    items: tuple[InputItem, ...]
+    skipped: int  # crawl records that were not successes
+    fingerprint: str
+
+    @property
+    def staging(self) -> Path:
+        """Per-clip results and staged media until the run commits (``out/.work/<fp>``)."""
+        return self.out / WORK_DIR / self.fingerprint
 
 
-def _caption_reasons(f: dict[str, Any], recipe: ShardRecipe) -> None:
-    f["caption_reasons"] = filters.caption_reasons(
-        words=f["caption_words"],
-        lang=f["caption_lang"],
-        lang_score=f["caption_lang_score"],
-        repeats=f["caption_count"],
-        cfg=recipe.filters,
-    )
+@dataclass(frozen=True)
+class Curation:
+    """What the pipeline decided and wrote, for :func:`_finish` to record."""
 
-
-def _add_languages(facts: dict[str, dict[str, Any]], recipe: ShardRecipe) -> None:
-    """Detect each caption's language (runs while the pool works) and update the reasons."""
-    if not recipe.filters.languages:
-        return
-    for f in facts.values():
-        f["caption_lang"], f["caption_lang_score"] = cap.detect_language(f["caption"])
-        _caption_reasons(f, recipe)
+    verdicts: Mapping[str, Verdict]  # uid → verdict, kept clips placed
+    plans: list[writer.ShardPlan]
+    shards_reused: int  # committed by an earlier run, left as they were
 
 
 def run(
@@ -216,118 +168,78 @@ def run(
     ``executor(config)``, when given, replaces the local process pool for the per-clip work and
     the shard writing (e.g. :class:`webvid.scale.executor.RayExecutor`); it must run
     ``init_worker(config)`` in its workers. Decisions stay here, so the output is the same."""
-    started = time.monotonic()
+    clock = _Clock(time.monotonic())
     progress = progress or NullProgress()
-    out = Path(out)
-    dirs = [Path(d) for d in crawl_dirs]
+    dirs = tuple(Path(d) for d in crawl_dirs)
     if not dirs:
         raise InputError("no crawl dir given")
-    items, skipped = read_inputs(dirs)
+    items, skipped = read_inputs(list(dirs))
     fp = fingerprint(config, items)
-    done = _check_out(out, fp)
+    job = ShardJob(config, Path(out), dirs, tuple(items), skipped, fp)
+    done = _check_out(job.out, fp)
     if done is not None:
-        return _summary_from_manifest(out, done)
-    staging = out / WORK_DIR / fp
-    staging.mkdir(parents=True, exist_ok=True)
+        return _summary_from_manifest(job.out, done)
+    _prepare(job, progress)
+    clock.lap("read")
+    pool = start_pool(config, sum(1 for it in items if it.src), executor)
+    try:
+        curation = _curate(job, pool, clock, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return _finish(job, curation, clock)
+
+
+def _prepare(job: ShardJob, progress: Progress) -> None:
+    """Make the staging folder, clear a killed run's temporary files, say what came in."""
+    job.staging.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        remove_stale_temps(out / split)
+        remove_stale_temps(job.out / split)
     progress.message(
-        f"{len(items)} inputs from {len(dirs)} crawl dir(s); {skipped} unsuccessful records skipped"
+        f"{len(job.items)} inputs from {len(job.crawl_dirs)} crawl dir(s); "
+        f"{job.skipped} unsuccessful records skipped"
     )
-    unsafe = sum(1 for it in items if it.reject in ("invalid_clip_id", "unsafe_media_path"))
+    unsafe = sum(1 for it in job.items if it.reject in ("invalid_clip_id", "unsafe_media_path"))
     if unsafe:
         progress.message(
             f"{unsafe} records with an invalid clip id or an unsafe media path: rejected "
             "unopened (see verdicts.parquet)"
         )
 
-    clock = _Clock(started)
-    clock.lap("read")
-    workers = min(_workers(config), max(1, sum(1 for it in items if it.src)))
-    ctx = multiprocessing.get_context("spawn")
-    pool: Any = (
-        executor(config)
-        if executor is not None
-        else ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=init_worker, initargs=(config,)
+
+def _curate(job: ShardJob, pool: Executor | None, clock: _Clock, progress: Progress) -> Curation:
+    """Captions, per-clip work in the pool, decisions in the parent, then the shards."""
+    config = job.recipe
+    captions = caption_facts(job.items, config)
+    tasks = [
+        ClipTask(it.uid, it.src, not captions[it.uid].reasons, str(job.staging))
+        for it in job.items
+        if it.src
+    ]
+    if config.output.report:  # import matplotlib while the pool works, not after it
+        threading.Thread(target=_preload_report, daemon=True).start()
+    progress.update("curate", total=len(tasks))
+    kept_so_far = Counter[str]()
+
+    def tick(res: ClipResult) -> None:
+        kept_so_far["rejected" if res.reasons else "passing"] += 1
+        progress.update("curate", advance=1, **kept_so_far)
+
+    # clips rejected by their caption's language are transformed anyway, then dropped: the
+    # language model loads and runs while the pool works instead of before it
+    results = {
+        r.uid: r
+        for r in map_in_order(
+            process, tasks, pool, tick, meanwhile=lambda: add_languages(captions, config)
         )
-        if workers > 1
-        else None
-    )
-    if pool is None:
-        init_worker(config)
-    else:  # start the workers now: they import while the parent cleans the captions
-        for _ in range(workers):
-            pool.submit(ping)
-    try:
-        facts = _caption_facts(items, config)
-        tasks = [
-            ClipTask(it.uid, it.src, not facts[it.uid]["caption_reasons"], str(staging))
-            for it in items
-            if it.src
-        ]
-        if config.output.report:  # import matplotlib while the pool works, not after it
-            threading.Thread(target=_preload_report, daemon=True).start()
-        progress.update("curate", total=len(tasks))
-        kept_so_far = Counter[str]()
-
-        def tick(res: dict[str, Any]) -> None:
-            kept_so_far["rejected" if res.get("reasons") else "passing"] += 1
-            progress.update("curate", advance=1, **kept_so_far)
-
-        # clips rejected by their caption's language are transformed anyway, then dropped: the
-        # language model loads and runs while the pool works instead of before it
-        results = {
-            r["uid"]: r
-            for r in _map(
-                process, tasks, pool, tick, meanwhile=lambda: _add_languages(facts, config)
-            )
-        }
-        clock.lap("analyse")
-        verdicts = decide(items, facts, results, config)
-        plans = _plan(items, verdicts, results, config)
-        clock.lap("decide")
-        summary = _write(out, plans, pool, config, fp, progress)
-        clock.lap("write")
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    summary.phase_s = clock.laps
-    return _finish(out, dirs, items, skipped, verdicts, plans, summary, config, fp, clock, progress)
-
-
-def _plan(
-    items: list[InputItem],
-    verdicts: dict[str, dict[str, Any]],
-    results: dict[str, dict[str, Any]],
-    config: ShardRecipe,
-) -> list[writer.ShardPlan]:
-    """Kept clips → split by a stable hash of the clip id → sorted by clip id → shard plans.
-
-    One numbering for the whole dir (train first, then val), so keys identify samples alone.
-    """
-    by_split: dict[str, list[InputItem]] = {s: [] for s in SPLITS}
-    for it in items:
-        if verdicts[it.uid]["kept"]:
-            by_split[contract.split_of(it.clip_id, config.output.val_fraction)].append(it)
-    plans: list[writer.ShardPlan] = []
-    for split in SPLITS:
-        ordered = sorted(by_split[split], key=lambda i: (i.clip_id, i.uid))
-        samples = [sample_for(it, verdicts[it.uid], results[it.uid]) for it in ordered]
-        split_plans = writer.plan_shards(
-            samples,
-            split,
-            config.media_kind,
-            config.output.max_samples,
-            config.output.max_bytes,
-            start=len(plans),
-        )
-        uids = iter(ordered)
-        for plan in split_plans:
-            for i in range(len(plan.samples)):
-                verdicts[next(uids).uid].update(key=plan.key(i), shard=plan.name, split=split)
-        plans += split_plans
-    return plans
+    }
+    clock.lap("analyse")
+    verdicts = decide(job.items, captions, results, config)
+    verdicts, plans = place(job.items, verdicts, results, config)
+    clock.lap("decide")
+    reused = _write(job, plans, pool, progress)
+    clock.lap("write")
+    return Curation(verdicts, plans, reused)
 
 
 def _write_one(args: tuple[Path, writer.ShardPlan, int, str]) -> dict[str, Any]:
@@ -337,86 +249,81 @@ def _write_one(args: tuple[Path, writer.ShardPlan, int, str]) -> dict[str, Any]:
 
 
 def _write(
-    out: Path,
-    plans: list[writer.ShardPlan],
-    pool: ProcessPoolExecutor | None,
-    config: ShardRecipe,
-    fp: str,
-    progress: Progress,
-) -> ShardSummary:
-    summary = ShardSummary(out=out, shards=len(plans))
-    todo = [p for p in plans if not writer.is_committed(out, p)]
-    summary.shards_skipped = len(plans) - len(todo)
-    summary.shards_written = len(todo)
-    if summary.shards_skipped:
-        progress.message(f"{summary.shards_skipped} committed shard(s) kept from an earlier run")
+    job: ShardJob, plans: list[writer.ShardPlan], pool: Executor | None, progress: Progress
+) -> int:
+    """Write the shards not committed yet (in the pool); the number of committed ones kept."""
+    todo = [p for p in plans if not writer.is_committed(job.out, p)]
+    reused = len(plans) - len(todo)
+    if reused:
+        progress.message(f"{reused} committed shard(s) kept from an earlier run")
     progress.update("write", total=len(todo))
-    _map(
+    map_in_order(
         _write_one,
-        [(out, p, config.output.mtime, fp) for p in todo],
+        [(job.out, p, job.recipe.output.mtime, job.fingerprint) for p in todo],
         pool,
         lambda _stats: progress.update("write", advance=1),
     )
-    return summary
+    return reused
 
 
-def _funnel(verdicts: Iterable[dict[str, Any]]) -> list[tuple[str, int]]:
-    first = Counter(v["reason"] for v in verdicts if v["reason"])
-    return [(r, first[r]) for r in contract.VERDICT_REASONS if first.get(r)]
-
-
-def _finish(
-    out: Path,
-    dirs: list[Path],
-    items: list[InputItem],
-    skipped: int,
-    verdicts: dict[str, dict[str, Any]],
-    plans: list[writer.ShardPlan],
-    summary: ShardSummary,
-    config: ShardRecipe,
-    fp: str,
-    clock: _Clock,
-    progress: Progress,
-) -> ShardSummary:
-    ordered = [verdicts[it.uid] for it in sorted(items, key=lambda i: (i.clip_id, i.uid))]
+def _finish(job: ShardJob, curation: Curation, clock: _Clock) -> ShardSummary:
+    """Verdicts and index, the summary, the report, then the manifest last; staging removed."""
+    out, plans = job.out, curation.plans
+    ordered = [
+        curation.verdicts[it.uid] for it in sorted(job.items, key=lambda i: (i.clip_id, i.uid))
+    ]
+    verdict_rows = [verdict_row(v) for v in ordered]
     write_parquet(
-        out / contract.VERDICTS_NAME, contract.rows_to_table(ordered, contract.VERDICT_SCHEMA)
+        out / contract.VERDICTS_NAME, contract.rows_to_table(verdict_rows, contract.VERDICT_SCHEMA)
     )
     index = [writer.index_row(read_json(writer.stats_path(out, p))) for p in plans]
     write_parquet(
         out / contract.SHARD_INDEX_NAME, contract.rows_to_table(index, contract.SHARD_INDEX_SCHEMA)
     )
-    summary.inputs = len(items)
-    summary.kept = sum(1 for v in ordered if v["kept"])
-    summary.skipped_records = skipped
-    summary.funnel = _funnel(ordered)
-    summary.samples = {s: sum(len(p.samples) for p in plans if p.split == s) for s in SPLITS}
-    if config.output.report:
+    summary = ShardSummary(
+        out=out,
+        inputs=len(job.items),
+        kept=sum(1 for v in ordered if v.kept),
+        skipped_records=job.skipped,
+        funnel=funnel(ordered),
+        samples={s: sum(len(p.samples) for p in plans if p.split == s) for s in SPLITS},
+        shards=len(plans),
+        shards_written=len(plans) - curation.shards_reused,
+        shards_skipped=curation.shards_reused,
+        phase_s=clock.laps,
+    )
+    if job.recipe.output.report:
         try:
             from webvid.shards.report import write_report
 
-            write_report(out, ordered, summary)
+            write_report(out, verdict_rows, summary)
             clock.lap("report")
         except Exception as exc:  # the report must never lose a finished run
             log.warning("report.html not written: %s", exc)
+    summary.elapsed_s = round(time.monotonic() - clock.started, 3)
+    _write_manifest(job, summary, clock)
+    shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    return summary
+
+
+def _write_manifest(job: ShardJob, summary: ShardSummary, clock: _Clock) -> None:
     counts = {
         "inputs": summary.inputs,
         "kept": summary.kept,
         "rejected": summary.rejected,
-        "skipped_records": skipped,
-        "shards": len(plans),
+        "skipped_records": summary.skipped_records,
+        "shards": summary.shards,
         **{f"samples_{s}": n for s, n in summary.samples.items()},
         **{f"rejected_{r}": n for r, n in summary.funnel},
     }
-    summary.elapsed_s = round(time.monotonic() - clock.started, 3)
     write_manifest(
-        out,
+        job.out,
         "shards",
-        config=to_dict(config),
+        config=to_dict(job.recipe),
         counts=counts,
-        fingerprint=fp,
+        fingerprint=job.fingerprint,
         tools=_tools(),
-        inputs=[str(d) for d in dirs],
+        inputs=[str(d) for d in job.crawl_dirs],
         funnel=summary.funnel,
         layout={
             "tar": "{split}/{shard}.tar",
@@ -426,8 +333,6 @@ def _finish(
         elapsed_s=summary.elapsed_s,
         phase_s=clock.laps,
     )
-    shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-    return summary
 
 
 def _tools() -> dict[str, str]:

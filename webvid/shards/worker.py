@@ -2,32 +2,35 @@
 
 Takes a :class:`ClipTask` (a file path and what to do with it; only paths cross the process
 boundary) and the recipe (set once per worker process by :func:`init_worker`); produces a
-plain dict of facts, scores, local rejection reasons and, for clips still in the running,
-the staged output (``STAGING/<uid>.mp4`` or ``.jpg`` plus frames) ready to be put in a tar.
+:class:`~webvid.shards.records.ClipResult`: the file's facts, its scores, the local rejection
+reasons and, for clips still in the running, the staged output (``STAGING/<uid>.mp4`` or
+``.jpg`` plus frames) ready to be put in a tar.
 
 Every expected per-file failure becomes a reason in the result; nothing here raises for a bad
 file. Every ffprobe / ffmpeg runs under the recipe's memory ceiling and time limits
-(``transform.max_tool_memory_bytes``, ``transform.probe_timeout_s``). Results are cached as ``STAGING/<uid>.json`` (written after the outputs), so a rerun
-after a crash redoes only the clips that had not finished.
+(``transform.max_tool_memory_bytes``, ``transform.probe_timeout_s``). Results are cached as
+``STAGING/<uid>.json`` (written after the outputs), so a rerun after a crash redoes only the
+clips that had not finished.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from webvid.io import atomic_write
 from webvid.shards import filters, scores
-from webvid.shards.images import process_image
+from webvid.shards.images import ImageResult, process_image
 from webvid.shards.probe import MediaError, ProbeInfo, probe, sha256_file
 from webvid.shards.recipe import ShardRecipe
+from webvid.shards.records import ClipResult, MediaFacts, Scores, StagedOutput, as_colour
 from webvid.shards.transform import (
     DecodeResult,
+    VideoPlan,
     decode_video,
     expected_analysis_frames,
     extract_frames,
@@ -56,43 +59,7 @@ def ping() -> int:
     return os.getpid()
 
 
-def _probe_fields(p: ProbeInfo) -> dict[str, Any]:
-    return {
-        "container": p.container,
-        "codec": p.codec,
-        "width": p.width,
-        "height": p.height,
-        "rotation": p.rotation,
-        "fps": p.fps,
-        "duration_s": p.duration_s,
-        "num_frames": p.num_frames,
-        "bitrate": p.bitrate,
-        "has_audio": p.has_audio,
-    }
-
-
-def _score_fields(
-    frames: np.ndarray, chroma: np.ndarray, recipe: ShardRecipe, media_kind: str
-) -> dict[str, Any]:
-    f = recipe.filters
-    s = scores.frame_scores(
-        frames,
-        hash_frames=recipe.analysis.hash_frames,
-        black_luma=f.black_luma,
-        blank_std=f.blank_std,
-        scene_threshold=f.scene_threshold,
-    )
-    video = media_kind == "video"
-    return {
-        "motion_score": s.motion_score if video else None,
-        "black_fraction": s.black_fraction,
-        "scene_cuts": s.scene_cuts if video else None,
-        "phash": s.phash or None,
-        "colour": scores.colour_signature(chroma, recipe.analysis.hash_frames),
-    }
-
-
-def process(task: ClipTask) -> dict[str, Any]:
+def process(task: ClipTask) -> ClipResult:
     """Analyse (and transform) one clip; cached by uid in the staging folder."""
     assert _RECIPE is not None, "init_worker was not called"
     staging = Path(task.staging)
@@ -102,34 +69,82 @@ def process(task: ClipTask) -> dict[str, Any]:
         if cached.get("want_output") == task.want_output and all(
             Path(p).is_file() for p in cached.get("out_files", [])
         ):
-            return cached
+            return ClipResult.from_cache(cached)
     result = _process(task, _RECIPE, staging)
-    result["want_output"] = task.want_output
     # atomic but not fsynced: a cache entry lost to a power cut is recomputed, never half-read
     with atomic_write(cache, "w", durable=False, encoding="utf-8") as fh:
-        json.dump(result, fh)
+        json.dump(result.to_cache(), fh)
     return result
 
 
-def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> dict[str, Any]:
-    res: dict[str, Any] = {"uid": task.uid, "reasons": [], "detail": None, "out_files": []}
+def _process(task: ClipTask, recipe: ShardRecipe, staging: Path) -> ClipResult:
+    res = ClipResult(task.uid, task.want_output)
     src = Path(task.src)
     if recipe.media_kind == "image":  # Pillow first: an ffprobe process per image costs more
         return _image(task, recipe, staging, res)
     try:
         p = _probe(src, recipe)
     except MediaError as exc:
-        res.update(reasons=[exc.reason], detail=exc.detail or None)
+        res = _failed(res, exc)
         if src.is_file():
-            res.update(bytes=src.stat().st_size, sha256=sha256_file(src))
+            res = replace(res, media=MediaFacts(bytes=src.stat().st_size, sha256=sha256_file(src)))
         return res
-    res.update(_probe_fields(p), bytes=p.bytes, sha256=sha256_file(src))
+    res = replace(res, media=_probe_facts(p, p.bytes, sha256_file(src)))
     return _video(task, recipe, staging, p, res)
+
+
+def _failed(res: ClipResult, exc: MediaError) -> ClipResult:
+    return replace(res, reasons=(exc.reason,), detail=exc.detail or None)
 
 
 def _probe(src: Path, recipe: ShardRecipe) -> ProbeInfo:
     t = recipe.transform
     return probe(src, timeout_s=t.probe_timeout_s, max_memory_bytes=t.max_tool_memory_bytes)
+
+
+def _probe_facts(p: ProbeInfo, size: int | None, sha256: str | None) -> MediaFacts:
+    return MediaFacts(
+        container=p.container,
+        codec=p.codec,
+        width=p.width,
+        height=p.height,
+        rotation=p.rotation,
+        fps=p.fps,
+        duration_s=p.duration_s,
+        num_frames=p.num_frames,
+        bitrate=p.bitrate,
+        has_audio=p.has_audio,
+        bytes=size,
+        sha256=sha256,
+    )
+
+
+def _scores(frames: np.ndarray, chroma: np.ndarray, recipe: ShardRecipe, media_kind: str) -> Scores:
+    f = recipe.filters
+    s = scores.frame_scores(
+        frames,
+        hash_frames=recipe.analysis.hash_frames,
+        black_luma=f.black_luma,
+        blank_std=f.blank_std,
+        scene_threshold=f.scene_threshold,
+    )
+    video = media_kind == "video"
+    return Scores(
+        motion_score=s.motion_score if video else None,
+        black_fraction=s.black_fraction,
+        scene_cuts=s.scene_cuts if video else None,
+        phash=s.phash or None,
+        colour=as_colour(scores.colour_signature(chroma, recipe.analysis.hash_frames)),
+    )
+
+
+def _score_reasons(s: Scores, recipe: ShardRecipe) -> list[str]:
+    return filters.score_reasons(
+        motion_score=s.motion_score,
+        black_fraction=s.black_fraction,
+        scene_cuts=s.scene_cuts,
+        cfg=recipe.filters,
+    )
 
 
 def _decode_failure(dec: DecodeResult) -> str | None:
@@ -139,40 +154,36 @@ def _decode_failure(dec: DecodeResult) -> str | None:
     return "memory_limit" if dec.out_of_memory else None
 
 
-def _media_reasons(
-    recipe: ShardRecipe, p: ProbeInfo, width: int | None, height: int | None
-) -> list[str]:
+def _media_reasons(recipe: ShardRecipe, p: ProbeInfo) -> list[str]:
     return filters.media_reasons(
         media_kind=recipe.media_kind,
         has_video=p.has_video,
         is_image=p.is_image,
-        width=width,
-        height=height,
+        width=p.width,
+        height=p.height,
         fps=p.fps,
         duration_s=p.duration_s,
         cfg=recipe.filters,
     )
 
 
-def _geometry(res: dict[str, Any], width: int | None, height: int | None) -> None:
-    if width and height:
-        res.update(short_side=min(width, height), aspect_ratio=round(width / height, 6))
+def _discard(path: Path | None) -> None:
+    if path:
+        path.unlink(missing_ok=True)
 
 
 def _video(
-    task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res: dict[str, Any]
-) -> dict[str, Any]:
-    reasons = _media_reasons(recipe, p, p.width, p.height)
-    _geometry(res, p.width, p.height)
+    task: ClipTask, recipe: ShardRecipe, staging: Path, p: ProbeInfo, res: ClipResult
+) -> ClipResult:
+    """Probe filters, then one decode that analyses (and, when wanted, transforms) the clip."""
+    reasons = _media_reasons(recipe, p)
     if set(reasons) & filters.HARD_REASONS:
-        res["reasons"] = reasons
-        return res
+        return replace(res, reasons=tuple(reasons))
     plan = plan_video(p, recipe.transform)
     want = task.want_output and not reasons
     out = staging / f"{task.uid}.mp4" if want else None
-    dec = decode_video(
-        src := Path(task.src), p, plan if want else None, out, recipe.transform, recipe.analysis
-    )
+    src = Path(task.src)
+    dec = decode_video(src, p, plan if want else None, out, recipe.transform, recipe.analysis)
     bad = _decode_failure(dec) or filters.decode_reason(
         returncode=dec.returncode,
         frames=len(dec.frames),
@@ -180,68 +191,65 @@ def _video(
         stderr=dec.stderr,
     )
     if bad:
-        res.update(reasons=filters.ordered([*reasons, bad]), detail=_last(dec.stderr))
-        if dec.output:
-            dec.output.unlink(missing_ok=True)
-        return res
-    res.update(_score_fields(dec.frames, dec.chroma, recipe, "video"))
-    reasons += filters.score_reasons(
-        motion_score=res["motion_score"],
-        black_fraction=res["black_fraction"],
-        scene_cuts=res["scene_cuts"],
-        cfg=recipe.filters,
-    )
-    res["reasons"] = filters.ordered(reasons)
+        _discard(dec.output)
+        reasons = filters.ordered([*reasons, bad])
+        return replace(res, reasons=tuple(reasons), detail=_last(dec.stderr))
+    found = _scores(dec.frames, dec.chroma, recipe, "video")
+    reasons += _score_reasons(found, recipe)
+    res = replace(res, scores=found, reasons=tuple(filters.ordered(reasons)))
     if not want or reasons:
-        if dec.output:
-            dec.output.unlink(missing_ok=True)
+        _discard(dec.output)
         return res
     media = src if plan.kind == "copy" else dec.output
     if media is None:
-        res.update(reasons=["transcode_failed"], detail=_last(dec.stderr))
-        return res
-    duration = min(p.duration_s or 0.0, recipe.transform.max_duration_s)
+        return replace(res, reasons=("transcode_failed",), detail=_last(dec.stderr))
+    return _staged_video(task, recipe, staging, p, plan, media, res)
+
+
+def _staged_video(
+    task: ClipTask,
+    recipe: ShardRecipe,
+    staging: Path,
+    p: ProbeInfo,
+    plan: VideoPlan,
+    media: Path,
+    res: ClipResult,
+) -> ClipResult:
+    """The staged mp4 (the original when copied) and its frames, for a clip that passed."""
+    t = recipe.transform
+    duration = min(p.duration_s or 0.0, t.max_duration_s)
     fps = plan.fps or p.fps
-    res["transform"] = plan.kind
-    res["out"] = {
-        "path": str(media),
-        "bytes": media.stat().st_size,
-        "sha256": sha256_file(media),
-        "width": plan.width,
-        "height": plan.height,
-        "fps": fps,
-        "duration_s": duration,
-        "num_frames": int(round(duration * fps)) if fps else p.num_frames,
-        "ext": "mp4",
-        "frames": [],
-    }
-    if plan.kind != "copy":
-        res["out_files"].append(str(media))
-    if recipe.transform.frames:
+    size, sha256 = media.stat().st_size, sha256_file(media)
+    frames: tuple[str, ...] = ()
+    if t.frames:
         made = extract_frames(
-            media,
-            duration,
-            recipe.transform.frames,
-            recipe.transform.frame_quality,
-            staging / task.uid,
-            recipe.transform.max_tool_memory_bytes,
+            media, duration, t.frames, t.frame_quality, staging / task.uid, t.max_tool_memory_bytes
         )
-        res["out"]["frames"] = [str(f) for f in made]
-        res["out_files"] += [str(f) for f in made]
-    return res
+        frames = tuple(str(f) for f in made)
+    output = StagedOutput(
+        path=str(media),
+        ext="mp4",
+        bytes=size,
+        sha256=sha256,
+        width=plan.width,
+        height=plan.height,
+        fps=fps,
+        duration_s=duration,
+        num_frames=int(round(duration * fps)) if fps else p.num_frames,
+        frames=frames,
+    )
+    made_here = (str(media),) if plan.kind != "copy" else ()
+    return replace(res, transform=plan.kind, output=output, out_files=made_here + frames)
 
 
-def _image(
-    task: ClipTask, recipe: ShardRecipe, staging: Path, res: dict[str, Any]
-) -> dict[str, Any]:
+def _image(task: ClipTask, recipe: ShardRecipe, staging: Path, res: ClipResult) -> ClipResult:
+    """Pillow reads (and, when wanted, resizes) the image; ffprobe only when Pillow cannot."""
     src = Path(task.src)
     if not src.is_file():
-        res["reasons"] = ["missing_media"]
-        return res
-    res.update(bytes=src.stat().st_size, sha256=sha256_file(src))
-    if res["bytes"] == 0:
-        res["reasons"] = ["empty_file"]
-        return res
+        return replace(res, reasons=("missing_media",))
+    res = replace(res, media=MediaFacts(bytes=src.stat().st_size, sha256=sha256_file(src)))
+    if res.media.bytes == 0:
+        return replace(res, reasons=("empty_file",))
     out = staging / f"{task.uid}.jpg" if task.want_output else None
     try:
         img = process_image(
@@ -250,9 +258,9 @@ def _image(
     except MediaError as exc:
         if exc.reason == "undecodable":
             return _not_an_image(src, recipe, res, exc)
-        res.update(reasons=[exc.reason], detail=exc.detail or None)
-        return res
-    res.update(
+        return _failed(res, exc)
+    media = replace(
+        res.media,
         container=img.format,
         codec=img.format,
         width=img.width,
@@ -261,8 +269,7 @@ def _image(
         num_frames=1,
         has_audio=False,
     )
-    _geometry(res, img.width, img.height)
-    res.update(_score_fields(img.frames, img.chroma, recipe, "image"))
+    found = _scores(img.frames, img.chroma, recipe, "image")
     reasons = filters.media_reasons(
         media_kind="image",
         has_video=True,
@@ -273,49 +280,44 @@ def _image(
         duration_s=None,
         cfg=recipe.filters,
     )
-    reasons += filters.score_reasons(
-        motion_score=None, black_fraction=res["black_fraction"], scene_cuts=None, cfg=recipe.filters
-    )
-    res["reasons"] = filters.ordered(reasons)
+    reasons += _score_reasons(found, recipe)
+    res = replace(res, media=media, scores=found, reasons=tuple(filters.ordered(reasons)))
     if reasons or not task.want_output:
-        if img.output:
-            img.output.unlink(missing_ok=True)
+        _discard(img.output)
         return res
+    return _staged_image(src, img, res)
+
+
+def _staged_image(src: Path, img: ImageResult, res: ClipResult) -> ClipResult:
+    """The staged jpg (the original when copied), for an image that passed."""
     media = src if img.transform == "copy" else img.output
     assert media is not None
-    res["transform"] = img.transform
-    res["out"] = {
-        "path": str(media),
-        "bytes": media.stat().st_size,
-        "sha256": sha256_file(media),
-        "width": img.out_width,
-        "height": img.out_height,
-        "fps": None,
-        "duration_s": None,
-        "num_frames": 1,
-        "ext": "jpg",
-        "frames": [],
-    }
-    if img.output:
-        res["out_files"].append(str(img.output))
-    return res
+    output = StagedOutput(
+        path=str(media),
+        ext="jpg",
+        bytes=media.stat().st_size,
+        sha256=sha256_file(media),
+        width=img.out_width,
+        height=img.out_height,
+        fps=None,
+        duration_s=None,
+        num_frames=1,
+    )
+    made_here = (str(img.output),) if img.output else ()
+    return replace(res, transform=img.transform, output=output, out_files=made_here)
 
 
-def _not_an_image(
-    src: Path, recipe: ShardRecipe, res: dict[str, Any], exc: MediaError
-) -> dict[str, Any]:
+def _not_an_image(src: Path, recipe: ShardRecipe, res: ClipResult, exc: MediaError) -> ClipResult:
     """Pillow cannot read it: ask ffprobe what it is (a video, text, a broken image)."""
     try:
         p = _probe(src, recipe)
     except MediaError as err:
-        res.update(reasons=[err.reason], detail=err.detail or None)
-        return res
-    res.update(_probe_fields(p))
-    _geometry(res, p.width, p.height)
-    reasons = _media_reasons(recipe, p, p.width, p.height)
-    hard = [r for r in reasons if r in filters.HARD_REASONS]
-    res.update(reasons=hard or ["undecodable"], detail=None if hard else exc.detail or None)
-    return res
+        return _failed(res, err)
+    res = replace(res, media=_probe_facts(p, res.media.bytes, res.media.sha256))
+    hard = [r for r in _media_reasons(recipe, p) if r in filters.HARD_REASONS]
+    return replace(
+        res, reasons=tuple(hard or ["undecodable"]), detail=None if hard else exc.detail or None
+    )
 
 
 def _last(stderr: str) -> str | None:

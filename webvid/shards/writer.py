@@ -33,7 +33,11 @@ BLOCK = 512
 
 @dataclass(frozen=True)
 class Sample:
-    """One sample: files and texts to put in a tar under ``KEY.<ext>``; its Parquet row."""
+    """One sample as the tar sees it: files and texts to put under ``KEY.<ext>``; its Parquet row.
+
+    Already serialised: the shard stage builds it from its typed records in one place
+    (:func:`webvid.shards.rows.tar_sample`); this module adds only the positional key.
+    """
 
     media: str  # path of the media file
     ext: str  # "mp4" | "jpg"
