@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from webvid.crawl.run import _put
 from webvid.crawl.tasks import WorkerWatch
+from webvid.crawl.unit import queue_put
 
 
 async def test_put_on_a_full_queue_raises_the_error_of_a_worker_that_dies():
@@ -24,7 +24,7 @@ async def test_put_on_a_full_queue_raises_the_error_of_a_worker_that_dies():
     workers = [asyncio.create_task(dies()), *(asyncio.create_task(idles()) for _ in range(50))]
     watch = WorkerWatch(workers)
     with pytest.raises(OSError, match="disk full"):
-        await asyncio.wait_for(_put(queue, "second", watch), 5)
+        await asyncio.wait_for(queue_put(queue, "second", watch), 5)
     assert list(queue._queue) == ["first"]  # the pending put was withdrawn
     for w in workers:
         w.cancel()

@@ -9,6 +9,11 @@ Takes a :class:`~webvid.crawl.config.CrawlConfig`; produces
   addresses, and a socket factory that refuses to open a socket to one (IP literals never
   meet the resolver) — so the check is on the address actually connected to, after every
   redirect, and DNS rebinding cannot slip past it;
+* the politeness seam, as protocols: :class:`PoliteSlots` (per host: ``get(url).use()`` holds
+  a turn — acquire on entry, release on exit —, ``on_response`` reports a status,
+  ``backing_off()`` counts paused hosts) and :class:`RobotsSource` (``rules(url)``); a
+  :data:`Politeness` hook builds both for one unit's session. This module holds the local
+  implementation; :mod:`webvid.scale.limiter` holds the cluster-wide one (Ray);
 * :class:`HostSlots` — per host: a concurrency semaphore, a token bucket (lowered by
   robots ``Crawl-delay``), and a pause that 429/503 answers extend (adaptive back-off);
 * :class:`RobotsCache` — robots.txt fetched once per host, shared by all waiters.
@@ -22,8 +27,9 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import SplitResult, urljoin
 
 import aiohttp
@@ -39,6 +45,46 @@ from webvid.crawl.media import split_url
 log = logging.getLogger(__name__)
 
 __all__ = ["GuardedResolver", "PrivateAddressError"]
+
+
+@runtime_checkable
+class PoliteSlot(Protocol):
+    """One host's politeness, as a request sees it."""
+
+    def use(self) -> AbstractAsyncContextManager[None]:
+        """``async with slot.use():`` one request's turn (a connection of the host's quota, a
+        token of its rate, no start while the host is paused), given back on exit."""
+        ...
+
+    def on_response(self, status: int, retry_after_s: float | None) -> None:
+        """Report an answer's status (429/503 pause the host and may lower its rate)."""
+        ...
+
+
+@runtime_checkable
+class PoliteSlots(Protocol):
+    """The per-host slots of a crawl: :class:`HostSlots` here, ``RaySlots`` on a cluster."""
+
+    def get(self, url: str) -> PoliteSlot:
+        """The slot of ``url``'s host (:func:`host_key`)."""
+        ...
+
+    def backing_off(self) -> int:
+        """How many hosts are paused by a 429/503 right now."""
+        ...
+
+
+@runtime_checkable
+class RobotsSource(Protocol):
+    """robots.txt rules per host: :class:`RobotsCache` here, ``RayRobots`` on a cluster."""
+
+    async def rules(self, url: str) -> polite.RobotsRules:
+        """The rules for ``url``'s host; raises when its robots.txt cannot be reached."""
+        ...
+
+
+#: builds one unit's slots and robots source from its config and session
+Politeness = Callable[[CrawlConfig, aiohttp.ClientSession], tuple[PoliteSlots, RobotsSource]]
 
 
 class GuardedResolver(AbstractResolver):

@@ -1,52 +1,46 @@
-"""``webvid crawl`` as a library call: ``run(config, progress) -> Summary``.
+"""``webvid crawl`` as a library call: ``run(config, progress, *, out, runner) -> Summary``.
 
-Takes a :class:`~webvid.crawl.config.CrawlConfig` (source, output folder, politeness...) and
-a Progress; produces a crawl dir: ``OUT/media/…``, ``OUT/records/part-*.parquet`` and, last,
-``OUT/manifest.json`` (the commit marker, with the counts and a stats summary).
+Takes a :class:`~webvid.crawl.config.CrawlConfig` (source, output folder, politeness...), a
+Progress and, optionally, a :class:`~webvid.crawl.unit.CrawlRunner` (where the units run; the
+CLI hands the Ray one down for ``--engine ray``); produces a crawl dir: ``OUT/media/…``,
+``OUT/records/part-*.parquet`` and, last, ``OUT/manifest.json`` (the commit marker, with the
+counts and a stats summary).
 
-Pipeline (one asyncio loop, one ``ClientSession``)::
+One sequence, whatever the engine::
 
-    source (table rows in batches | site discovery)  → Item
-      → bounded queue (2 × concurrency: memory stays flat)  → Item
-      → N workers: policy checks, direct download or yt-dlp  → Outcome
-      → record dict → journal line + Parquet part (RecordStore)
+    resolve the mode (list | discover)  → drop the old manifest
+      → recover OUT/records (fold journals of a killed run, compact superseded rows)
+      → runner: units (slices of the input, :mod:`webvid.crawl.unit`) → UnitCounts each
+      → recover again (folds what a dead unit left) → fold the counts → manifest.json
 
-Resume: the records already committed say which clips are done (any status, except
-retryable failures with ``retry_failed`` and ``discovered`` rows of a dry run); those are
-skipped before any request. ``limit`` counts source items, done or not, so rerunning the
-same command finishes the same set.
+Runners: :class:`InProcessRunner` (one unit in this process, the default),
+:class:`webvid.crawl.multi.ProcessRunner` (list mode with ``processes > 1``: one event loop
+per core) and the Ray one in :mod:`webvid.scale.crawl_engine`.
+
+Resume: the records already committed say which clips are done (see
+:func:`webvid.crawl.unit.is_done`); those are skipped before any request. ``limit`` counts
+source items, done or not, so rerunning the same command finishes the same set.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import gc
-import logging
 import time
-import zlib
-from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from webvid import config as wconfig
 from webvid import contract, io
-from webvid.crawl import media, sources
+from webvid.crawl import sources
 from webvid.crawl.config import CrawlConfig
-from webvid.crawl.fetch import Fetcher
-from webvid.crawl.idset import IdSet
-from webvid.crawl.items import Item, Outcome, make_record
-from webvid.crawl.net import HostSlots, RobotsCache, make_session
+from webvid.crawl.multi import ProcessRunner
 from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
-from webvid.crawl.tasks import WorkerWatch
+from webvid.crawl.unit import CrawlPlan, CrawlRunner, UnitCounts, lean_gc, run_unit
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -99,442 +93,118 @@ def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
     return "discover", src or cfg.discover.start_urls[0]
 
 
-def is_done(status: str, reason: str | None, cfg: CrawlConfig) -> bool:
-    if status == contract.STATUS_DISCOVERED:
-        return cfg.dry_run
-    if cfg.retry_failed and status == contract.STATUS_FAILED_TO_DOWNLOAD:
-        return not contract.is_retryable(reason)
-    return True
-
-
-def run(
-    cfg: CrawlConfig, progress: Progress | None = None, *, out: str | Path | None = None
-) -> Summary:
-    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``)."""
+def output_dir(cfg: CrawlConfig, out: str | Path | None = None) -> Path:
+    """``out``, else ``cfg.output.dir``; an InputError when neither names a folder."""
     target = Path(out if out is not None else cfg.output.dir)
     if not str(target):
         raise InputError("no output folder: pass -o OUT")
-    mode, source = resolve_mode(cfg)
+    return target
+
+
+class InProcessRunner:
+    """The whole crawl as one unit in this process (alone in the folder: it compacts)."""
+
+    def run(self, plan: CrawlPlan, progress: Progress) -> list[UnitCounts]:
+        with lean_gc():
+            return [run_unit(plan.unit(0, 1, compact=True), progress)]
+
+
+def local_runner(cfg: CrawlConfig, mode: str, source: str) -> CrawlRunner:
+    """Worker processes for a local table with ``processes > 1``, else this process."""
     if (
         cfg.processes > 1
         and mode == "list"
         and not source.lower().startswith(("http://", "https://"))
     ):
-        from webvid.crawl.multi import run_processes
-
-        return run_processes(cfg, target, source, progress or NullProgress())
-    crawl = _Crawl(cfg, target, mode, source, progress or NullProgress())
-    with lean_gc(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(crawl.main())
+        return ProcessRunner(cfg.processes)
+    return InProcessRunner()
 
 
-@contextlib.contextmanager
-def lean_gc(young_threshold: int = 20_000) -> Any:
-    """Cheaper garbage collection for the duration of a crawl, restored afterwards.
-
-    After start-up the process holds a few hundred thousand long-lived objects (pyarrow,
-    aiohttp, numpy modules) that every full collection would walk again; the per-request
-    objects (responses, futures, tasks) trigger collections thousands of times a run.
-    ``gc.freeze()`` moves what exists now out of the collector's sight, and a larger
-    young-generation threshold lets fewer, larger collections free the reference cycles
-    of finished requests (memory stays bounded: at most ``young_threshold`` pending objects).
-    """
-    old = gc.get_threshold()
-    gc.freeze()  # no collect() first: a full pass costs more than the garbage it would free
-    gc.set_threshold(young_threshold, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
-
-
-def _loop_factory() -> Any:
-    """uvloop when installed (a C event loop: cheaper socket I/O per request), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+def run(
+    cfg: CrawlConfig,
+    progress: Progress | None = None,
+    *,
+    out: str | Path | None = None,
+    runner: CrawlRunner | None = None,
+) -> Summary:
+    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with ``runner``
+    (default: :func:`local_runner`)."""
+    target = output_dir(cfg, out)
+    mode, source = resolve_mode(cfg)
+    progress = progress or NullProgress()
+    runner = runner or local_runner(cfg, mode, source)
+    t0 = time.monotonic()
+    target.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
+        (target / contract.MANIFEST_NAME).unlink()
+    store, recovered = _recover(target, cfg)
+    plan = CrawlPlan(cfg, target, mode, source, first_part=store.next_part)
+    counts = runner.run(plan, progress)
+    store, again = _recover(target, cfg)  # folds what a unit that died left; compacts
+    recovered = {k: recovered.get(k, 0) + again.get(k, 0) for k in {**recovered, **again}}
+    return _finish(plan, store, UnitCounts.fold(counts), time.monotonic() - t0, recovered)
 
 
-class _Crawl:
-    """One crawl in one event loop. With ``shard=(w, n, first_part)`` it is worker ``w`` of
-    ``n`` processes (:mod:`webvid.crawl.multi`): it takes the items whose clip id hashes to
-    ``w``, numbers its parts ``first_part + w + k·n``, and leaves recovery, compaction and
-    the manifest to the parent."""
-
-    def __init__(
-        self,
-        cfg: CrawlConfig,
-        out: Path,
-        mode: str,
-        source: str,
-        progress: Progress,
-        shard: tuple[int, int, int] | None = None,
-        politeness: Any = None,
-    ) -> None:
-        self.cfg, self.out, self.mode, self.source, self.progress = cfg, out, mode, source, progress
-        self.shard = shard
-        # (cfg, session) → (host slots, robots cache): cluster-wide ones on Ray (webvid.scale)
-        self.politeness = politeness
-        self.by_status: Counter[str] = Counter()
-        self.by_reason: Counter[str] = Counter()
-        self.bytes = 0
-        self.attempted = 0
-        self.skipped_done = 0
-        self.duplicates = 0
-        self.source_stats: dict[str, int] = {}
-        self.ytdlp: Any = None
-        self._flushes: set[asyncio.Future[None]] = set()
-        self.flush_error: BaseException | None = None
-        self._unreported = 0  # finished items not yet passed to the Progress
-        self._reported_at = 0.0
-
-    async def main(self) -> Summary:
-        t0 = time.monotonic()
-        self.out.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
-            (self.out / contract.MANIFEST_NAME).unlink()
-        store = RecordStore(
-            self.out,
-            flush_every=self.cfg.output.flush_every,
-            flush_interval_s=self.cfg.output.flush_interval_s,
-        )
-        self.store = store
-        if self.shard is None:
-            recovered = store.recover()
-        else:  # the parent recovered the folder before starting us
-            recovered = {}
-            w, n, first = self.shard
-            store.number_parts(first + w, n)
-        self.disk = Disk(self.out, self.cfg, owner=self.shard is None)
-        done = IdSet(
-            cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)
-        )
-        if done:
-            self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
-        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
-        try:
-            async with make_session(self.cfg) as session:
-                if self.politeness is None:
-                    self.slots = HostSlots(self.cfg)
-                    robots = RobotsCache(self.cfg, session, self.slots)
-                else:
-                    self.slots, robots = self.politeness(self.cfg, session)
-                self.fetcher = Fetcher(self.cfg, session, self.slots, robots, self.disk)
-                workers = [
-                    asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)
-                ]
-                ticker = asyncio.create_task(self._tick())
-                watch = WorkerWatch(workers)
-                try:
-                    async for item in self._items(done):
-                        await _put(queue, item, watch)
-                    for _ in workers:
-                        await _put(queue, None, watch)
-                    await asyncio.gather(*workers)
-                finally:
-                    ticker.cancel()
-                    for w in workers:
-                        w.cancel()
-                    await asyncio.gather(*workers, ticker, return_exceptions=True)
-        finally:
-            self._report()
-            if self._flushes:
-                await asyncio.gather(*self._flushes, return_exceptions=True)
-            store.flush(sync_media=self.cfg.output.fsync_media)
-            if self.ytdlp is not None:
-                await self.ytdlp.aclose()
-            self.disk.close()
-        if self.flush_error is not None:
-            raise self.flush_error
-        store.close(compact=self.shard is None)
-        elapsed = time.monotonic() - t0
-        if self.shard is not None:
-            return self.counts()  # type: ignore[return-value]  # the parent sums them up
-        return self._finish(store, elapsed, recovered)
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "by_status": dict(self.by_status),
-            "by_reason": dict(self.by_reason),
-            "bytes": self.bytes,
-            "attempted": self.attempted,
-            "skipped_done": self.skipped_done,
-            "duplicates": self.duplicates,
-            "invalid_rows": self.source_stats.get("invalid_rows", 0),
-        }
-
-    def add_counts(self, c: dict[str, Any]) -> None:
-        self.by_status.update(c["by_status"])
-        self.by_reason.update(c["by_reason"])
-        self.bytes += c["bytes"]
-        self.attempted += c["attempted"]
-        self.skipped_done += c["skipped_done"]
-        self.duplicates = max(self.duplicates, c["duplicates"])  # every worker sees every row
-        self.source_stats["invalid_rows"] = max(
-            self.source_stats.get("invalid_rows", 0), c["invalid_rows"]
-        )
-
-    # -- sources -------------------------------------------------------------------------
-
-    async def _items(self, done: IdSet) -> AsyncIterator[Item]:
-        seen = IdSet()  # every row of a 10 M-row table passes here: ~8 bytes per id
-        limit = self.cfg.limit
-        if self.mode == "list":
-            path = (
-                await self._remote_table()
-                if self.source.lower().startswith(("http://", "https://"))
-                else self.source
-            )
-            items = sources.iter_items(path, self.cfg.table, self.source_stats)
-            stream: Any = _aiter(_renamed(items, self.source))
-        else:
-            from webvid.crawl.discover import Discoverer
-
-            stream = Discoverer(self.cfg, self.fetcher, self.source, done).items()
-        n = 0
-        async for item in stream:
-            if limit is not None and n >= limit:
-                break
-            if not seen.add(item.clip_id):  # a repeated row
-                self.duplicates += 1
-                continue
-            n += 1
-            if (
-                self.shard is not None
-                and zlib.crc32(item.clip_id.encode()) % self.shard[1] != self.shard[0]
-            ):
-                continue  # another worker process's item
-            if item.clip_id in done:
-                self.skipped_done += 1
-                self._advance()
-                continue
-            yield item
-        if hasattr(stream, "aclose"):
-            await stream.aclose()
-
-    async def _remote_table(self) -> Path:
-        """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/,
-        at most ``max_table_bytes`` of it: a declared or counted size over the cap stops
-        the download, removes the partial file and is an InputError."""
-        name = Path(urlsplit(self.source).path).name
-        final = self.out / "sources" / (name if name not in ("", ".", "..") else "table")
-        cap = self.cfg.max_table_bytes
-
-        async def handler(resp: Any, _final_url: str) -> Outcome:
-            declared = resp.content_length
-            if declared is not None and declared > cap:
-                return Outcome("too_large", f"Content-Length {declared}", http_status=resp.status)
-            try:
-                size = await _stream_capped(resp, final, cap)
-            except _OverCap as over:
-                return Outcome("too_large", f"{over} bytes and more", http_status=resp.status)
-            return Outcome(None, http_status=resp.status, bytes=size)
-
-        # a table is one big body (WebVid 10M's CSV: 2.7 GB), not a clip: its own deadline
-        out = await self.fetcher.request(
-            self.source,
-            handler,
-            deadline_s=max(self.cfg.table_timeout_s, self.cfg.net.total_timeout_s),
-        )
-        if out.reason == "too_large":
-            raise InputError(
-                f"table at {self.source} exceeds --max-table-bytes {cap} ({out.message})"
-            )
-        if out.reason is not None:
-            raise InputError(f"cannot fetch the table {self.source}: {out.reason} ({out.message})")
-        return final
-
-    # -- workers -------------------------------------------------------------------------
-
-    async def _worker(self, queue: asyncio.Queue[Item | None]) -> None:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if self.flush_error is not None:
-                raise self.flush_error  # a records part could not be written: stop, keep the rest
-            started = time.time()
-            t0 = time.monotonic()
-            outcome = await self._process(item)
-            record = make_record(item, outcome, started, time.monotonic() - t0)
-            self.store.add(record)
-            if self.store.due():
-                self._flush_soon()
-            self.attempted += 1
-            self.by_status[record["status"]] += 1
-            if outcome.reason:
-                self.by_reason[outcome.reason] += 1
-            else:
-                self.bytes += outcome.bytes or 0
-            self._advance()
-
-    def _advance(self) -> None:
-        """Count one finished (or skipped) item; the Progress hears of them in batches at
-        most every 0.1 s (a rich display update per item costs more than a small body)."""
-        self._unreported += 1
-        if time.monotonic() - self._reported_at >= 0.1:
-            self._report()
-
-    def _report(self) -> None:
-        if self._unreported:
-            self.progress.update("crawl", advance=self._unreported, total=self.cfg.limit)
-            self._unreported = 0
-        self._reported_at = time.monotonic()
-
-    async def _process(self, item: Item) -> Outcome:
-        if item.failed is not None:
-            return item.failed
-        url = item.media_url
-        if not url:
-            return Outcome(
-                "invalid_url" if self.mode == "list" else "no_media_found", "no media URL"
-            )
-        refused = self.fetcher.check_url(url)
-        if refused:
-            return refused
-        if self.cfg.dry_run:
-            return Outcome(dry_run=True)
-        route = media.route_for_url(url, self.cfg.via)
-        if route == "direct":
-            out = await self.fetcher.download(url, item.clip_id)
-            if not (out.handoff and self.cfg.via == "auto"):
-                return out
-            tried = out.attempts
-        else:
-            tried = 0
-        refused = await self.fetcher.robots_check(url) or await self.fetcher.resolves_private(url)
-        if refused:
-            return refused
-        if self.ytdlp is None:
-            from webvid.crawl.ytdlp import YtdlpPool
-
-            self.ytdlp = YtdlpPool(self.cfg, self.disk)
-        async with self.slots.get(url).use():
-            out = await self.ytdlp.download(url, item.clip_id)
-        out.attempts += tried
-        return out
-
-    def _flush_soon(self) -> None:
-        """Commit the buffered records as a part on a worker thread (sync + Parquet write)."""
-        taken = self.store.take_batch()
-        if taken is None:
-            return
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(
-            None, lambda: self.store.write_batch(*taken, sync_media=self.cfg.output.fsync_media)
-        )
-        self._flushes.add(fut)
-        fut.add_done_callback(self._flush_done)
-
-    def _flush_done(self, fut: asyncio.Future[None]) -> None:
-        self._flushes.discard(fut)
-        if not fut.cancelled() and fut.exception() is not None:
-            self.flush_error = fut.exception()
-
-    async def _tick(self) -> None:
-        t0 = time.monotonic()
-        while True:
-            await asyncio.sleep(0.5)
-            self._report()
-            if self.store.due():
-                self._flush_soon()
-            elapsed = max(1e-6, time.monotonic() - t0)
-            fails = ",".join(f"{r}:{n}" for r, n in self.by_reason.most_common(3))
-            self.progress.update(
-                "crawl",
-                items_s=round(self.attempted / elapsed, 1),
-                MB_s=round(self.bytes / 1e6 / elapsed, 2),
-                in_flight=self.fetcher.in_flight,
-                failed=sum(self.by_reason.values()),
-                reasons=fails or "-",
-                backoff_hosts=self.slots.backing_off(),
-            )
-
-    # -- the end -------------------------------------------------------------------------
-
-    def _finish(self, store: RecordStore, elapsed: float, recovered: dict[str, int]) -> Summary:
-        totals = summarise(store)
-        stats = {
-            "mode": self.mode,
-            "this_run": {
-                "attempted": self.attempted,
-                "skipped_done": self.skipped_done,
-                "duplicates": self.duplicates,
-                "by_status": dict(self.by_status),
-                "by_reason": dict(self.by_reason),
-                "bytes": self.bytes,
-                "elapsed_s": round(elapsed, 3),
-                "items_per_s": round(self.attempted / elapsed, 2) if elapsed else 0.0,
-                "invalid_source_rows": self.source_stats.get("invalid_rows", 0),
-                "recovered": recovered,
-            },
-            "by_reason": totals["by_reason"],
-            "bytes": totals["bytes"],
-        }
-        counts = {"records": totals["records"], **totals["by_status"]}
-        manifest = io.write_manifest(
-            self.out,
-            "crawl",
-            config=wconfig.to_dict(self.cfg),
-            counts=counts,
-            source=self.source,
-            stats=stats,
-        )
-        return Summary(
-            out=self.out,
-            mode=self.mode,
-            source=self.source,
-            dry_run=self.cfg.dry_run,
-            attempted=self.attempted,
-            skipped_done=self.skipped_done,
-            duplicates=self.duplicates,
-            by_status=dict(self.by_status),
-            by_reason=dict(self.by_reason),
-            bytes=self.bytes,
-            elapsed_s=elapsed,
-            totals=totals,
-            manifest=manifest,
-        )
+def _recover(out: Path, cfg: CrawlConfig) -> tuple[RecordStore, dict[str, int]]:
+    """Make OUT consistent after any interruption: journals folded into parts, superseded
+    rows compacted, temps of a killed run removed (``media/.partial`` too, keeping resumable
+    bodies). Returns the records folder (closed: read-only now) and what was done."""
+    store = RecordStore(
+        out, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
+    )
+    recovered = store.recover()
+    store.close(compact=False)  # stops its journal thread (before any fork)
+    Disk(out, cfg).close()
+    return store, recovered
 
 
-class _OverCap(Exception):
-    """A streamed body went over its byte cap (the message: the bytes counted)."""
-
-
-async def _stream_capped(resp: Any, final: Path, cap: int) -> int:
-    """Stream a response body into ``final`` (atomically), never writing more than ``cap``
-    bytes; over it, raise :class:`_OverCap` and leave no file behind."""
-    size = 0
-    with io.atomic_path(final) as tmp, open(tmp, "wb") as fh:
-        async for chunk in resp.content.iter_chunked(1 << 20):
-            size += len(chunk)
-            if size > cap:
-                raise _OverCap(size)
-            fh.write(chunk)
-    return size
-
-
-async def _put(queue: asyncio.Queue[Item | None], item: Item | None, watch: WorkerWatch) -> None:
-    """Put on the bounded queue; if a worker dies meanwhile, raise its error instead of
-    waiting forever for room."""
-    if not queue.full():
-        queue.put_nowait(item)
-        return
-    await watch.wait_for(queue.put(item))
-
-
-def _renamed(items: Any, source: str) -> Any:
-    for item in items:
-        item.source = source
-        yield item
-
-
-async def _aiter(iterator: Any) -> AsyncIterator[Item]:
-    """A sync iterator as an async one; yields to the loop between items."""
-    for i, item in enumerate(iterator):
-        yield item
-        if i % 256 == 255:
-            await asyncio.sleep(0)
+def _finish(
+    plan: CrawlPlan,
+    store: RecordStore,
+    counts: UnitCounts,
+    elapsed: float,
+    recovered: dict[str, int],
+) -> Summary:
+    """Write the manifest (counts over every committed record, this run's stats)."""
+    cfg, out = plan.cfg, plan.out
+    totals = summarise(store)
+    stats = {
+        "mode": plan.mode,
+        "this_run": {
+            "attempted": counts.attempted,
+            "skipped_done": counts.skipped_done,
+            "duplicates": counts.duplicates,
+            "by_status": counts.by_status,
+            "by_reason": counts.by_reason,
+            "bytes": counts.bytes,
+            "elapsed_s": round(elapsed, 3),
+            "items_per_s": round(counts.attempted / elapsed, 2) if elapsed else 0.0,
+            "invalid_source_rows": counts.invalid_rows,
+            "recovered": recovered,
+        },
+        "by_reason": totals["by_reason"],
+        "bytes": totals["bytes"],
+    }
+    manifest = io.write_manifest(
+        out,
+        "crawl",
+        config=wconfig.to_dict(cfg),
+        counts={"records": totals["records"], **totals["by_status"]},
+        source=plan.source,
+        stats=stats,
+    )
+    return Summary(
+        out=out,
+        mode=plan.mode,
+        source=plan.source,
+        dry_run=cfg.dry_run,
+        attempted=counts.attempted,
+        skipped_done=counts.skipped_done,
+        duplicates=counts.duplicates,
+        by_status=dict(counts.by_status),
+        by_reason=dict(counts.by_reason),
+        bytes=counts.bytes,
+        elapsed_s=elapsed,
+        totals=totals,
+        manifest=manifest,
+    )

@@ -2,10 +2,12 @@
 
 Takes a :class:`~webvid.crawl.config.CrawlConfig` (list or discovery mode) and a Ray address;
 produces the same crawl dir as the local engine: ``OUT/media/…``, ``OUT/records/part-*.parquet``
-and, last, ``OUT/manifest.json``. The units are those of the local multi-process mode
-(:mod:`webvid.crawl.multi`): in list mode, task ``w`` of ``n`` streams the table and crawls
-the items whose clip id hashes to ``w`` (a slice of the table; ``limit`` and duplicate ids mean
-the same as locally); a discovery crawl is one unit (the site). Every task's fetcher takes its
+and, last, ``OUT/manifest.json``. The driver is the crawl stage's own
+:func:`webvid.crawl.run.run`; this module only hands it :class:`RayRunner`, which runs the
+stage's units (:class:`webvid.crawl.unit.CrawlUnit`, those of the local multi-process mode) as
+Ray tasks: in list mode, task ``w`` of ``n`` streams the table and crawls the items whose clip
+id hashes to ``w`` (a slice of the table; ``limit`` and duplicate ids mean the same as
+locally); a discovery crawl is one unit (the site). Every task's fetcher takes its
 host slots and robots.txt from one :class:`~webvid.scale.limiter.PoliteLimiter` actor (or one of
 several, each owning a share of the hosts), so the per-host concurrency, rate and 429
 back-off hold for the cluster, not per worker, and robots.txt is fetched once per host.
@@ -28,15 +30,14 @@ import logging
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from webvid import contract
 from webvid.crawl.config import CrawlConfig
-from webvid.crawl.run import Summary, resolve_mode
-from webvid.crawl.sink import Disk
-from webvid.crawl.store import RecordStore
-from webvid.errors import InputError, WebvidError
-from webvid.log import NullProgress, Progress
+from webvid.crawl.run import Summary, output_dir, resolve_mode, run
+from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts, run_unit
+from webvid.errors import WebvidError
+from webvid.log import Progress
 from webvid.scale.cluster import cluster_cpus, ray_session
 from webvid.scale.limiter import PoliteLimiter, politeness_for
 
@@ -81,83 +82,47 @@ class ActorProgress:
             ray.get(ref)
 
 
-def crawl_unit(
-    cfg: CrawlConfig,
-    out: str,
-    mode: str,
-    source: str,
-    w: int,
-    n: int,
-    first: int,
-    actors: list[Any],
-) -> dict[str, Any]:
-    """One Ray task: unit ``w`` of ``n`` (its process title is ``ray::crawl_unit``)."""
-    import asyncio
-
-    from webvid.crawl.run import _Crawl, _loop_factory
-
-    folder = Path(out)
-    start = start_part(folder / "records", first, w, n)
-    progress = ActorProgress(actors[0], w)
-    crawl = _Crawl(
-        cfg,
-        folder,
-        mode,
-        source,
+def crawl_unit(unit: CrawlUnit, actors: list[Any]) -> UnitCounts:
+    """One Ray task: one unit, its politeness from the limiter actors (its process title is
+    ``ray::crawl_unit``)."""
+    start = start_part(unit.out / "records", unit.first_part, unit.index, unit.count)
+    progress = ActorProgress(actors[0], unit.index)
+    counts = run_unit(
+        dataclasses.replace(unit, first_part=start - unit.index),
         progress,
-        shard=(w, n, start - w),  # type: ignore[arg-type]
         politeness=politeness_for(actors),
     )
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        counts = runner.run(crawl.main())
     progress.flush(wait=True)
-    return counts  # type: ignore[return-value]  # with shard set, main() returns the counts
+    return counts
 
 
-def run_crawl(
-    cfg: CrawlConfig,
-    progress: Progress | None = None,
-    *,
-    out: str | Path | None = None,
-    address: str | None = None,
-    tasks: int | None = None,
-    limiters: int | None = None,
-    max_retries: int = 3,
-) -> Summary:
-    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks: ``tasks``
-    units (default: one per cluster CPU in list mode, one for discovery) and ``limiters``
-    politeness actors, hosts spread over them (default: one per 16 tasks)."""
-    from webvid.crawl.run import _Crawl
+class RayRunner:
+    """A :class:`~webvid.crawl.unit.CrawlRunner` whose units are Ray tasks: ``tasks`` units
+    (default: one per cluster CPU in list mode, one for discovery) and ``limiters`` politeness
+    actors, hosts spread over them (default: one per 16 tasks). Ray must be initialised."""
 
-    progress = progress or NullProgress()
-    target = Path(out if out is not None else cfg.output.dir)
-    if not str(target):
-        raise InputError("no output folder: pass -o OUT")
-    mode, source = resolve_mode(cfg)
-    with ray_session(address) as ray:
-        n = tasks or (cluster_cpus(ray) if mode == "list" else 1)
-        t0 = time.monotonic()
-        target.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (target / contract.MANIFEST_NAME).unlink()
-        store = RecordStore(
-            target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
-        )
-        recovered = store.recover()
-        first = store.next_part
-        store.close(compact=False)
-        Disk(target, cfg).close()  # a killed run's temps are cleaned once, here
+    def __init__(
+        self,
+        ray: ModuleType,
+        *,
+        tasks: int | None = None,
+        limiters: int | None = None,
+        max_retries: int = 3,
+    ) -> None:
+        self.ray, self.tasks, self.limiters, self.max_retries = ray, tasks, limiters, max_retries
+
+    def run(self, plan: CrawlPlan, progress: Progress) -> list[UnitCounts]:
+        ray, cfg = self.ray, plan.cfg
+        n = self.tasks or (cluster_cpus(ray) if plan.mode == "list" else 1)
         # items in flight are split over the tasks; per-host limits live in the actor, whole
         child = dataclasses.replace(cfg, concurrency=max(1, cfg.concurrency // n), processes=1)
         # restarted (empty) if its process dies; calls in flight are retried on the new one
         limiter = ray.remote(PoliteLimiter).options(
             max_concurrency=10_000, num_cpus=0, max_restarts=3, max_task_retries=3
         )
-        actors = [limiter.remote(cfg) for _ in range(limiters or max(1, n // 16))]
-        unit = ray.remote(crawl_unit).options(max_retries=max_retries, retry_exceptions=False)
-        refs = [
-            unit.remote(child, str(target), mode, source, w, n, first, actors) for w in range(n)
-        ]
+        actors = [limiter.remote(cfg) for _ in range(self.limiters or max(1, n // 16))]
+        task = ray.remote(crawl_unit).options(max_retries=self.max_retries, retry_exceptions=False)
+        refs = [task.remote(plan.unit(w, n, cfg=child), actors) for w in range(n)]
         try:
             counts = _wait(ray, refs, actors[0], cfg, progress)
             for state in ray.get([a.state.remote() for a in actors]):
@@ -173,17 +138,26 @@ def run_crawl(
                 with contextlib.suppress(Exception):
                     ray.get(actor.close.remote(), timeout=10)
                 ray.kill(actor)
-    parent = _Crawl(cfg, target, mode, source, progress)
-    for c in counts:
-        parent.add_counts(c)
-    store = RecordStore(
-        target, flush_every=cfg.output.flush_every, flush_interval_s=cfg.output.flush_interval_s
-    )
-    again = store.recover()  # folds the journal of any task attempt that died; compacts
-    store.close(compact=False)
-    Disk(target, cfg).close()
-    recovered = {k: recovered.get(k, 0) + again.get(k, 0) for k in set(recovered) | set(again)}
-    return parent._finish(store, time.monotonic() - t0, recovered)
+        return counts
+
+
+def run_crawl(
+    cfg: CrawlConfig,
+    progress: Progress | None = None,
+    *,
+    out: str | Path | None = None,
+    address: str | None = None,
+    tasks: int | None = None,
+    limiters: int | None = None,
+    max_retries: int = 3,
+) -> Summary:
+    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks: the
+    crawl stage's own :func:`~webvid.crawl.run.run` with a :class:`RayRunner` (see there)."""
+    output_dir(cfg, out)  # input errors come before Ray starts
+    resolve_mode(cfg)
+    with ray_session(address) as ray:
+        runner = RayRunner(ray, tasks=tasks, limiters=limiters, max_retries=max_retries)
+        return run(cfg, progress, out=out, runner=runner)
 
 
 def task_error(what: str, exc: BaseException) -> WebvidError:
@@ -199,13 +173,13 @@ def task_error(what: str, exc: BaseException) -> WebvidError:
 
 def _wait(
     ray: Any, refs: list[Any], actor: Any, cfg: CrawlConfig, progress: Progress
-) -> list[dict[str, Any]]:
+) -> list[UnitCounts]:
     """Wait for every task, moving the driver's progress bar from the actor's count; the first
     task that fails (after Ray's retries) stops the run at once (the caller cancels the rest)."""
     pending = list(refs)
     seen = 0
     started = time.monotonic()
-    results: dict[Any, dict[str, Any]] = {}
+    results: dict[Any, UnitCounts] = {}
     while pending:
         ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.3)
         for ref in ready:

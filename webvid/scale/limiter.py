@@ -9,9 +9,11 @@ Takes the run's :class:`~webvid.crawl.config.CrawlConfig`; produces
   :class:`webvid.crawl.net.RobotsCache` run inside the actor, whose ``Crawl-delay`` lowers the
   shared bucket). It also sums the workers' progress for the driver;
 * :class:`RaySlots` and :class:`RayRobots` — what a worker's fetcher uses in place of the local
-  ``HostSlots`` and ``RobotsCache`` (same methods): ``use()`` asks the actor for a lease and a
-  token and returns the lease when the request is over, ``on_response`` reports statuses, so a
-  host that answers 429 to one worker slows down for all of them.
+  ``HostSlots`` and ``RobotsCache``: both pairs satisfy the crawl's politeness seam
+  (:class:`webvid.crawl.net.PoliteSlots`, :class:`webvid.crawl.net.RobotsSource`).
+  ``use()`` asks the actor for a lease and a token and returns the lease when the request is
+  over, ``on_response`` reports statuses, so a host that answers 429 to one worker slows down
+  for all of them; :func:`politeness_for` is the unit's ``politeness`` hook.
 
 Each request still takes one lease and one token, but a worker asks for those of all its
 requests waiting for a host in one call and hands finished ones back together (small batches;
@@ -36,7 +38,14 @@ from typing import Any
 
 from webvid.crawl import polite
 from webvid.crawl.config import CrawlConfig
-from webvid.crawl.net import HostSlots, RobotsCache, describe_exception, host_key, make_session
+from webvid.crawl.net import (
+    HostSlots,
+    Politeness,
+    RobotsCache,
+    describe_exception,
+    host_key,
+    make_session,
+)
 
 LEASE_MARGIN_S = 30.0
 
@@ -249,7 +258,8 @@ class RaySlot:
 
 
 class RaySlots:
-    """Stands in for :class:`webvid.crawl.net.HostSlots` in a worker."""
+    """Stands in for :class:`webvid.crawl.net.HostSlots` in a worker (a
+    :class:`~webvid.crawl.net.PoliteSlots`)."""
 
     def __init__(self, actors: list[Any]) -> None:
         self.actors = actors
@@ -274,7 +284,8 @@ class RobotsUnreachable(OSError):
 
 
 class RayRobots:
-    """Stands in for :class:`webvid.crawl.net.RobotsCache`: asks the actor, caches the answer."""
+    """Stands in for :class:`webvid.crawl.net.RobotsCache` (a
+    :class:`~webvid.crawl.net.RobotsSource`): asks the actor, caches the answer."""
 
     def __init__(self, cfg: CrawlConfig, actors: list[Any]) -> None:
         self.cfg, self.actors = cfg, actors
@@ -300,8 +311,9 @@ def limiter_for(actors: list[Any], key: str) -> Any:
     return actors[zlib.crc32(key.encode()) % len(actors)]
 
 
-def politeness_for(actors: list[Any]) -> Any:
-    """The ``politeness`` hook of the crawl: ``(cfg, session) → (slots, robots)``."""
+def politeness_for(actors: list[Any]) -> Politeness:
+    """The unit's ``politeness`` hook (:func:`webvid.crawl.unit.run_unit`):
+    ``(cfg, session) → (slots, robots)``, both backed by the limiter actors."""
 
     def make(cfg: CrawlConfig, _session: Any) -> tuple[RaySlots, RayRobots]:
         return RaySlots(actors), RayRobots(cfg, actors)
