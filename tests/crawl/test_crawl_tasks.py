@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from webvid.crawl.loop import queue_put
 from webvid.crawl.tasks import WorkerWatch
-from webvid.crawl.unit import queue_put
 
 
 async def test_put_on_a_full_queue_raises_the_error_of_a_worker_that_dies():

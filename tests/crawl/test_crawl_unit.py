@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from webvid import io
+from webvid.crawl.loop import run_unit
 from webvid.crawl.net import HostSlots, PoliteSlot, PoliteSlots, RobotsCache, RobotsSource
 from webvid.crawl.run import run
-from webvid.crawl.unit import CrawlPlan, UnitCounts, run_unit
+from webvid.crawl.unit import CrawlPlan, UnitCounts
 from webvid.log import Progress
 from webvid.scale.limiter import RayRobots, RaySlots
 

@@ -27,7 +27,8 @@ import sys
 from typing import Any
 
 from webvid.crawl.config import CrawlConfig
-from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts, lean_gc, run_unit
+from webvid.crawl.loop import lean_gc, run_unit
+from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts
 from webvid.errors import WebvidError
 from webvid.log import Progress
 

@@ -35,10 +35,11 @@ from webvid import config as wconfig
 from webvid import contract, io
 from webvid.crawl import sources
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.loop import lean_gc, run_unit
 from webvid.crawl.multi import ProcessRunner
 from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
-from webvid.crawl.unit import CrawlPlan, CrawlRunner, UnitCounts, lean_gc, run_unit
+from webvid.crawl.unit import CrawlPlan, CrawlRunner, UnitCounts
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
 

@@ -34,8 +34,9 @@ from types import ModuleType
 from typing import Any
 
 from webvid.crawl.config import CrawlConfig
+from webvid.crawl.loop import run_unit
 from webvid.crawl.run import Summary, output_dir, resolve_mode, run
-from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts, run_unit
+from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts
 from webvid.errors import WebvidError
 from webvid.log import Progress
 from webvid.scale.cluster import cluster_cpus, ray_session
