@@ -9,5 +9,7 @@ table, or the site, for the crawl; a clip and a shard for sharding); only where 
   (retried when a worker dies), which the shard stage uses in place of its process pool;
 * :mod:`webvid.scale.limiter` — the cluster-wide politeness actor (per-host tokens,
   concurrency, 429 back-off, robots.txt once per host) and the worker-side clients;
-* :mod:`webvid.scale.crawl_engine`, :mod:`webvid.scale.shard_engine` — the two drivers.
+* :mod:`webvid.scale.crawl_engine` — the crawl's runner on Ray (its units as Ray tasks), handed
+  to the stage's own ``webvid.crawl.run.run``; :mod:`webvid.scale.shard_engine` — the shard
+  stage's ``run`` with the Ray executor. The stages' drivers run unchanged on this machine.
 """
