@@ -1,6 +1,6 @@
 """Benchmark: which SDPA backend serves each divided-attention pattern fastest (GPU).
 
-Times forward+backward of :func:`webvid.train.vit.divided_attention` for the space and the time
+Times forward+backward of :func:`webvid.model.vit.divided_attention` for the space and the time
 pattern alone at ViT-B/16-224 shapes (12 heads × 64, 196 patches, 4 frames), with each SDPA
 backend forced in turn (flash, memory-efficient, cuDNN, math) and with PyTorch's own choice, in
 fp32 and bf16, against the reference formulation (einsum + softmax) at the same precision.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_bench import reference_attention
 
-from webvid.train.vit import divided_attention
+from webvid.model.vit import divided_attention
 
 BACKENDS = {
     "auto": None,

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import torch
 
+from webvid.clips.sample import ClipOptions, Tokenize
 from webvid.config import from_dict
+from webvid.model.build import load_for_inference
+from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
+from webvid.retrieval.evaluate import embed, make_stream, retrieval_metrics
 from webvid.train import synth, trainer
-from webvid.train.build import load_for_inference
-from webvid.train.data import ClipOptions, Tokenize
-from webvid.train.evaluate import embed, make_stream, retrieval_metrics
-from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD, TrainRecipe
+from webvid.train.recipe import TrainRecipe
 
 DIRS = {"left": "left", "right": "right", "up": "up", "down": "down"}
 DIR_RE = re.compile(r"\b(left|right|up|down)(wards)?\b", re.IGNORECASE)

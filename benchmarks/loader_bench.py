@@ -43,18 +43,11 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from webvid.train import fastframes as ff
-from webvid.train import frames as fr
+from webvid.clips import fastframes as ff
+from webvid.clips import frames as fr
+from webvid.clips.sample import ClipOptions, Tokenize, caption_of, decode_clip, meta_of
 from webvid.train import synth
-from webvid.train.data import (
-    ClipOptions,
-    Tokenize,
-    TrainStream,
-    caption_of,
-    decode_clip,
-    make_train_loader,
-    meta_of,
-)
+from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.schedule import Plan, StagePlan
 
 

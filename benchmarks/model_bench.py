@@ -1,7 +1,7 @@
 """Benchmark: the space-time ViT's SDPA attention against the reference formulation.
 
 Takes no data (random clips) and prints, and optionally writes as JSON, forward+backward
-clips/s of the video model with our :func:`webvid.train.vit.divided_attention` against a plain
+clips/s of the video model with our :func:`webvid.model.vit.divided_attention` against a plain
 softmax(q·kᵀ)·v formulation of the official ``VarAttention`` (same weights, same run, runs
 interleaved so load on a shared machine hits both alike; on CPU the clock is the process's CPU
 time, which other jobs do not inflate).
@@ -32,13 +32,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from webvid.train.vit import SpaceTimeTransformer, divided_attention
+from webvid.model.vit import SpaceTimeTransformer, divided_attention
 
 
 def reference_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, pattern: str
 ) -> torch.Tensor:
-    """The official formulation (a copy of the one in tests/train/test_model_attention.py)."""
+    """The official formulation (a copy of the one in tests/model/test_model_attention.py)."""
     b, h, length, d = q.shape
     n = (length - 1) // frames
     q, k, v = (t.reshape(b * h, length, d) for t in (q, k, v))

@@ -2,7 +2,9 @@
 
 Three stages joined by files on disk: ``webvid.crawl`` (sites and URL tables → crawl dir),
 ``webvid.shards`` (crawl dir → curated WebDataset shards + Parquet), ``webvid.train``
-(shards → Frozen-in-Time dual encoder). ``webvid.query`` runs DuckDB SQL over all metadata.
+(shards → Frozen-in-Time dual encoder). ``webvid.model`` is the model library,
+``webvid.clips`` the clip decoding shared by training and ``webvid.retrieval`` (eval, embedding
+index, search). ``webvid.query`` runs DuckDB SQL over all metadata.
 """
 
 from __future__ import annotations

@@ -11,15 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from webvid.clips.sample import ClipOptions
+from webvid.clips.stream import EvalStream, expand_shards
 from webvid.errors import ConfigError, InputError
 from webvid.train import synth
-from webvid.train.data import (
-    ClipOptions,
-    EvalStream,
-    TrainStream,
-    expand_shards,
-    make_train_loader,
-)
+from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.schedule import Plan, StagePlan
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from webvid.clips.sample import ClipOptions, Tokenize
+from webvid.clips.stream import expand_shards
+from webvid.model.build import build_model
+from webvid.model.checkpoint import read_checkpoint
 from webvid.train import synth
-from webvid.train.build import build_model
-from webvid.train.checkpoint import read_checkpoint
-from webvid.train.data import ClipOptions, Tokenize, TrainStream, expand_shards, make_train_loader
+from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.recipe import load_train_recipe
 from webvid.train.schedule import plan_from_recipe
 from webvid.train.trainer import normalizer

@@ -46,10 +46,10 @@ def key_to_clip(val_dir: Path) -> dict[str, str]:
 def direction_and_retrieval(
     checkpoint: Path, val_dir: Path, frames: int, catalog: dict[str, Any], progress: Progress
 ) -> dict[str, float]:
-    from webvid.train.build import load_for_inference
-    from webvid.train.data import ClipOptions, Tokenize
-    from webvid.train.evaluate import embed, make_stream, retrieval_metrics
-    from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD
+    from webvid.clips.sample import ClipOptions, Tokenize
+    from webvid.model.build import load_for_inference
+    from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
+    from webvid.retrieval.evaluate import embed, make_stream, retrieval_metrics
 
     if not Path(checkpoint).is_file():
         raise InputError(f"checkpoint not found: {checkpoint}")

@@ -339,7 +339,7 @@ def search_queries(out: Path, catalog: dict[str, Any], n: int = 4) -> list[str]:
 
 
 def _searches(out: Path, summary: DemoSummary, site_cfg: Any, progress: Progress) -> None:
-    from webvid.train.search import build_index, search
+    from webvid.retrieval.search import build_index, search
 
     index = out / "run" / "index.parquet"
     ckpt = out / "run" / "latest.pt"

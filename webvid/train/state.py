@@ -1,7 +1,7 @@
 """Training state on disk: atomic ``latest.pt``, periodic and best checkpoints, RNG and stream state.
 
 Takes the live objects of a run (model, optimiser, step, per-rank data-stream positions,
-counters) and produces checkpoint files in :func:`webvid.train.checkpoint.save_checkpoint`'s
+counters) and produces checkpoint files in :func:`webvid.model.checkpoint.save_checkpoint`'s
 format — so ``webvid eval`` and ``--init`` read them like any other of our checkpoints — with the
 training extras stored as plain data (tensors, numbers, containers), which the restricted
 unpickler admits. :func:`restore` puts everything back.
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from webvid.errors import InputError
-from webvid.train.checkpoint import read_checkpoint, save_checkpoint
+from webvid.model.checkpoint import read_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

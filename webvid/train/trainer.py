@@ -33,16 +33,18 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from webvid.clips.sample import ClipOptions, Tokenize
+from webvid.clips.stream import expand_shards
 from webvid.config import dump_toml, to_dict
 from webvid.errors import ConfigError, InputError, WebvidError
 from webvid.io import disk_full_error, write_manifest, write_text
 from webvid.log import NullProgress, Progress
+from webvid.model.build import build_model
+from webvid.model.checkpoint import inflate_temporal_embed
+from webvid.model.model import FrozenInTime
 from webvid.train import dist as D
 from webvid.train import state as S
-from webvid.train.build import build_model
-from webvid.train.checkpoint import inflate_temporal_embed
-from webvid.train.data import ClipOptions, Tokenize, TrainStream, expand_shards, make_train_loader
-from webvid.train.model import FrozenInTime
+from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.recipe import TrainRecipe
 from webvid.train.schedule import Plan, plan_from_recipe
 
@@ -175,7 +177,7 @@ class Trainer:
             if init is not None or self.recipe.model.init is not None:
                 self._fix_init_table(init)
             return
-        from webvid.train.checkpoint import load_checkpoint
+        from webvid.model.checkpoint import load_checkpoint
 
         meta = S.load(latest)
         # before the weights: a changed model would otherwise fail as a shape mismatch
@@ -204,8 +206,8 @@ class Trainer:
 
     def _fix_init_table(self, init: Path | None) -> None:
         """``--init`` from a run trained on fewer frames: inflate its trained rows per the fix."""
-        from webvid.train.build import resolve
-        from webvid.train.checkpoint import read_checkpoint
+        from webvid.model.build import resolve
+        from webvid.model.checkpoint import read_checkpoint
 
         path = init or resolve(self.recipe.model.init, self.base)
         _, meta = read_checkpoint(path)
@@ -451,7 +453,7 @@ class Trainer:
         window.update(clips=0, wait=0.0, t=now)
 
     def _evaluate(self) -> dict[str, Any]:
-        from webvid.train.evaluate import evaluate_sets
+        from webvid.train.validate import evaluate_sets
 
         results = evaluate_sets(
             self.model,

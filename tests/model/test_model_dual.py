@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from webvid.errors import InputError
-from webvid.train.model import (
+from webvid.model.model import (
     FrozenInTime,
     ModelConfig,
     load_tokenizer,
@@ -205,7 +205,7 @@ def test_config_validation() -> None:
 
 def test_pretrained_text_weights_load_from_a_local_directory() -> None:
     """text_pretrained=True loads the directory's real weights (MiniLM ships with the package)."""
-    from webvid.train.text import text_forward
+    from webvid.model.text import text_forward
 
     cfg = ModelConfig.tiny(text_model=MINILM, text_pretrained=True, text_pooling="mean")
     model = FrozenInTime(cfg).eval()

