@@ -231,10 +231,19 @@ def child_env() -> dict[str, str]:
 
 def warm_bytecode(cwd: str | None) -> None:
     """Fill the bytecode cache for one source tree (unmeasured)."""
-    mods = "webvid.cli, webvid.crawl.cli, webvid.crawl.run, webvid.crawl.multi, "
+    mods = "webvid.cli, webvid.crawl.run, webvid.crawl.multi, "
     mods += "webvid.crawl.discover, uvloop, urllib.request, concurrent.futures"
+    # the crawl command's module: webvid/cli/crawl.py, or webvid/crawl/cli.py in older trees
+    command = (
+        "import importlib\n"
+        "try:\n    importlib.import_module('webvid.cli.crawl')\n"
+        "except ImportError:\n    importlib.import_module('webvid.crawl.cli')"
+    )
     subprocess.run(
-        [sys.executable, "-c", f"import {mods}"], env=child_env(), cwd=cwd or REPO, check=True
+        [sys.executable, "-c", f"import {mods}\n{command}"],
+        env=child_env(),
+        cwd=cwd or REPO,
+        check=True,
     )
 
 

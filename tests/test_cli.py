@@ -79,3 +79,65 @@ def test_doctor_reports_and_fails_when_a_tool_is_missing(
     code, out, _ = run(["doctor"], capsys)
     assert code == 1
     assert "MISSING" in out and "apt-get install -y ffmpeg" in out
+
+
+NO_TORCH = """
+import sys
+from webvid.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+assert "torch" not in sys.modules, "torch was imported"
+"""
+
+
+def test_help_and_query_import_no_torch(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"clip_id": ["a", "b"]}), tmp_path / "t.parquet")
+    for args in (["--help"], ["-q", "query", "--root", str(tmp_path), "SELECT count(*) FROM t"]):
+        res = subprocess.run(
+            [sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 0, (args, res.stderr)
+
+
+WEBVID = Path(__file__).resolve().parents[1] / "webvid"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions (relative ones resolved)."""
+    import ast
+
+    package = ".".join(path.relative_to(WEBVID.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)
+    return names
+
+
+def test_only_the_cli_prints_and_chooses_the_engine() -> None:
+    """click and rich (the terminal) and webvid.cli itself are imported only under webvid/cli/;
+    webvid.scale only by webvid/cli/ and webvid/scale/: stages are libraries the CLI calls."""
+    bad = []
+    for path in sorted(WEBVID.rglob("*.py")):
+        area = path.relative_to(WEBVID).parts[0]
+        if area == "cli":
+            continue
+        for name in _imports(path):
+            terminal = name.split(".")[0] in ("click", "rich", "rich_click")
+            cli = name == "webvid.cli" or name.startswith("webvid.cli.")
+            scale = (name == "webvid.scale" or name.startswith("webvid.scale.")) and area != "scale"
+            if terminal or cli or scale:
+                bad.append(f"{path.relative_to(WEBVID.parent)} imports {name}")
+    assert not bad, "\n".join(bad)

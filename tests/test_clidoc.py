@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from webvid.clidoc import render
+from webvid.cli.doc import render
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 
 def test_cli_reference_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/cli.md is stale: regenerate it with `python -m webvid.clidoc > docs/cli.md`"
+        "docs/cli.md is stale: regenerate it with `python -m webvid.cli.doc > docs/cli.md`"
     )
 
 

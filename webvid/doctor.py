@@ -1,8 +1,9 @@
-"""``webvid doctor``: what the toolkit needs, what this machine has, and how to fix the gaps.
+"""The checks behind ``webvid doctor``: what the toolkit needs, what this machine has, the fixes.
 
 Takes nothing but a data root (for the free-disk figure). Produces a list of :class:`Check`
-results (pure data, testable) and, through the CLI, a rich table; exits non-zero when a
-required piece is missing, naming the command that installs it.
+results (pure data, testable; nothing printed). The command (:mod:`webvid.cli.doctor`) shows
+them as a table and exits non-zero when a required piece is missing, naming the command that
+installs it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,6 @@ import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-
-import click
-from rich.markup import escape
-from rich.table import Table
-
-from webvid.cliutil import console
 
 #: Python packages the toolkit imports: (distribution, import name, required).
 PACKAGES: tuple[tuple[str, str, bool], ...] = (
@@ -163,36 +158,3 @@ def _disk_check(root: str | os.PathLike[str]) -> Check:
         warn=warn and not fail,
         fail_label="FULL",
     )
-
-
-@click.command("doctor")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False),
-    default=".",
-    show_default=True,
-    help="Data root to check for free disk.",
-)
-def doctor(root: str) -> None:
-    """Check ffmpeg, Python packages, torch and disk; exit 1 if something required is missing.
-
-    The disk check fails below 1 GiB or 2 % free on the --root disk, and says "low" below
-    5 GiB or 5 %.
-    """
-    checks = check_all(root)
-    table = Table("check", "found", "status", "fix", header_style="bold")
-    for c in checks:
-        if c.ok:
-            status = "[yellow]low[/]" if c.warn else "[green]ok[/]"
-        else:
-            status = f"[red]{c.fail_label}[/]" if c.required else "[yellow]optional[/]"
-        table.add_row(escape(c.name), escape(c.found), status, escape(c.fix))
-    console.print(table)
-    missing = [c for c in checks if c.required and not c.ok]
-    if missing:
-        console.print(
-            f"[red]{len(missing)} required check(s) failed.[/] Fix: "
-            + "; ".join(sorted({c.fix for c in missing}))
-        )
-        raise SystemExit(1)
-    console.print("[green]everything webvid needs is here[/]")

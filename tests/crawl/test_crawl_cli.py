@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from webvid.cli import main
-from webvid.crawl.cli import parse_size
+from webvid.cli.crawl import parse_size
 from webvid.errors import ConfigError
 
 

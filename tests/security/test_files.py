@@ -233,7 +233,7 @@ def test_cli_prints_one_line_and_exits_2_on_a_full_disk(
 def test_cli_names_a_raw_enospc_from_outside_the_atomic_helpers(
     data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from webvid import query_cli
+    from webvid.cli import query as query_cli
 
     def full(*_a: object, **_k: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(data_root / "media/x.mp4"))
@@ -249,7 +249,7 @@ def test_cli_names_a_raw_enospc_from_outside_the_atomic_helpers(
 def test_cli_torch_disk_full_is_one_line(
     data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from webvid import query_cli
+    from webvid.cli import query as query_cli
 
     def full(*_a: object, **_k: object) -> None:
         with wio.atomic_path(data_root / "latest.pt"):
@@ -304,7 +304,7 @@ def test_doctor_fails_on_a_nearly_full_disk(
 def test_cli_enospc_without_a_file_name_is_still_one_line(
     data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from webvid import query_cli
+    from webvid.cli import query as query_cli
 
     monkeypatch.setattr(query_cli.q, "connect", _enospc)  # a write() error carries no name
     code, _, err = _run(["query", "--root", str(data_root), "SELECT 1"], capsys)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from webvid import io as wio
 from webvid import query as q
-from webvid.cliutil import console, err_console, is_quiet
+from webvid.cli.util import console, err_console, is_quiet
 from webvid.errors import QueryError
 
 MAX_CELL_CHARS = 60

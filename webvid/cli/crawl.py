@@ -1,9 +1,10 @@
 """``webvid crawl SOURCE -o OUT``: the click command (the only place the crawl prints).
 
 Takes a SOURCE (a URL table → list mode; an http(s) start URL or a ``crawl/*.toml`` recipe →
-discovery mode), options and ``--set`` overrides; runs :func:`webvid.crawl.run.run` under a
-rich progress display and prints a summary table. Errors in the input (missing file, unknown
-format, no URL column) come out as one line from the top-level CLI.
+discovery mode), options and ``--set`` overrides; chooses the engine (``--engine local``:
+:func:`webvid.crawl.run.run`; ``--engine ray``: :func:`webvid.scale.crawl_engine.run_crawl`),
+runs it under a rich progress display and prints a summary table. Errors in the input (missing
+file, unknown format, no URL column) come out as one line from the top-level CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 
 import click
 
-from webvid.cliutil import console, is_quiet, progress_display, recipe_options
+from webvid.cli.util import (
+    check_engine,
+    console,
+    engine_options,
+    is_quiet,
+    progress_display,
+    recipe_options,
+)
 from webvid.config import load_recipe
 from webvid.errors import ConfigError
 
@@ -109,14 +117,9 @@ def parse_size(text: str, flag: str = "--max-bytes") -> int:
     is_flag=True,
     help="Allow loopback/private/link-local addresses (tests, the demo).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    help="Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.",
-)
-@click.option(
-    "--ray-address", default=None, help="Ray cluster for --engine ray [default: start a local Ray]."
+@engine_options(
+    "Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.",
+    "Ray cluster for --engine ray [default: start a local Ray].",
 )
 @recipe_options()
 @click.pass_context
@@ -187,8 +190,7 @@ def crawl(
         sets.append(f"max_table_bytes={parse_size(opts['max_table_bytes'], '--max-table-bytes')}")
     sets.append(f"output.dir={json.dumps(str(Path(out)))}")
     cfg = load_recipe(CrawlConfig, recipe, sets)
-    if opts.get("ray_address") and opts.get("engine") != "ray":
-        raise click.UsageError("--ray-address needs --engine ray")
+    check_engine(opts.get("engine"), opts.get("ray_address"))
     with progress_display(ctx) as progress:
         if opts.get("engine") == "ray":
             from webvid.scale.crawl_engine import run_crawl

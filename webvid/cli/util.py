@@ -1,7 +1,8 @@
-"""Helpers shared by the stage CLIs (``webvid/<stage>/cli.py``): console, options, progress.
+"""Helpers shared by the commands of ``webvid.cli``: consoles, options, progress, engine.
 
-The CLI is the only layer that prints. Stage commands import from here so that every command
-has the same ``--recipe``/``--set`` options, the same progress display and the same quiet mode.
+The CLI is the only layer that prints. Commands import from here so that every command has the
+same ``--recipe``/``--set`` options, the same ``--engine``/``--ray-address`` pair, the same
+progress display and the same quiet mode.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from webvid.log import NullProgress, Progress, RichProgress
+from webvid.cli.terminal import RichProgress
+from webvid.log import NullProgress, Progress
 
 #: stdout console for results (tables, summaries); stderr console for progress and errors.
 console = Console()
@@ -42,6 +44,35 @@ def recipe_options(
         return f
 
     return deco
+
+
+def engine_options(
+    engine_help: str, address_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--engine local|ray`` and ``--ray-address``: where a stage's units of work run.
+
+    The command reads the choice and hands the work to the local engine (the stage's own
+    ``run``) or to the Ray driver in :mod:`webvid.scale`; stages never choose it themselves.
+    """
+
+    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--ray-address", default=None, help=address_help)(f)
+        f = click.option(
+            "--engine",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=engine_help,
+        )(f)
+        return f
+
+    return deco
+
+
+def check_engine(engine: str | None, ray_address: str | None) -> None:
+    """A Ray address only makes sense with ``--engine ray``: a usage error otherwise."""
+    if ray_address and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
 
 
 def is_quiet(ctx: click.Context | None = None) -> bool:

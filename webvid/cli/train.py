@@ -2,7 +2,7 @@
 
 Takes command-line arguments and produces rich output (progress on stderr, tables/JSON on
 stdout); all work happens in :mod:`webvid.train.trainer`, :mod:`webvid.train.evaluate` and
-:mod:`webvid.train.search`. The only module of the stage that prints.
+:mod:`webvid.train.search`, which print nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from webvid.cliutil import console, is_quiet, progress_display, recipe_options
+from webvid.cli.util import console, is_quiet, progress_display, recipe_options
 from webvid.errors import ConfigError
 
 

@@ -1,7 +1,7 @@
 """The CLI reference (``docs/cli.md``), generated from the click commands themselves.
 
 Takes the ``webvid`` click group; produces Markdown with every command's usage, help text and
-options. ``python -m webvid.clidoc > docs/cli.md`` regenerates it; ``tests/test_clidoc.py``
+options. ``python -m webvid.cli.doc > docs/cli.md`` regenerates it; ``tests/test_clidoc.py``
 fails when the file and the commands drift apart.
 """
 
@@ -13,7 +13,7 @@ from webvid.cli import cli
 
 HEADER = """# CLI reference
 
-Generated from the commands by `python -m webvid.clidoc > docs/cli.md`; a test keeps it in
+Generated from the commands by `python -m webvid.cli.doc > docs/cli.md`; a test keeps it in
 step. Global options go before the command: `webvid [-v|-q|--debug] COMMAND ...`.
 """
 

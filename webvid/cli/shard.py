@@ -1,8 +1,11 @@
 """``webvid shard CRAWL_DIR... -o OUT``: the click command (the only printing layer of the stage).
 
-Takes crawl dirs, an output folder, a recipe and overrides; runs
-:func:`webvid.shards.run.run` under a progress display and prints the curation funnel as a
-rich table (inputs → removed by each filter → kept) and where the outputs are.
+Takes crawl dirs, an output folder, a recipe and overrides; chooses the engine (``--engine
+local``: :func:`webvid.shards.run.run` with its process pool; ``--engine ray``:
+:func:`webvid.scale.shard_engine.run_shard`), runs it under a progress display and prints the
+curation funnel as a rich table (inputs → removed by each filter → kept) and where the outputs
+are. The command is the verb ``shard``; the package, recipes folder and output folder are
+``shards``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from webvid.cliutil import console, is_quiet, progress_display, recipe_options
+from webvid.cli.util import (
+    check_engine,
+    console,
+    engine_options,
+    is_quiet,
+    progress_display,
+    recipe_options,
+)
 from webvid.shards.recipe import load
 from webvid.shards.run import ShardSummary, run
 
@@ -38,17 +48,9 @@ def funnel_table(summary: ShardSummary) -> Table:
 @recipe_options(None)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
 @click.option("--val-fraction", type=float, default=None, help="Share of clips in the val split.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="Where the per-clip work and shard writing run: a local process pool or Ray tasks.",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    help="Ray cluster to use with --engine ray (default: start a local Ray).",
+@engine_options(
+    "Where the per-clip work and shard writing run: a local process pool or Ray tasks.",
+    "Ray cluster to use with --engine ray (default: start a local Ray).",
 )
 def shard(
     crawl_dirs: tuple[str, ...],
@@ -76,8 +78,7 @@ def shard(
     if val_fraction is not None:
         sets.append(f"output.val_fraction={val_fraction}")
     config = load(recipe, sets)
-    if ray_address and engine != "ray":
-        raise click.UsageError("--ray-address needs --engine ray")
+    check_engine(engine, ray_address)
     with progress_display() as progress:
         if engine == "ray":
             from webvid.scale.shard_engine import run_shard

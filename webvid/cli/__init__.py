@@ -5,8 +5,18 @@ Library errors (:class:`webvid.errors.WebvidError`) are shown as one line, exit 
 anything unexpected as one line plus a hint to rerun with ``--debug`` (which shows the
 traceback), exit code 1.
 
-Stage commands live in their stage (``webvid/crawl/cli.py`` …) and are imported only when
-called, so ``webvid --help`` and ``webvid query`` stay fast and need no torch import.
+This package is the only one that imports click and rich and builds commands; the stage
+packages are libraries it calls. One module per command family, each imported only when its
+command is called, so ``webvid --help`` and ``webvid query`` stay fast and need no torch import:
+
+* :mod:`webvid.cli.crawl` — ``crawl`` (picks the engine: local, or Ray through ``webvid.scale``);
+* :mod:`webvid.cli.shard` — ``shard`` (the same ``--engine`` choice);
+* :mod:`webvid.cli.train` — ``train``, ``eval``, ``embed``, ``search``;
+* :mod:`webvid.cli.demo` — ``demo`` and ``demo-site``;
+* :mod:`webvid.cli.query` — ``query``; :mod:`webvid.cli.doctor` — ``doctor``;
+* :mod:`webvid.cli.util` — consoles, shared options, the progress display;
+  :mod:`webvid.cli.terminal` — rich progress bars and the log handler;
+  :mod:`webvid.cli.doc` — ``docs/cli.md`` generated from the commands.
 """
 
 from __future__ import annotations
@@ -21,27 +31,27 @@ import click
 from rich.markup import escape
 
 from webvid import __version__
-from webvid.cliutil import console, err_console
+from webvid.cli.util import console, err_console
 from webvid.errors import WebvidError
 
 #: command name → "module:attribute" of its click command, and a one-line help.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "crawl": (
-        "webvid.crawl.cli:crawl",
+        "webvid.cli.crawl:crawl",
         "Collect clips and captions from a stock site or a URL table.",
     ),
     "shard": (
-        "webvid.shards.cli:shard",
+        "webvid.cli.shard:shard",
         "Curate crawl dirs into WebDataset shards with Parquet metadata.",
     ),
-    "train": ("webvid.train.cli:train", "Train the Frozen-in-Time dual encoder on shards."),
-    "eval": ("webvid.train.cli:eval_cmd", "Text-video retrieval metrics of a checkpoint."),
-    "embed": ("webvid.train.cli:embed", "Embed a shard set into a Parquet index."),
-    "search": ("webvid.train.cli:search", "Text search over an embedding index."),
-    "demo": ("webvid.demo.command:demo", "The whole pipeline on the built-in demo stock site."),
-    "demo-site": ("webvid.demo.cli:demo_site", "Serve the built-in demo stock site on loopback."),
-    "query": ("webvid.query_cli:query", "DuckDB SQL over all metadata under a data root."),
-    "doctor": ("webvid.doctor:doctor", "Check that everything webvid needs is installed."),
+    "train": ("webvid.cli.train:train", "Train the Frozen-in-Time dual encoder on shards."),
+    "eval": ("webvid.cli.train:eval_cmd", "Text-video retrieval metrics of a checkpoint."),
+    "embed": ("webvid.cli.train:embed", "Embed a shard set into a Parquet index."),
+    "search": ("webvid.cli.train:search", "Text search over an embedding index."),
+    "demo": ("webvid.cli.demo:demo", "The whole pipeline on the built-in demo stock site."),
+    "demo-site": ("webvid.cli.demo:demo_site", "Serve the built-in demo stock site on loopback."),
+    "query": ("webvid.cli.query:query", "DuckDB SQL over all metadata under a data root."),
+    "doctor": ("webvid.cli.doctor:doctor", "Check that everything webvid needs is installed."),
 }
 
 
@@ -91,7 +101,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
       webvid train  --recipe train/demo.toml -o runs/x
       webvid query  "SELECT status, count(*) FROM crawl GROUP BY 1"
     """
-    from webvid.log import setup_logging
+    from webvid.cli.terminal import setup_logging
 
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
@@ -142,6 +152,3 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 __all__ = ["cli", "main", "console", "err_console"]
-
-if __name__ == "__main__":
-    main()
