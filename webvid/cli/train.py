@@ -1,8 +1,8 @@
 """The ``webvid train``, ``webvid eval``, ``webvid embed`` and ``webvid search`` commands.
 
 Takes command-line arguments and produces rich output (progress on stderr, tables/JSON on
-stdout); all work happens in :mod:`webvid.train.trainer`, :mod:`webvid.train.evaluate` and
-:mod:`webvid.train.search`, which print nothing.
+stdout); all work happens in :mod:`webvid.train.trainer`, :mod:`webvid.retrieval.evaluate` and
+:mod:`webvid.retrieval.search`, which print nothing.
 """
 
 from __future__ import annotations
@@ -147,10 +147,10 @@ def eval_cmd(
     """Text↔video retrieval metrics of CHECKPOINT on DATA (shard set or MSR-VTT-style folder)."""
     import torch
 
+    from webvid.clips.sample import ClipOptions
     from webvid.io import write_json
-    from webvid.train.build import data_stats, load_for_inference
-    from webvid.train.data import ClipOptions
-    from webvid.train.evaluate import evaluate_model, make_stream
+    from webvid.model.build import data_stats, load_for_inference
+    from webvid.retrieval.evaluate import evaluate_model, make_stream
 
     model = load_for_inference(checkpoint, text_model).to(torch.device(device))
     stats = data_stats(checkpoint)  # the normalisation the model was trained with
@@ -218,7 +218,7 @@ def embed(
     device: str,
 ) -> None:
     """Embed every clip of DATA with CHECKPOINT into a Parquet index (key, caption, embedding)."""
-    from webvid.train.search import build_index
+    from webvid.retrieval.search import build_index
 
     with progress_display() as progress:
         res = build_index(
@@ -254,7 +254,7 @@ def search(
     query: tuple[str, ...], index: str, k: int, checkpoint: str | None, as_json: bool
 ) -> None:
     """The top-k clips of an index for a text QUERY."""
-    from webvid.train.search import search as do_search
+    from webvid.retrieval.search import search as do_search
 
     text = " ".join(query)
     hits = do_search(index, [text], k=k, checkpoint=checkpoint)[0]
