@@ -1,226 +1,133 @@
 """HTML → links and clip records (pure: text in, data out).
 
-Takes a page's HTML text and URL; produces a small element tree (:func:`parse_html`), CSS
-selection over it (:func:`select`, a subset: ``tag``, ``*``, ``#id``, ``.class``,
-``[attr]``, ``[attr=v]`` / ``~= ^= $= *=``, descendant and ``>`` combinators, ``,`` groups),
-the page's links and ``rel=next`` links, its meta-robots opt-out, and a :class:`Clip` from,
-in order of trust: schema.org ``VideoObject``/``ImageObject`` JSON-LD, OpenGraph
-``og:video*``, then ``<video>/<source>`` with the poster image's ``alt``/``title`` — the
-alt-text caption. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an attribute)
-override any field.
+Takes a page's HTML text and URL; parses it with lxml (libxml2's HTML parser) into a
+:class:`Doc`, and produces: CSS selection (:func:`select`: CSS 3 selectors, compiled to XPath
+by cssselect), the page's links and ``rel=next`` links, its meta-robots opt-out, and a
+:class:`Clip` from, in order of trust: schema.org ``VideoObject``/``ImageObject`` JSON-LD,
+OpenGraph ``og:video*``, then ``<video>/<source>`` with the poster image's ``alt``/``title`` —
+the alt-text caption. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an attribute)
+override any field. Parsing and selector matching are the libraries'; the rules are ours.
+
+libxml2 builds the tree in time and memory linear in the page, and stops at 256 levels of
+nesting (a page nested deeper keeps what came before): HTML5 tree builders (Lexbor) are
+quadratic on deep nesting and can be made to create millions of elements from a few KB.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import re
-from html.parser import HTMLParser
+import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urldefrag, urljoin
+
+import lxml.html
+from cssselect import SelectorError
+from lxml import etree
+from lxml.cssselect import CSSSelector
 
 from webvid.crawl import polite
 from webvid.crawl.items import parse_duration, to_int
 
-_VOID = frozenset(
-    {
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "param",
-        "source",
-        "track",
-        "wbr",
-    }
-)
+_local = threading.local()  # one parser per thread: no parser is shared between threads
 
 
-@dataclasses.dataclass(eq=False)
-class Element:
-    tag: str
-    attrs: dict[str, str]
-    parent: Element | None = None
-    parts: list[Any] = dataclasses.field(default_factory=list)  # str | Element, in order
-
-    @property
-    def children(self) -> list[Element]:
-        return [p for p in self.parts if isinstance(p, Element)]
-
-    def text(self) -> str:
-        return "".join(p if isinstance(p, str) else p.text() for p in self.parts)
-
-    def iter(self) -> Any:
-        for p in self.parts:
-            if isinstance(p, Element):
-                yield p
-                yield from p.iter()
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Element("#root", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        el = Element(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
-        self.stack[-1].parts.append(el)
-        if tag not in _VOID:
-            self.stack.append(el)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        el = Element(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
-        self.stack[-1].parts.append(el)
-
-    def handle_endtag(self, tag: str) -> None:
-        for i in range(len(self.stack) - 1, 0, -1):
-            if self.stack[i].tag == tag:
-                del self.stack[i:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].parts.append(data)
+def _parser() -> lxml.html.HTMLParser:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True)
+    return parser
 
 
 @dataclasses.dataclass
 class Doc:
-    root: Element
+    root: lxml.html.HtmlElement
     url: str  # base for relative links (<base href> applied)
+    resolved: dict[str, str | None] = dataclasses.field(default_factory=dict, repr=False)
 
     def abs(self, href: str | None) -> str | None:
-        if (
-            not href
-            or not href.strip()
-            or href.strip().lower().startswith(("javascript:", "mailto:", "data:"))
-        ):
+        """``href`` made absolute without its fragment; None for empty, ``javascript:``,
+        ``mailto:`` and ``data:`` links. Memoised per page: pages repeat their links."""
+        if not href:
             return None
-        return urldefrag(urljoin(self.url, href.strip()))[0]
+        if href not in self.resolved:
+            ref = href.strip()
+            skip = not ref or ref.lower().startswith(("javascript:", "mailto:", "data:"))
+            self.resolved[href] = None if skip else urldefrag(urljoin(self.url, ref))[0]
+        return self.resolved[href]
+
+
+@dataclasses.dataclass(frozen=True)
+class Element:
+    """One element a selector found: what recipes read of it."""
+
+    node: lxml.html.HtmlElement
+
+    @property
+    def tag(self) -> str:
+        return str(self.node.tag)
+
+    @property
+    def attrs(self) -> Mapping[str, str]:
+        return self.node.attrib
+
+    def text(self) -> str:
+        return str(self.node.text_content())
+
+
+def _css(selector: str) -> CSSSelector:
+    return CSSSelector(selector, translator="html")
+
+
+_BASE = _css("base[href]")
+_LINKS = _css("a[href], area[href], link[href]")
+_NAMED_META = _css("meta[name]")
+_META = _css("meta")
+_SCRIPTS = _css("script[type]")
+_VIDEOS = _css("video")
+_SOURCES = _css("source[src]")
+_IMAGES = _css("img[src]")
 
 
 def parse_html(text: str, url: str) -> Doc:
-    b = _Builder()
+    """The tree of ``text``; relative links resolve against ``url`` and ``<base href>``."""
+    data = text.encode("utf-8", "replace")  # as bytes: an XML declaration may name a charset
     try:
-        b.feed(text)
-        b.close()
-    except (AssertionError, ValueError):  # html.parser gives up on some broken markup
-        pass
-    base = next(
-        (e.attrs.get("href") for e in b.root.iter() if e.tag == "base" and e.attrs.get("href")),
-        None,
-    )
-    return Doc(b.root, urljoin(url, base) if base else url)
+        root = etree.fromstring(data, _parser()) if data.strip() else None
+    except etree.LxmlError:
+        root = None
+    if root is None:  # nothing but blanks, or nothing libxml2 could read
+        root = lxml.html.Element("html")
+    base = next((h for el in _BASE(root) if (h := attr(el, "href"))), None)
+    return Doc(root, urljoin(url, base) if base else url)
 
 
-# --------------------------------------------------------------------------------------------
-# CSS subset
-# --------------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""\s*(?P<child>>)\s*|(?P<ws>\s+)|(?P<tag>[a-zA-Z][\w-]*|\*)|\#(?P<id>[\w-]+)|\.(?P<cls>[\w-]+)"""
-    r"""|\[\s*(?P<attr>[\w:-]+)\s*(?:(?P<op>[~^$*]?=)\s*(?:"(?P<v1>[^"]*)"|'(?P<v2>[^']*)'|(?P<v3>[^\]\s]+))\s*)?\]"""
-)
+def attr(el: lxml.html.HtmlElement, name: str) -> str:
+    """An attribute's value; ``""`` when it is absent."""
+    return el.get(name) or ""
 
 
-@dataclasses.dataclass
-class _Compound:
-    tag: str | None = None
-    ids: list[str] = dataclasses.field(default_factory=list)
-    classes: list[str] = dataclasses.field(default_factory=list)
-    attrs: list[tuple[str, str | None, str]] = dataclasses.field(default_factory=list)
-
-    def matches(self, el: Element) -> bool:
-        if self.tag not in (None, "*") and el.tag != self.tag:
-            return False
-        if any(el.attrs.get("id") != i for i in self.ids):
-            return False
-        have = set(el.attrs.get("class", "").split())
-        if any(c not in have for c in self.classes):
-            return False
-        for name, op, val in self.attrs:
-            if name not in el.attrs:
-                return False
-            got = el.attrs[name]
-            ok = {
-                None: True,
-                "=": got == val,
-                "~=": val in got.split(),
-                "^=": got.startswith(val),
-                "$=": got.endswith(val),
-                "*=": val in got,
-            }[op]
-            if not ok:
-                return False
-        return True
+@functools.lru_cache(maxsize=256)
+def _compiled(selector: str) -> CSSSelector:
+    try:
+        return _css(selector)
+    except SelectorError as exc:
+        raise ValueError(f"unsupported CSS selector: {selector!r} ({exc})") from None
 
 
-def _parse_selector(selector: str) -> list[tuple[str, _Compound]]:
-    steps: list[tuple[str, _Compound]] = []
-    comb, cur, pos = " ", None, 0
-    selector = selector.strip()
-    while pos < len(selector):
-        m = _TOKEN.match(selector, pos)
-        if not m or m.end() == pos:
-            raise ValueError(f"unsupported CSS selector: {selector!r} (at {selector[pos:]!r})")
-        pos = m.end()
-        if m.group("child") or m.group("ws"):
-            if cur is not None:
-                steps.append((comb, cur))
-                cur = None
-            comb = ">" if m.group("child") else " "
-            continue
-        cur = cur or _Compound()
-        if m.group("tag"):
-            cur.tag = m.group("tag").lower()
-        elif m.group("id"):
-            cur.ids.append(m.group("id"))
-        elif m.group("cls"):
-            cur.classes.append(m.group("cls"))
-        else:
-            val = next(
-                (v for v in (m.group("v1"), m.group("v2"), m.group("v3")) if v is not None), ""
-            )
-            cur.attrs.append((m.group("attr").lower(), m.group("op"), val))
-    if cur is not None:
-        steps.append((comb, cur))
-    if not steps:
-        raise ValueError(f"empty CSS selector: {selector!r}")
-    return steps
-
-
-def _matches(el: Element, steps: list[tuple[str, _Compound]]) -> bool:
-    if not steps[-1][1].matches(el):
-        return False
-    if len(steps) == 1:
-        return True
-    comb = steps[-1][0]
-    parent = el.parent
-    if comb == ">":
-        return parent is not None and parent.tag != "#root" and _matches(parent, steps[:-1])
-    while parent is not None and parent.tag != "#root":
-        if _matches(parent, steps[:-1]):
-            return True
-        parent = parent.parent
-    return False
-
-
-def select(doc: Doc | Element, selector: str) -> list[Element]:
-    """Elements matching a CSS selector (the subset above), in document order."""
-    root = doc.root if isinstance(doc, Doc) else doc
-    groups = [_parse_selector(s) for s in selector.split(",") if s.strip()]
-    return [el for el in root.iter() if any(_matches(el, g) for g in groups)]
+def select(doc: Doc, selector: str) -> list[Element]:
+    """Elements matching a CSS selector, in document order; ValueError if it does not parse."""
+    if not selector.strip():
+        return []
+    return [Element(node) for node in _compiled(selector.strip())(doc.root)]
 
 
 def select_values(doc: Doc, spec: str) -> list[str]:
     """``"css"`` → texts, ``"css@attr"`` → attribute values (non-empty, stripped)."""
-    css, _, attr = spec.partition("@")
-    values = [(el.attrs.get(attr, "") if attr else el.text()) for el in select(doc, css)]
+    css, _, name = spec.partition("@")
+    values = [(attr(el.node, name) if name else el.text()) for el in select(doc, css)]
     return [" ".join(v.split()) for v in values if v and v.strip()]
 
 
@@ -232,13 +139,11 @@ def select_values(doc: Doc, spec: str) -> list[str]:
 def links(doc: Doc) -> list[tuple[str, bool]]:
     """``(absolute url, is_rel_next)`` of every ``<a href>`` and ``<link rel=next>``."""
     out: list[tuple[str, bool]] = []
-    for el in doc.root.iter():
-        if el.tag not in ("a", "link", "area"):
-            continue
-        rel = el.attrs.get("rel", "").lower().split()
+    for el in _LINKS(doc.root):
+        rel = attr(el, "rel").lower().split()
         if el.tag == "link" and "next" not in rel:
             continue
-        url = doc.abs(el.attrs.get("href"))
+        url = doc.abs(attr(el, "href"))
         if url and url.lower().startswith(("http://", "https://")):
             out.append((url, "next" in rel))
     return out
@@ -246,12 +151,10 @@ def links(doc: Doc) -> list[tuple[str, bool]]:
 
 def meta_robots_opt_out(doc: Doc, token: str) -> str | None:
     """An opt-out in ``<meta name="robots"|"<token>" content="noai">``, else None."""
-    values = []
-    for el in doc.root.iter():
-        if el.tag == "meta":
-            name = el.attrs.get("name", "").lower()
-            if name in ("robots", token.lower()):
-                values.append(el.attrs.get("content", ""))
+    names = ("robots", token.lower())
+    values = [
+        attr(el, "content") for el in _NAMED_META(doc.root) if attr(el, "name").lower() in names
+    ]
     return polite.x_robots_opt_out(values, token)
 
 
@@ -311,10 +214,10 @@ def _text(value: Any) -> str | None:
 
 def json_ld_objects(doc: Doc) -> list[dict[str, Any]]:
     found = []
-    for el in doc.root.iter():
-        if el.tag == "script" and el.attrs.get("type", "").lower().strip() == "application/ld+json":
+    for el in _SCRIPTS(doc.root):
+        if attr(el, "type").lower().strip() == "application/ld+json":
             try:
-                data = json.loads(el.text())
+                data = json.loads(el.text_content())
             except ValueError:
                 continue
             found.extend(_walk_ld(data))
@@ -348,11 +251,10 @@ def _from_json_ld(doc: Doc, clip: Clip) -> None:
 
 def _from_opengraph(doc: Doc, clip: Clip) -> None:
     og: dict[str, str] = {}
-    for el in doc.root.iter():
-        if el.tag == "meta":
-            prop = (el.attrs.get("property") or el.attrs.get("name") or "").lower()
-            if prop.startswith("og:") and prop not in og:
-                og[prop] = el.attrs.get("content", "").strip()
+    for el in _META(doc.root):
+        prop = (attr(el, "property") or attr(el, "name")).lower()
+        if prop.startswith("og:") and prop not in og:
+            og[prop] = attr(el, "content").strip()
     video = og.get("og:video:secure_url") or og.get("og:video:url") or og.get("og:video")
     if og.get("og:title"):
         clip.captions["opengraph"] = " ".join(og["og:title"].split())
@@ -367,22 +269,22 @@ def _from_opengraph(doc: Doc, clip: Clip) -> None:
 
 
 def _from_video_tag(doc: Doc, clip: Clip) -> int:
-    videos = [el for el in doc.root.iter() if el.tag == "video"]
+    videos = _VIDEOS(doc.root)
     if not videos:
         return 0
     video = videos[0]
-    sources = [s for s in video.iter() if s.tag == "source" and s.attrs.get("src")]
-    mp4 = [s for s in sources if "mp4" in s.attrs.get("type", "")]
-    src = video.attrs.get("src") or (mp4 or sources or [Element("source", {})])[0].attrs.get("src")
-    poster = doc.abs(video.attrs.get("poster"))
-    alt = None
+    sources = [s for s in _SOURCES(video) if attr(s, "src")]
+    mp4 = [s for s in sources if "mp4" in attr(s, "type")]
+    src = attr(video, "src") or next((attr(s, "src") for s in mp4 or sources), "")
+    poster = doc.abs(attr(video, "poster"))
+    alt = ""
     if poster:  # the poster image's alt text: WebVid's caption
-        for el in doc.root.iter():
-            if el.tag == "img" and doc.abs(el.attrs.get("src")) == poster:
-                alt = el.attrs.get("alt") or el.attrs.get("title")
+        for el in _IMAGES(doc.root):
+            if doc.abs(attr(el, "src")) == poster:
+                alt = attr(el, "alt") or attr(el, "title")
                 if alt:
                     break
-    alt = alt or video.attrs.get("title") or video.attrs.get("aria-label")
+    alt = alt or attr(video, "title") or attr(video, "aria-label")
     if alt and alt.strip():
         clip.captions["alt"] = " ".join(alt.split())
     if src:

@@ -3,8 +3,10 @@
 Takes strings and numbers (a robots.txt body, an ``X-Robots-Tag`` header, a ``Retry-After``
 value, an IP address, the clock); produces decisions:
 
-* :func:`parse_robots` → :class:`RobotsRules` (RFC 9309: groups by user-agent token,
-  longest match wins, ``Allow`` wins ties, ``*`` and ``$`` wildcards, ``Crawl-delay``);
+* :func:`parse_robots` → :class:`RobotsRules`: protego parses and matches (RFC 9309 as
+  Google reads it: groups by user-agent token, longest match wins, ``Allow`` wins ties, ``*``
+  and ``$`` wildcards, ``Crawl-delay``); :func:`robots_for_status` adds our policy (4xx: allow
+  all, 5xx: disallow all);
 * :func:`x_robots_opt_out` — whether an ``X-Robots-Tag`` opts out of AI/dataset use, with
   img2dataset's directive set and UA-scoped directives (``webvid: noai``);
 * :func:`backoff_delay`, :func:`parse_retry_after` — exponential backoff with jitter that
@@ -22,8 +24,9 @@ import email.utils
 import ipaddress
 import math
 import random
-import re
 import time
+
+from protego import Protego
 
 from webvid import contract
 
@@ -32,11 +35,18 @@ from webvid import contract
 # --------------------------------------------------------------------------------------------
 
 
+#: the origin put in front of a path for protego, which reads URLs: the rules of one host are
+#: asked about that host's paths only, so any fixed origin does (a path like ``//x`` stays a path)
+_ORIGIN = "http://robots.invalid"
+
+
 @dataclasses.dataclass(frozen=True)
 class RobotsRules:
-    """The rules of one robots.txt group (the one that applies to our token)."""
+    """What one host's robots.txt says to our token: parsed and matched by protego, with our
+    policy for unreachable or missing files on top."""
 
-    rules: tuple[tuple[bool, str], ...] = ()  # (allow, path pattern)
+    parser: Protego | None = None  # None: no rules at all (no robots.txt, a 4xx, obey off)
+    token: str = ""
     crawl_delay_s: float | None = None
     disallow_all: bool = False  # robots.txt unreachable (5xx / network error): RFC 9309 §2.3.1.4
 
@@ -44,73 +54,30 @@ class RobotsRules:
         """Whether ``path`` (path + query, percent-encoded as sent) may be fetched."""
         if self.disallow_all:
             return False
-        if path in ("/robots.txt",):
+        if self.parser is None or path == "/robots.txt":
             return True
-        best_len, best_allow = -1, True
-        for allow, pattern in self.rules:
-            if not pattern:
-                continue  # "Disallow:" with no value allows everything
-            n = _match_len(pattern, path)
-            if n is None:
-                continue
-            if n > best_len or (n == best_len and allow):
-                best_len, best_allow = n, allow
-        return best_allow
+        return self.parser.can_fetch(_ORIGIN + _utf8(path), self.token)
 
 
 ALLOW_ALL = RobotsRules()
 DISALLOW_ALL = RobotsRules(disallow_all=True)
 
 
-def _match_len(pattern: str, path: str) -> int | None:
-    """Length of ``pattern`` when it matches the start of ``path``, else None."""
-    if "*" not in pattern and not pattern.endswith("$"):
-        return len(pattern) if path.startswith(pattern) else None
-    anchored = pattern.endswith("$")
-    body = pattern[:-1] if anchored else pattern
-    regex = ".*".join(re.escape(part) for part in body.split("*")) + ("$" if anchored else "")
-    return len(pattern) if re.match(regex, path) else None
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (which protego cannot percent-encode) replaced."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def parse_robots(text: str, token: str) -> RobotsRules:
-    """The group for ``token`` (case-insensitive product token), else ``*``, else allow all."""
-    token = token.lower()
-    groups: list[tuple[list[str], list[tuple[bool, str]], list[float]]] = []
-    current: tuple[list[str], list[tuple[bool, str]], list[float]] | None = None
-    last_was_agent = False
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if ":" not in line:
-            continue
-        key, value = (s.strip() for s in line.split(":", 1))
-        key = key.lower()
-        if key == "user-agent":
-            if current is None or not last_was_agent:
-                current = ([], [], [])
-                groups.append(current)
-            current[0].append(value.lower())
-            last_was_agent = True
-            continue
-        last_was_agent = False
-        if current is None:
-            continue
-        if key in ("allow", "disallow"):
-            current[1].append((key == "allow", value))
-        elif key == "crawl-delay":
-            try:
-                delay = float(value)
-            except ValueError:
-                continue
-            if math.isfinite(delay) and delay >= 0:
-                current[2].append(delay)
-    chosen = [g for g in groups if any(a != "*" and a == token for a in g[0])]
-    if not chosen:
-        chosen = [g for g in groups if "*" in g[0]]
-    if not chosen:
-        return ALLOW_ALL
-    rules = tuple(r for g in chosen for r in g[1])
-    delays = [d for g in chosen for d in g[2]]
-    return RobotsRules(rules=rules, crawl_delay_s=max(delays) if delays else None)
+    """The group for ``token`` (case-insensitive product token), else ``*``, else allow all.
+
+    Parsing and matching are protego's (Google's robots.txt rules, RFC 9309: longest match
+    wins, ``Allow`` wins ties, ``*`` and ``$`` wildcards, percent-encoding normalised, groups
+    naming one agent merged); ``Crawl-delay`` is the chosen group's (its last valid value).
+    """
+    token = token.strip().lower()
+    parser = Protego.parse(_utf8(text.removeprefix("\ufeff")))  # a BOM is not a field name
+    return RobotsRules(parser=parser, token=token, crawl_delay_s=parser.crawl_delay(token))
 
 
 def robots_for_status(status: int, text: str, token: str) -> RobotsRules:

@@ -11,8 +11,9 @@ ffmpeg pass that computes the scores, so every clip is decoded exactly once.
 The file is untrusted: its first bytes are sniffed before any tool opens it (compressed files
 and archives are refused there: ffprobe's ``libgme`` demuxer inflates gzip without bound), and
 ffprobe runs through :func:`webvid.shards.tools.run_tool`, with an address-space ceiling and a
-wall-clock limit (ffmpeg-python's ``probe`` has neither), with the same
-``-show_format -show_streams -of json`` arguments.
+wall-clock limit, as ``ffprobe -v error -show_format -show_streams -of json FILE`` (the argument
+list is written out here, like the ffmpeg ones in :mod:`webvid.shards.transform`: see
+docs/architecture.md for why no wrapper library builds them).
 """
 
 from __future__ import annotations
