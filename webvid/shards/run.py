@@ -347,7 +347,7 @@ def _tools() -> dict[str, str]:
         tools["ffmpeg"] = first.splitlines()[0] if first else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         tools["ffmpeg"] = "unknown"
-    for name in ("py3langid", "pillow", "numpy", "ffmpeg-python"):
+    for name in ("py3langid", "pillow", "numpy"):
         try:
             tools[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
