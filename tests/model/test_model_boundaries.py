@@ -2,8 +2,8 @@
 
 The public model API of docs/model.md moved out of ``webvid.train``; the old modules are aliases
 that must hand out the very same objects. The model library, the clip decoding it shares with
-retrieval, and retrieval itself must not import the layers above them — checked on the source,
-lazy imports inside functions included.
+retrieval, and retrieval itself must not import the layers above them — that part is checked
+for the whole package in tests/test_architecture.py.
 """
 
 from __future__ import annotations
@@ -39,13 +39,6 @@ ALIASES = {
     "webvid.train.fastframes": "webvid.clips.fastframes",
 }
 
-#: package → the webvid packages it must never import (the shared floor is always allowed).
-FORBIDDEN = {
-    "model": ("train", "retrieval", "clips", "demo", "cli", "scale"),
-    "clips": ("train", "retrieval", "model", "demo", "cli", "scale"),
-    "retrieval": ("train", "demo", "cli", "scale"),
-}
-
 
 @pytest.mark.parametrize(("old", "new", "name"), PUBLIC_API)
 def test_public_api_is_the_same_object_from_its_old_and_new_path(
@@ -77,27 +70,3 @@ def test_old_module_re_exports_every_public_name_of_the_new_one(old: str, new: s
     assert names
     missing = [n for n in names if getattr(alias, n, None) is not getattr(moved, n)]
     assert not missing, f"{old} lacks {missing}"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every absolute module name a file imports, top-level or inside functions."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{path}: relative import"
-            names.add(node.module or "")
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-    return names
-
-
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_package_imports_nothing_above_it(package: str) -> None:
-    bad = []
-    for path in sorted((WEBVID / package).glob("*.py")):
-        for name in imported_modules(path):
-            parts = name.split(".")
-            if parts[0] == "webvid" and len(parts) > 1 and parts[1] in FORBIDDEN[package]:
-                bad.append(f"{path.relative_to(WEBVID.parent)} imports {name}")
-    assert not bad, "\n".join(bad)
