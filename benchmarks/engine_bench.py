@@ -97,8 +97,7 @@ def warm_crawl(root: Path, n: int, repeat: int) -> dict[str, list[float]]:
     """In one process with Ray already up: the engines' marginal items/s (no start-up)."""
     import time
 
-    from webvid.config import load_recipe
-    from webvid.crawl.config import CrawlConfig
+    from webvid.crawl.recipe import load
     from webvid.crawl.run import run
     from webvid.scale.cluster import ray_session
     from webvid.scale.crawl_engine import run_crawl
@@ -123,17 +122,9 @@ def warm_crawl(root: Path, n: int, repeat: int) -> dict[str, list[float]]:
             for r in range(repeat):
                 for engine, fn in (("local", run), ("ray", run_crawl)):
                     out = root / f"warm-{engine}-{r}"
-                    cfg = load_recipe(
-                        CrawlConfig,
-                        None,
-                        [
-                            f"source={json.dumps(str(table))}",
-                            f"output.dir={json.dumps(str(out))}",
-                            *sets,
-                        ],
-                    )
+                    cfg = load(None, sets)
                     t = time.perf_counter()
-                    summary = fn(cfg)
+                    summary = fn(cfg, table, out)
                     res[engine].append(n / (time.perf_counter() - t))
                     assert summary.by_status.get("success") == n, summary.by_status
                     print(f"warm crawl {engine}: {res[engine][-1]:.0f} items/s", file=sys.stderr)

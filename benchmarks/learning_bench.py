@@ -37,8 +37,9 @@ from webvid.config import from_dict
 from webvid.model.build import load_for_inference
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
 from webvid.retrieval.evaluate import embed, make_stream, retrieval_metrics
-from webvid.train import synth, trainer
+from webvid.train import synth
 from webvid.train.recipe import TrainRecipe
+from webvid.train.run import run as train
 
 DIRS = {"left": "left", "right": "right", "up": "up", "down": "down"}
 DIR_RE = re.compile(r"\b(left|right|up|down)(wards)?\b", re.IGNORECASE)
@@ -203,9 +204,9 @@ def main() -> None:
     run = args.out / "run"
     stage1 = args.out / "stage1.pt"
     if not stage1.exists():
-        trainer.run(r, run, stop_after=args.steps1)
+        train(r, None, run, stop_after=args.steps1)
         shutil.copyfile(run / "latest.pt", stage1)
-    trainer.run(r, run)
+    train(r, None, run)
     val = shards / "videos" / "val"
     res = {
         "data": "demo shards" if args.shards else "synthetic moving shapes",

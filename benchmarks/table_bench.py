@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from webvid.crawl import sources as current
-from webvid.crawl.config import TableConfig
+from webvid.crawl.recipe import TableConfig
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = [

@@ -192,7 +192,7 @@ def test_ray_crawl_equals_local_and_resumes(ray_cluster, server, tmp_path):
     first = run_crawl(config(src, tmp_path / "ray", limit=15), tasks=2, limiters=2)
     assert first.attempted == 15
     rec = RecordingProgress()
-    second = run_crawl(config(src, tmp_path / "ray"), rec, tasks=2, limiters=2)
+    second = run_crawl(config(src, tmp_path / "ray"), progress=rec, tasks=2, limiters=2)
     assert rec.completed["crawl"] == len(local)  # the tasks' counts reach the driver's display
     assert rec.fields["crawl"]["items_s"] > 0
     assert second.skipped_done == 15 and second.attempted == len(local) - 15

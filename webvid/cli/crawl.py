@@ -13,7 +13,6 @@ import gc
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import click
@@ -26,7 +25,6 @@ from webvid.cli.util import (
     progress_display,
     recipe_options,
 )
-from webvid.config import load_recipe
 from webvid.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -149,7 +147,7 @@ def crawl(
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     gc.disable()
     try:
-        from webvid.crawl.config import CrawlConfig
+        from webvid.crawl.recipe import load
         from webvid.crawl.run import run
     finally:
         gc.enable()
@@ -159,8 +157,6 @@ def crawl(
             raise ConfigError("give the recipe either as SOURCE or with --recipe, not both")
         recipe, source = source, None
     sets = list(overrides)
-    if source:
-        sets.insert(0, f"source={json.dumps(source)}")
     table_opts = {
         "url_col": "table.url_col",
         "caption_col": "table.caption_col",
@@ -188,16 +184,17 @@ def crawl(
         sets.append(f"max_bytes={parse_size(opts['max_bytes'])}")
     if opts.get("max_table_bytes"):
         sets.append(f"max_table_bytes={parse_size(opts['max_table_bytes'], '--max-table-bytes')}")
-    sets.append(f"output.dir={json.dumps(str(Path(out)))}")
-    cfg = load_recipe(CrawlConfig, recipe, sets)
+    cfg = load(recipe, sets)
     check_engine(opts.get("engine"), opts.get("ray_address"))
     with progress_display(ctx) as progress:
         if opts.get("engine") == "ray":
             from webvid.scale.crawl_engine import run_crawl
 
-            summary = run_crawl(cfg, progress, address=opts.get("ray_address"))
+            summary = run_crawl(
+                cfg, source or None, out, progress=progress, address=opts.get("ray_address")
+            )
         else:
-            summary = run(cfg, progress)
+            summary = run(cfg, source or None, out, progress=progress)
     if not is_quiet(ctx):
         print_summary(summary)
 

@@ -83,9 +83,11 @@ def shard(
         if engine == "ray":
             from webvid.scale.shard_engine import run_shard
 
-            summary = run_shard(config, list(crawl_dirs), out, progress, address=ray_address)
+            summary = run_shard(
+                config, list(crawl_dirs), out, progress=progress, address=ray_address
+            )
         else:
-            summary = run(config, list(crawl_dirs), out, progress)
+            summary = run(config, list(crawl_dirs), out, progress=progress)
     if is_quiet():
         return
     console.print(funnel_table(summary))

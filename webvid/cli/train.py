@@ -1,7 +1,7 @@
 """The ``webvid train``, ``webvid eval``, ``webvid embed`` and ``webvid search`` commands.
 
 Takes command-line arguments and produces rich output (progress on stderr, tables/JSON on
-stdout); all work happens in :mod:`webvid.train.trainer`, :mod:`webvid.retrieval.evaluate` and
+stdout); all work happens in :mod:`webvid.train.run`, :mod:`webvid.retrieval.evaluate` and
 :mod:`webvid.retrieval.search`, which print nothing.
 """
 
@@ -51,16 +51,17 @@ def train(
     webvid train --recipe train/demo.toml -o runs/demo
     torchrun --nproc-per-node 4 -m webvid.cli train --recipe train/frozen-webvid2m-cc3m.toml -o runs/x
     """
-    from webvid.train.recipe import load_train_recipe
-    from webvid.train.trainer import run
+    from webvid.train.recipe import load
+    from webvid.train.run import run
 
     if recipe is None:
         raise ConfigError("--recipe is required (see train/README.md)")
-    r = load_train_recipe(recipe, overrides)
+    r = load(recipe, overrides)
     main = int(os.environ.get("RANK", "0")) == 0
     with progress_display() as progress:
         summary = run(
             r,
+            None,
             Path(out),
             base=Path(recipe).resolve().parent,
             init=Path(init) if init else None,

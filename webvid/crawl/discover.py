@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 
 from webvid.contract import clip_id
 from webvid.crawl import egress, extract, media
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.egress import canonical_host
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.tasks import WorkerWatch
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ _ASSET_EXTS = (
 
 class Discoverer:
     def __init__(
-        self, cfg: CrawlConfig, fetcher: Fetcher, start: str, done: Container[str]
+        self, cfg: CrawlRecipe, fetcher: Fetcher, start: str, done: Container[str]
     ) -> None:
         self.cfg = cfg
         self.d = cfg.discover

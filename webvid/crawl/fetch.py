@@ -28,10 +28,10 @@ import aiohttp
 
 from webvid import contract
 from webvid.crawl import media, polite
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.egress import EgressPolicy, PrivateAddressError, Verdict
 from webvid.crawl.items import Outcome
 from webvid.crawl.net import HostSlots, RobotsCache, describe_exception
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.sink import Disk, MediaSink
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class Fetcher:
     def __init__(
         self,
-        cfg: CrawlConfig,
+        cfg: CrawlRecipe,
         session: aiohttp.ClientSession,
         slots: HostSlots,
         robots: RobotsCache,

@@ -26,8 +26,8 @@ import signal
 import sys
 from typing import Any
 
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.loop import lean_gc, run_unit
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts
 from webvid.errors import WebvidError
 from webvid.log import Progress
@@ -35,7 +35,7 @@ from webvid.log import Progress
 log = logging.getLogger(__name__)
 
 
-def split_limits(cfg: CrawlConfig, n: int) -> CrawlConfig:
+def split_limits(cfg: CrawlRecipe, n: int) -> CrawlRecipe:
     """Each worker gets 1/n of the global and per-host limits (politeness holds in sum)."""
     p = cfg.polite
     polite = dataclasses.replace(

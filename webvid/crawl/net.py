@@ -1,6 +1,6 @@
 """The network plumbing of one crawl: session, guarded DNS, per-host slots, robots cache.
 
-Takes a :class:`~webvid.crawl.config.CrawlConfig`; produces
+Takes a :class:`~webvid.crawl.recipe.CrawlRecipe`; produces
 
 * :func:`make_session` — one ``aiohttp.ClientSession`` per run: pooled connector with a
   global and a per-host connection limit, an in-process DNS cache, every ``ClientTimeout``
@@ -38,9 +38,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from webvid.crawl import polite
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.egress import EgressPolicy, PrivateAddressError, canonical_host
 from webvid.crawl.media import split_url
+from webvid.crawl.recipe import CrawlRecipe
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RobotsSource(Protocol):
 
 
 #: builds one unit's slots and robots source from its config and session
-Politeness = Callable[[CrawlConfig, aiohttp.ClientSession], tuple[PoliteSlots, RobotsSource]]
+Politeness = Callable[[CrawlRecipe, aiohttp.ClientSession], tuple[PoliteSlots, RobotsSource]]
 
 
 class GuardedResolver(AbstractResolver):
@@ -129,7 +129,7 @@ def _host_key(scheme: str, netloc: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]:
+async def make_session(cfg: CrawlRecipe) -> AsyncIterator[aiohttp.ClientSession]:
     net = cfg.net
     policy = EgressPolicy.from_config(cfg.polite)
     guarded = not cfg.polite.allow_private
@@ -162,7 +162,7 @@ async def make_session(cfg: CrawlConfig) -> AsyncIterator[aiohttp.ClientSession]
 
 
 class HostSlot:
-    def __init__(self, cfg: CrawlConfig) -> None:
+    def __init__(self, cfg: CrawlRecipe) -> None:
         p = cfg.polite
         self.sem = asyncio.Semaphore(p.per_host_concurrency)
         self.bucket = polite.TokenBucket(p.per_host_rps, p.per_host_burst)
@@ -227,7 +227,7 @@ class _SlotUse:
 
 
 class HostSlots:
-    def __init__(self, cfg: CrawlConfig) -> None:
+    def __init__(self, cfg: CrawlRecipe) -> None:
         self.cfg = cfg
         self.slots: dict[str, HostSlot] = {}
 
@@ -245,7 +245,7 @@ class HostSlots:
 class RobotsCache:
     """robots.txt per host, fetched once; concurrent askers wait for the same fetch."""
 
-    def __init__(self, cfg: CrawlConfig, session: aiohttp.ClientSession, slots: HostSlots) -> None:
+    def __init__(self, cfg: CrawlRecipe, session: aiohttp.ClientSession, slots: HostSlots) -> None:
         self.cfg = cfg
         self.session = session
         self.slots = slots

@@ -1,8 +1,12 @@
-"""``webvid crawl`` as a library call: ``run(config, progress, *, out, runner) -> Summary``.
+"""``webvid crawl`` as a library call: ``run(recipe, inputs, out, *, progress, runner)``.
 
-Takes a :class:`~webvid.crawl.config.CrawlConfig` (source, output folder, politeness...), a
-Progress and, optionally, a :class:`~webvid.crawl.unit.CrawlRunner` (where the units run; the
-CLI hands the Ray one down for ``--engine ray``); produces a crawl dir: ``OUT/media/…``,
+The stage shape shared with :func:`webvid.shards.run.run` and :func:`webvid.train.run.run`.
+Takes a :class:`~webvid.crawl.recipe.CrawlRecipe` (politeness, limits...), the source
+(``inputs``: a table path or URL, or a site URL; None: the recipe's ``source``), the output
+folder (None: the recipe's ``output.dir``), a Progress and, optionally, a
+:class:`~webvid.crawl.unit.CrawlRunner` (where the units run; the CLI hands the Ray one down
+for ``--engine ray``); returns a :class:`CrawlSummary` (``Summary``: its old name, an alias)
+and produces a crawl dir: ``OUT/media/…``,
 ``OUT/records/part-*.parquet`` and, last, ``OUT/manifest.json`` (the commit marker, with the
 counts and a stats summary).
 
@@ -34,9 +38,9 @@ from urllib.parse import urlsplit
 from webvid import config as wconfig
 from webvid import contract, io
 from webvid.crawl import sources
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.loop import lean_gc, run_unit
 from webvid.crawl.multi import ProcessRunner
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
 from webvid.crawl.unit import CrawlPlan, CrawlRunner, UnitCounts
@@ -45,7 +49,9 @@ from webvid.log import NullProgress, Progress
 
 
 @dataclasses.dataclass
-class Summary:
+class CrawlSummary:
+    """What a crawl did: this run's counts, the totals over OUT's records, the manifest."""
+
     out: Path
     mode: str
     source: str
@@ -69,7 +75,7 @@ class Summary:
         return self.bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
+def resolve_mode(cfg: CrawlRecipe) -> tuple[str, str]:
     """``(mode, source)``: a table is list mode; an http(s) URL or a recipe's start URLs is
     discovery mode. Errors name what was expected."""
     src = cfg.source.strip()
@@ -94,7 +100,20 @@ def resolve_mode(cfg: CrawlConfig) -> tuple[str, str]:
     return "discover", src or cfg.discover.start_urls[0]
 
 
-def output_dir(cfg: CrawlConfig, out: str | Path | None = None) -> Path:
+def with_io(
+    recipe: CrawlRecipe, inputs: str | Path | None = None, out: str | Path | None = None
+) -> CrawlRecipe:
+    """``recipe`` with ``inputs`` as its source and ``out`` as its output folder, where given."""
+    if inputs is not None:
+        recipe = dataclasses.replace(recipe, source=str(inputs))
+    if out is not None:
+        recipe = dataclasses.replace(
+            recipe, output=dataclasses.replace(recipe.output, dir=str(Path(out)))
+        )
+    return recipe
+
+
+def output_dir(cfg: CrawlRecipe, out: str | Path | None = None) -> Path:
     """``out``, else ``cfg.output.dir``; an InputError when neither names a folder."""
     target = Path(out if out is not None else cfg.output.dir)
     if not str(target):
@@ -110,7 +129,7 @@ class InProcessRunner:
             return [run_unit(plan.unit(0, 1, compact=True), progress)]
 
 
-def local_runner(cfg: CrawlConfig, mode: str, source: str) -> CrawlRunner:
+def local_runner(cfg: CrawlRecipe, mode: str, source: str) -> CrawlRunner:
     """Worker processes for a local table with ``processes > 1``, else this process."""
     if (
         cfg.processes > 1
@@ -122,15 +141,18 @@ def local_runner(cfg: CrawlConfig, mode: str, source: str) -> CrawlRunner:
 
 
 def run(
-    cfg: CrawlConfig,
-    progress: Progress | None = None,
-    *,
+    recipe: CrawlRecipe,
+    inputs: str | Path | None = None,
     out: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
     runner: CrawlRunner | None = None,
-) -> Summary:
-    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with ``runner``
-    (default: :func:`local_runner`)."""
-    target = output_dir(cfg, out)
+) -> CrawlSummary:
+    """Crawl ``inputs`` (default ``recipe.source``) into ``out`` (default
+    ``recipe.output.dir``) with ``runner`` (default: :func:`local_runner`). The manifest
+    records the recipe as run: its ``source`` and ``output.dir`` are what was used."""
+    cfg = with_io(recipe, inputs, out)
+    target = output_dir(cfg)
     mode, source = resolve_mode(cfg)
     progress = progress or NullProgress()
     runner = runner or local_runner(cfg, mode, source)
@@ -146,7 +168,7 @@ def run(
     return _finish(plan, store, UnitCounts.fold(counts), time.monotonic() - t0, recovered)
 
 
-def _recover(out: Path, cfg: CrawlConfig) -> tuple[RecordStore, dict[str, int]]:
+def _recover(out: Path, cfg: CrawlRecipe) -> tuple[RecordStore, dict[str, int]]:
     """Make OUT consistent after any interruption: journals folded into parts, superseded
     rows compacted, temps of a killed run removed (``media/.partial`` too, keeping resumable
     bodies). Returns the records folder (closed: read-only now) and what was done."""
@@ -165,7 +187,7 @@ def _finish(
     counts: UnitCounts,
     elapsed: float,
     recovered: dict[str, int],
-) -> Summary:
+) -> CrawlSummary:
     """Write the manifest (counts over every committed record, this run's stats)."""
     cfg, out = plan.cfg, plan.out
     totals = summarise(store)
@@ -194,7 +216,7 @@ def _finish(
         source=plan.source,
         stats=stats,
     )
-    return Summary(
+    return CrawlSummary(
         out=out,
         mode=plan.mode,
         source=plan.source,
@@ -209,3 +231,7 @@ def _finish(
         totals=totals,
         manifest=manifest,
     )
+
+
+#: The old name of :class:`CrawlSummary` (an alias, for scripts written before the rename).
+Summary = CrawlSummary

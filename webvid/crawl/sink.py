@@ -36,8 +36,8 @@ import aiohttp
 
 from webvid import contract, io
 from webvid.crawl import media
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.items import Outcome
+from webvid.crawl.recipe import CrawlRecipe
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 #: A spilled body goes to its ``.part`` file in writes of about this size (one thread-pool
@@ -48,7 +48,7 @@ _WRITE_BYTES = 256 * 1024  # held per item in flight, on top of the network buff
 class Disk:
     """The crawl dir's media side: a thread pool for file calls and the partials index."""
 
-    def __init__(self, out: Path, cfg: CrawlConfig, *, owner: bool = True) -> None:
+    def __init__(self, out: Path, cfg: CrawlRecipe, *, owner: bool = True) -> None:
         """``owner=False`` for worker processes sharing the folder: the parent cleans it."""
         self.out = Path(out)
         self.owner = owner
@@ -121,7 +121,7 @@ class MediaSink:
 
     def __init__(
         self,
-        cfg: CrawlConfig,
+        cfg: CrawlRecipe,
         disk: Disk,
         opt_out: Callable[[aiohttp.ClientResponse], Outcome | None],
         cid: str,

@@ -48,8 +48,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from webvid.contract import clip_id
-from webvid.crawl.config import TableConfig
 from webvid.crawl.items import Item, Outcome, parse_duration, to_int
+from webvid.crawl.recipe import TableConfig
 from webvid.errors import InputError
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")

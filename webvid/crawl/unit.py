@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from webvid import contract
-from webvid.crawl.config import CrawlConfig
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.log import Progress
 
 
@@ -67,7 +67,7 @@ class UnitCounts:
 class CrawlUnit:
     """Slice ``index`` of ``count`` of one crawl (plain data: it crosses process boundaries)."""
 
-    cfg: CrawlConfig  # this unit's share of the limits (the driver splits them)
+    cfg: CrawlRecipe  # this unit's share of the limits (the driver splits them)
     out: Path
     mode: str  # "list" or "discover"
     source: str
@@ -81,14 +81,14 @@ class CrawlUnit:
 class CrawlPlan:
     """What the driver hands a runner: the recovered crawl dir and where new parts start."""
 
-    cfg: CrawlConfig
+    cfg: CrawlRecipe
     out: Path
     mode: str
     source: str
     first_part: int
 
     def unit(
-        self, index: int, count: int, *, cfg: CrawlConfig | None = None, compact: bool = False
+        self, index: int, count: int, *, cfg: CrawlRecipe | None = None, compact: bool = False
     ) -> CrawlUnit:
         """Slice ``index`` of ``count``, with ``cfg`` (default: the run's) as its config."""
         return CrawlUnit(
@@ -111,7 +111,7 @@ class CrawlRunner(Protocol):
     def run(self, plan: CrawlPlan, progress: Progress) -> list[UnitCounts]: ...
 
 
-def is_done(status: str, reason: str | None, cfg: CrawlConfig) -> bool:
+def is_done(status: str, reason: str | None, cfg: CrawlRecipe) -> bool:
     """Whether a committed record means its clip needs no new attempt."""
     if status == contract.STATUS_DISCOVERED:
         return cfg.dry_run

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from webvid.crawl import media
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.egress import EgressPolicy
 from webvid.crawl.items import Outcome
 from webvid.crawl.proxy import EgressProxy, Job, Lane
+from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.sink import Disk
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class _YtLane:
 
 
 class YtdlpPool:
-    def __init__(self, cfg: CrawlConfig, disk: Disk) -> None:
+    def __init__(self, cfg: CrawlRecipe, disk: Disk) -> None:
         self.cfg = cfg
         self.disk = disk
         self.out = disk.out
@@ -366,7 +366,7 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
-def _limit_outcome(why: str, cfg: CrawlConfig) -> Outcome:
+def _limit_outcome(why: str, cfg: CrawlRecipe) -> Outcome:
     if why == "too_large":
         return Outcome("too_large", f"yt-dlp download over --max-bytes ({cfg.max_bytes} bytes)")
     return Outcome("timeout", f"yt-dlp download past the deadline ({cfg.net.total_timeout_s}s)")

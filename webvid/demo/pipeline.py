@@ -19,7 +19,6 @@ the shipped ones (``crawl/demo-site.toml``, ``shards/demo.toml``, ``shards/cc3m.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -31,7 +30,7 @@ from typing import Any, TypeVar
 
 import webvid
 from webvid import io as wio
-from webvid.config import from_dict, load_recipe
+from webvid.config import from_dict
 from webvid.demo.counts import crawl_counts
 from webvid.errors import InputError
 from webvid.log import NullProgress, Progress
@@ -205,10 +204,10 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
 
 
 def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: bool) -> Any:
-    from webvid.crawl.config import CrawlConfig
+    from webvid.crawl.recipe import load as load_crawl
     from webvid.crawl.run import run as crawl_run
 
-    sets = [f"source={json.dumps(source)}", "polite.allow_private=true", "net.total_timeout_s=30.0"]
+    sets = ["polite.allow_private=true", "net.total_timeout_s=30.0"]
     if discover:
         recipe = root / "crawl" / "demo-site.toml"
         sets.append("discover.start_urls=[]")
@@ -222,19 +221,18 @@ def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: 
             "net.retries=4",
             "net.backoff_base_s=0.25",
         ]
-    cfg = load_recipe(CrawlConfig, recipe, sets)
-    return crawl_run(cfg, progress, out=out)
+    return crawl_run(load_crawl(recipe, sets), source, out, progress=progress)
 
 
 def _shard(
     root: Path, recipe: str, crawl_dir: Path, out: Path, cfg: DemoConfig, progress: Progress
 ) -> Any:
-    from webvid.shards.recipe import ShardRecipe
+    from webvid.shards.recipe import load as load_shard
     from webvid.shards.run import run as shard_run
 
     sets = [f"workers={cfg.workers}", "output.val_fraction=0.25"]
-    shard_cfg = load_recipe(ShardRecipe, root / "shards" / recipe, sets)
-    return shard_run(shard_cfg, [crawl_dir], out, progress)
+    shard_cfg = load_shard(root / "shards" / recipe, sets)
+    return shard_run(shard_cfg, [crawl_dir], out, progress=progress)
 
 
 def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
@@ -273,7 +271,7 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
 
 
 def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
-    from webvid.train.trainer import run as train_run
+    from webvid.train.run import run as train_run
 
     recipe = _train_recipe(root, out, cfg)
     run_dir = out / "run"
@@ -282,9 +280,9 @@ def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
     if not stage1.exists():
         # Stop at the stage boundary, keep that state, then resume: the 1-frame model is kept
         # for the comparison, and the resume path is exercised on every demo.
-        train_run(recipe, run_dir, progress=progress, stop_after=s1)
+        train_run(recipe, None, run_dir, progress=progress, stop_after=s1)
         shutil.copyfile(run_dir / "latest.pt", stage1)
-    return train_run(recipe, run_dir, progress=progress)
+    return train_run(recipe, None, run_dir, progress=progress)
 
 
 def _evaluate(

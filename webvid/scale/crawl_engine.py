@@ -1,6 +1,7 @@
 """``webvid crawl --engine ray``: the crawl's work units as Ray tasks, politeness cluster-wide.
 
-Takes a :class:`~webvid.crawl.config.CrawlConfig` (list or discovery mode) and a Ray address;
+Takes what :func:`webvid.crawl.run.run` takes (a :class:`~webvid.crawl.recipe.CrawlRecipe`, the
+source, the output folder) and a Ray address;
 produces the same crawl dir as the local engine: ``OUT/media/…``, ``OUT/records/part-*.parquet``
 and, last, ``OUT/manifest.json``. The driver is the crawl stage's own
 :func:`webvid.crawl.run.run`; this module only hands it :class:`RayRunner`, which runs the
@@ -33,9 +34,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.loop import run_unit
-from webvid.crawl.run import Summary, output_dir, resolve_mode, run
+from webvid.crawl.recipe import CrawlRecipe
+from webvid.crawl.run import CrawlSummary, output_dir, resolve_mode, run, with_io
 from webvid.crawl.unit import CrawlPlan, CrawlUnit, UnitCounts
 from webvid.errors import WebvidError
 from webvid.log import Progress
@@ -143,22 +144,25 @@ class RayRunner:
 
 
 def run_crawl(
-    cfg: CrawlConfig,
-    progress: Progress | None = None,
-    *,
+    recipe: CrawlRecipe,
+    inputs: str | Path | None = None,
     out: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
     address: str | None = None,
     tasks: int | None = None,
     limiters: int | None = None,
     max_retries: int = 3,
-) -> Summary:
-    """Crawl ``cfg.source`` into ``out`` (default ``cfg.output.dir``) with Ray tasks: the
-    crawl stage's own :func:`~webvid.crawl.run.run` with a :class:`RayRunner` (see there)."""
-    output_dir(cfg, out)  # input errors come before Ray starts
+) -> CrawlSummary:
+    """Crawl ``inputs`` (default ``recipe.source``) into ``out`` (default
+    ``recipe.output.dir``) with Ray tasks: the crawl stage's own :func:`~webvid.crawl.run.run`
+    with a :class:`RayRunner` (see there)."""
+    cfg = with_io(recipe, inputs, out)
+    output_dir(cfg)  # input errors come before Ray starts
     resolve_mode(cfg)
     with ray_session(address) as ray:
         runner = RayRunner(ray, tasks=tasks, limiters=limiters, max_retries=max_retries)
-        return run(cfg, progress, out=out, runner=runner)
+        return run(cfg, progress=progress, runner=runner)
 
 
 def task_error(what: str, exc: BaseException) -> WebvidError:
@@ -173,7 +177,7 @@ def task_error(what: str, exc: BaseException) -> WebvidError:
 
 
 def _wait(
-    ray: Any, refs: list[Any], actor: Any, cfg: CrawlConfig, progress: Progress
+    ray: Any, refs: list[Any], actor: Any, cfg: CrawlRecipe, progress: Progress
 ) -> list[UnitCounts]:
     """Wait for every task, moving the driver's progress bar from the actor's count; the first
     task that fails (after Ray's retries) stops the run at once (the caller cancels the rest)."""

@@ -1,6 +1,6 @@
 """Cluster-wide politeness for crawls on Ray: one limiter actor, thin clients in the workers.
 
-Takes the run's :class:`~webvid.crawl.config.CrawlConfig`; produces
+Takes the run's :class:`~webvid.crawl.recipe.CrawlRecipe`; produces
 
 * :class:`PoliteLimiter` — the state every worker shares, kept in one async Ray actor: per
   host a concurrency limit (leases), the token bucket, the 429/503 pause and the rate halving
@@ -37,7 +37,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from webvid.crawl import polite
-from webvid.crawl.config import CrawlConfig
 from webvid.crawl.net import (
     HostSlots,
     Politeness,
@@ -46,6 +45,7 @@ from webvid.crawl.net import (
     host_key,
     make_session,
 )
+from webvid.crawl.recipe import CrawlRecipe
 
 LEASE_MARGIN_S = 30.0
 
@@ -53,7 +53,7 @@ LEASE_MARGIN_S = 30.0
 class PoliteLimiter:
     """The shared politeness state (an async Ray actor: every method runs on its one loop)."""
 
-    def __init__(self, cfg: CrawlConfig) -> None:
+    def __init__(self, cfg: CrawlRecipe) -> None:
         self.cfg = cfg
         self.slots = HostSlots(cfg)
         self.leases: dict[str, dict[str, float]] = {}  # host → ticket → expiry (monotonic)
@@ -287,7 +287,7 @@ class RayRobots:
     """Stands in for :class:`webvid.crawl.net.RobotsCache` (a
     :class:`~webvid.crawl.net.RobotsSource`): asks the actor, caches the answer."""
 
-    def __init__(self, cfg: CrawlConfig, actors: list[Any]) -> None:
+    def __init__(self, cfg: CrawlRecipe, actors: list[Any]) -> None:
         self.cfg, self.actors = cfg, actors
         self._rules: dict[str, tuple[str, Any, str]] = {}
 
@@ -315,7 +315,7 @@ def politeness_for(actors: list[Any]) -> Politeness:
     """The unit's ``politeness`` hook (:func:`webvid.crawl.unit.run_unit`):
     ``(cfg, session) → (slots, robots)``, both backed by the limiter actors."""
 
-    def make(cfg: CrawlConfig, _session: Any) -> tuple[RaySlots, RayRobots]:
+    def make(cfg: CrawlRecipe, _session: Any) -> tuple[RaySlots, RayRobots]:
         return RaySlots(actors), RayRobots(cfg, actors)
 
     return make

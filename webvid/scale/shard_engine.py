@@ -4,8 +4,8 @@ Takes the same recipe, crawl dirs and output folder as :func:`webvid.shards.run.
 address; produces the same shard dir, byte for byte. The stage's own driver runs unchanged on
 this machine: it reads the inputs, cleans and counts captions, then hands each clip's analysis
 and transcode (:func:`webvid.shards.worker.process`) and each shard's writing
-(:func:`webvid.shards.writer.write_shard`) to :class:`~webvid.scale.executor.RayExecutor`
-instead of a process pool. Every decision that spans clips (exact, source-id and near
+(:func:`webvid.shards.writer.write_shard`) to :class:`~webvid.scale.executor.RayExecutor` (its
+``runner``) instead of a process pool. Every decision that spans clips (exact, source-id and near
 duplicates, templated-caption counts, the split, the shard plan) is made by the driver over
 the whole dataset after every clip's result is in, so a duplicate pair split across workers,
 crawl dirs or nodes is still caught.
@@ -32,20 +32,20 @@ from webvid.shards.worker import init_worker
 
 
 def run_shard(
-    config: ShardRecipe,
-    crawl_dirs: Sequence[str | os.PathLike[str]],
+    recipe: ShardRecipe,
+    inputs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    progress: Progress | None = None,
     *,
+    progress: Progress | None = None,
     address: str | None = None,
     max_retries: int = 3,
 ) -> ShardSummary:
     """Run the shard stage with Ray tasks in place of the local pool (see the module doc)."""
     with ray_session(address):
         return shard_run(
-            config,
-            crawl_dirs,
+            recipe,
+            inputs,
             out,
-            progress,
-            executor=lambda cfg: RayExecutor(init_worker, (cfg,), max_retries=max_retries),
+            progress=progress,
+            runner=lambda cfg: RayExecutor(init_worker, (cfg,), max_retries=max_retries),
         )

@@ -1,7 +1,8 @@
 """Where the shard stage's per-clip and per-shard work runs: an executor, a process pool, or here.
 
-Takes the recipe (its worker count), how many clips there are to process and, optionally, an
-executor factory (the seam :mod:`webvid.scale.shard_engine` uses to put the work on Ray);
+Takes the recipe (its worker count), how many clips there are to process and, optionally, a
+:data:`ShardRunner` (an executor factory: the seam :mod:`webvid.scale.shard_engine` uses to put
+the work on Ray);
 produces the executor, its workers already set up by :func:`webvid.shards.worker.init_worker`
 (or None: the work runs in this process). :func:`map_in_order` applies a function to every
 item there and returns the results in input order, whatever order they finish in.
@@ -21,6 +22,10 @@ from webvid.shards.worker import init_worker, ping
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Where the shard stage's work runs: ``runner(recipe)`` gives an Executor whose workers ran
+#: :func:`~webvid.shards.worker.init_worker` (e.g. :class:`webvid.scale.executor.RayExecutor`).
+ShardRunner = Callable[[ShardRecipe], Executor]
+
 
 def worker_count(recipe: ShardRecipe) -> int:
     """The recipe's ``workers``; 0 means one per CPU core."""
@@ -28,17 +33,17 @@ def worker_count(recipe: ShardRecipe) -> int:
 
 
 def start_pool(
-    recipe: ShardRecipe, clips: int, executor: Callable[[ShardRecipe], Executor] | None = None
+    recipe: ShardRecipe, clips: int, runner: ShardRunner | None = None
 ) -> Executor | None:
-    """``executor(recipe)``, a spawned process pool, or None for a single worker.
+    """``runner(recipe)``, a spawned process pool, or None for a single worker.
 
     Never more processes than clips. The workers are started now: they import while the
     parent cleans the captions.
     """
     workers = min(worker_count(recipe), max(1, clips))
     pool: Executor | None = None
-    if executor is not None:
-        pool = executor(recipe)
+    if runner is not None:
+        pool = runner(recipe)
     elif workers > 1:
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(

@@ -1,4 +1,4 @@
-"""The shard recipe: frozen dataclasses read from ``shards/*.toml`` with ``load_recipe``.
+"""The shard recipe: frozen dataclasses read from ``shards/*.toml`` by :func:`load`.
 
 Takes a TOML file (and ``--set a.b=v`` overrides); produces a :class:`ShardRecipe`. Every
 threshold of every filter lives here, with a name that carries its unit. Values are checked

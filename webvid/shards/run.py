@@ -1,7 +1,11 @@
 """``webvid shard``: crawl dirs → curated shards, every decision recorded.
 
-Takes a :class:`~webvid.shards.recipe.ShardRecipe`, crawl dirs and an output folder; produces
-the shard dir described in :mod:`webvid.shards` and returns a :class:`ShardSummary`.
+``run(recipe, inputs, out, *, progress, runner) -> ShardSummary``, the stage shape shared with
+:func:`webvid.crawl.run.run` and :func:`webvid.train.run.run`. Takes a
+:class:`~webvid.shards.recipe.ShardRecipe`, the crawl dirs (``inputs``), an output folder and,
+optionally, a :data:`~webvid.shards.fanout.ShardRunner` (where the per-clip work and the shard
+writing run; the CLI hands the Ray one down for ``--engine ray``); produces the shard dir
+described in :mod:`webvid.shards` and returns a :class:`ShardSummary`.
 
 Pipeline (how each item changes shape; the records are in :mod:`webvid.shards.records`):
 
@@ -34,7 +38,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +51,7 @@ from webvid.io import read_json, read_manifest, remove_stale_temps, write_manife
 from webvid.log import NullProgress, Progress
 from webvid.shards import writer
 from webvid.shards.decide import SPLITS, add_languages, caption_facts, decide, funnel, place
-from webvid.shards.fanout import map_in_order, start_pool
+from webvid.shards.fanout import ShardRunner, map_in_order, start_pool
 from webvid.shards.inputs import InputItem, read_inputs
 from webvid.shards.recipe import ShardRecipe
 from webvid.shards.records import ClipResult, Verdict
@@ -60,6 +64,8 @@ WORK_DIR = ".work"
 
 @dataclass
 class ShardSummary:
+    """What a shard run did: inputs, kept, the rejection funnel, samples and shards."""
+
     out: Path
     inputs: int = 0
     kept: int = 0
@@ -157,31 +163,32 @@ class Curation:
 
 
 def run(
-    config: ShardRecipe,
-    crawl_dirs: Sequence[str | os.PathLike[str]],
+    recipe: ShardRecipe,
+    inputs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
+    *,
     progress: Progress | None = None,
-    executor: Callable[[ShardRecipe], Executor] | None = None,
+    runner: ShardRunner | None = None,
 ) -> ShardSummary:
-    """Curate ``crawl_dirs`` into shards under ``out``; resumable, deterministic.
+    """Curate the crawl dirs ``inputs`` into shards under ``out``; resumable, deterministic.
 
-    ``executor(config)``, when given, replaces the local process pool for the per-clip work and
+    ``runner(recipe)``, when given, replaces the local process pool for the per-clip work and
     the shard writing (e.g. :class:`webvid.scale.executor.RayExecutor`); it must run
-    ``init_worker(config)`` in its workers. Decisions stay here, so the output is the same."""
+    ``init_worker(recipe)`` in its workers. Decisions stay here, so the output is the same."""
     clock = _Clock(time.monotonic())
     progress = progress or NullProgress()
-    dirs = tuple(Path(d) for d in crawl_dirs)
+    dirs = tuple(Path(d) for d in inputs)
     if not dirs:
         raise InputError("no crawl dir given")
     items, skipped = read_inputs(list(dirs))
-    fp = fingerprint(config, items)
-    job = ShardJob(config, Path(out), dirs, tuple(items), skipped, fp)
+    fp = fingerprint(recipe, items)
+    job = ShardJob(recipe, Path(out), dirs, tuple(items), skipped, fp)
     done = _check_out(job.out, fp)
     if done is not None:
         return _summary_from_manifest(job.out, done)
     _prepare(job, progress)
     clock.lap("read")
-    pool = start_pool(config, sum(1 for it in items if it.src), executor)
+    pool = start_pool(recipe, sum(1 for it in items if it.src), runner)
     try:
         curation = _curate(job, pool, clock, progress)
     finally:

@@ -1,7 +1,7 @@
 """Training recipes: TOML → frozen dataclasses (``webvid train --recipe train/demo.toml``).
 
-Takes a TOML file (plus ``--set a.b=value`` overrides) through :func:`webvid.config.load_recipe`
-and produces a validated :class:`TrainRecipe`. Cross-field rules (stage batch sizes name real
+Takes a TOML file (plus ``--set a.b=value`` overrides) through :func:`load` and produces a
+validated :class:`TrainRecipe` (``load_train_recipe`` is the old name of :func:`load`). Cross-field rules (stage batch sizes name real
 sources, frames within the model's temporal table, positive sizes) are checked here so a bad
 recipe fails before any data or model is touched. The resolved recipe is written into every run
 dir as ``config.toml`` (:func:`webvid.config.dump_toml` of :func:`webvid.config.to_dict`).
@@ -20,6 +20,7 @@ Shape of a recipe::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -187,11 +188,13 @@ class TrainRecipe:
         return self.stages[stage].batch_sizes.get(src.name, src.batch_size)
 
 
-def load_train_recipe(
-    path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()
-) -> TrainRecipe:
+def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainRecipe:
     """Read and validate a training recipe; errors name the file and the key."""
     recipe = load_recipe(TrainRecipe, path, list(overrides))
     if not isinstance(recipe, TrainRecipe):  # pragma: no cover - load_recipe's contract
         raise ConfigError("not a training recipe")
     return recipe
+
+
+#: The old name of :func:`load` (an alias, for scripts written before the rename).
+load_train_recipe = load

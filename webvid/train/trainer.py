@@ -534,7 +534,11 @@ def run(
     stop_after: int | None = None,
 ) -> TrainSummary:
     """Train (or resume) ``recipe`` into ``run_dir``. ``stop_after`` ends early after that step
-    with a ``latest.pt`` (what a killed run leaves, at a known step; used by the resume test)."""
+    with a ``latest.pt`` (what a killed run leaves, at a known step; used by the resume test).
+
+    The stage's entry point is :func:`webvid.train.run.run` (``run(recipe, inputs, out, *,
+    progress, runner)``, the shape of every stage), which calls this; this one is kept as it
+    was for scripts and tests that call it with the recipe's own sources."""
     trainer = Trainer(
         recipe,
         Path(run_dir),
