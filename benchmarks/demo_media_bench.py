@@ -4,7 +4,7 @@ Takes ``--clips N`` (default 100, with as many images), ``--repeats R`` and ``--
 Produces a table on stdout (paste it into docs/benchmarks.md):
 
 * cold builds of the whole site's media (clips, thumbnails, images) into a fresh cache folder,
-  with 1 and with 2 ffmpeg processes at once (``webvid.demo.media`` batches many clips per
+  with 1 and with 2 ffmpeg processes at once (``webvid.synth.media`` batches many clips per
   ffmpeg process through the segment muxer);
 * a warm rebuild of the same catalogue (everything cached: nothing should be rendered);
 * the naive baseline, run in the same script: one ffmpeg process per clip with the same
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from webvid.demo import media
-from webvid.demo.catalog import build_catalog
-from webvid.demo.media import MediaParams, build_media, render_frames
+from webvid.synth import media
+from webvid.synth.catalog import build_catalog
+from webvid.synth.media import MediaParams, build_media, render_frames
 
 
 def cold_build(n: int, workers: int) -> float:

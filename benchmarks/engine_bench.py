@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crawl_bench import FAST, Server, measure
 
-from webvid.shards import synth
+from webvid.synth import crawl_dir as synth
 
 SHARD_SETS = [
     "--set",

@@ -38,7 +38,8 @@ import json, os, time
 from pathlib import Path
 import torch
 from webvid.config import from_dict
-from webvid.train import synth, trainer
+from webvid.synth import shards as synth
+from webvid.train import trainer
 from webvid.train.recipe import TrainRecipe
 
 work, out = Path(os.environ["WORK"]), Path(os.environ["OUTDIR"])

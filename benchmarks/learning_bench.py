@@ -37,7 +37,7 @@ from webvid.config import from_dict
 from webvid.model.build import load_for_inference
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
 from webvid.retrieval.evaluate import embed, make_stream, retrieval_metrics
-from webvid.train import synth
+from webvid.synth import shards as synth
 from webvid.train.recipe import TrainRecipe
 from webvid.train.run import run as train
 

@@ -46,7 +46,7 @@ from PIL import Image
 from webvid.clips import fastframes as ff
 from webvid.clips import frames as fr
 from webvid.clips.sample import ClipOptions, Tokenize, caption_of, decode_clip, meta_of
-from webvid.train import synth
+from webvid.synth import shards as synth
 from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.schedule import Plan, StagePlan
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import psutil
 
-from webvid.shards import synth
 from webvid.shards.recipe import load
 from webvid.shards.run import run
+from webvid.synth import crawl_dir as synth
 
 
 class PeakRss:

@@ -29,14 +29,15 @@ STAGES = {"crawl", "shards", "train"}
 #: for each subpackage, the subpackages it may import (the floor is always allowed)
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
+    "synth": set(),  # synthetic media: below the stages, which never import it
     "clips": {"model"},
     "retrieval": {"model", "clips"},
     "crawl": set(),
     "shards": set(),
     "train": {"model", "clips", "retrieval"},
     "scale": STAGES | {"model", "clips", "retrieval"},
-    "demo": STAGES | {"model", "clips", "retrieval", "scale"},
-    "cli": STAGES | {"model", "clips", "retrieval", "scale", "demo"},
+    "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth"},
+    "cli": STAGES | {"model", "clips", "retrieval", "scale", "demo", "synth"},
 }
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from webvid.clips import fastframes as ff
 from webvid.clips import frames as fr
 from webvid.clips.sample import ClipOptions, decode_clip
-from webvid.train import synth
+from webvid.synth import shards as synth
 from webvid.train.data import clips_to_batch
 
 

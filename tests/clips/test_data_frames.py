@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from webvid.clips import frames as fr
-from webvid.train import synth
+from webvid.synth import shards as synth
 
 
 def test_uniform_is_the_official_midpoints():

@@ -9,18 +9,14 @@ from dataclasses import replace
 import pytest
 
 from webvid import contract
-from webvid.demo.catalog import (
-    BACKGROUNDS,
+from webvid.synth.catalog import (
     CLIP_FAULTS,
-    COLOURS,
-    DIRECTIONS,
     IMAGE_FAULTS,
-    SHAPES,
     Expected,
     appearance_combos,
     build_catalog,
-    luma,
 )
+from webvid.synth.palette import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES, luma
 
 DIRECTION_WORD = {d: re.compile(rf"\b{d}(wards)?\b") for d in DIRECTIONS}
 

@@ -7,8 +7,8 @@ import time
 import aiohttp
 import pytest
 
-from webvid.demo.catalog import build_catalog
 from webvid.demo.site import SiteConfig, serve
+from webvid.synth.catalog import build_catalog
 
 
 def one(site, fault: str, kind: str = "video") -> dict:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from webvid.demo.catalog import BACKGROUNDS, COLOURS, Catalog, build_catalog
-from webvid.demo.media import MediaParams, background_frame, build_media, render_frames
+from webvid.synth.catalog import Catalog, build_catalog
+from webvid.synth.media import MediaParams, background_frame, build_media, render_frames
+from webvid.synth.palette import BACKGROUNDS, COLOURS
 
 
 def probe(path: Path) -> dict:

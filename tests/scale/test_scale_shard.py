@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from webvid.cli import cli
 from webvid.scale.executor import RayExecutor
 from webvid.scale.shard_engine import run_shard
-from webvid.shards import recipe, synth
+from webvid.shards import recipe
 from webvid.shards.run import run as local_run
+from webvid.synth import crawl_dir as synth
 
 from .conftest import Killer
 

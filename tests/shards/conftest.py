@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from webvid.shards import recipe, synth
+from webvid.shards import recipe
 from webvid.shards.recipe import ShardRecipe
+from webvid.synth import crawl_dir as synth
 
 #: Test recipe: tiny 64x48 media pass the size filter; small shards so rolling over is exercised.
 TEST_OVERRIDES = (

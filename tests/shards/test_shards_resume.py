@@ -15,8 +15,8 @@ import pytest
 
 from webvid import contract
 from webvid.io import read_manifest
-from webvid.shards import synth
 from webvid.shards.run import WORK_DIR, run
+from webvid.synth import crawl_dir as synth
 
 N_CLIPS = 10
 SETS = ("filters.min_short_side=32", "output.max_samples=2")

@@ -36,7 +36,8 @@ def standard_out(
     tmp_path_factory: pytest.TempPathFactory, shards_media
 ) -> tuple[Path, object, Path]:
     """One run over the standard crawl, shared by the tests that only read its outputs."""
-    from webvid.shards import recipe, synth
+    from webvid.shards import recipe
+    from webvid.synth import crawl_dir as synth
 
     from .conftest import TEST_OVERRIDES, standard_entries
 
@@ -191,7 +192,7 @@ def test_missing_crawl_dir_is_an_input_error(tmp_path: Path, shards_recipe) -> N
 def test_media_deleted_after_crawl_is_missing_media(
     tmp_path: Path, make_crawl, shards_media, shards_recipe
 ) -> None:
-    from webvid.shards.synth import Entry
+    from webvid.synth.crawl_dir import Entry
 
     crawl = make_crawl(
         [
@@ -207,7 +208,7 @@ def test_media_deleted_after_crawl_is_missing_media(
 def test_scene_cut_templated_and_source_id(
     tmp_path: Path, make_crawl, shards_media, shards_recipe
 ) -> None:
-    from webvid.shards.synth import Entry
+    from webvid.synth.crawl_dir import Entry
 
     m = shards_media
     crawl = make_crawl(
@@ -239,7 +240,7 @@ def test_scene_cut_templated_and_source_id(
 
 
 def test_pre_extracted_frames(tmp_path: Path, make_crawl, shards_media, shards_recipe) -> None:
-    from webvid.shards.synth import Entry
+    from webvid.synth.crawl_dir import Entry
 
     crawl = make_crawl(
         [
@@ -304,7 +305,7 @@ def test_webvid_query_views_cover_the_shard_dir(standard_out) -> None:
 def test_a_crawl_without_successes_gives_an_empty_committed_dir(
     tmp_path: Path, make_crawl, shards_recipe
 ) -> None:
-    from webvid.shards.synth import Entry
+    from webvid.synth.crawl_dir import Entry
 
     crawl = make_crawl([Entry("x1", "Never downloaded", None, status="failed_to_download")])
     s = run(shards_recipe(), [crawl], tmp_path / "o")
@@ -318,7 +319,7 @@ def test_retried_items_take_the_last_parts_row(
     tmp_path: Path, make_crawl, shards_media, shards_recipe
 ) -> None:
     from webvid.io import write_parquet
-    from webvid.shards.synth import Entry
+    from webvid.synth.crawl_dir import Entry
 
     crawl = make_crawl(
         [

@@ -14,7 +14,7 @@ import torch
 from webvid.clips.sample import ClipOptions
 from webvid.clips.stream import EvalStream, expand_shards
 from webvid.errors import ConfigError, InputError
-from webvid.train import synth
+from webvid.synth import shards as synth
 from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.schedule import Plan, StagePlan
 

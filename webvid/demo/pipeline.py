@@ -305,7 +305,7 @@ def _evaluate(
 
 
 def _catalog_items(site_cfg: Any) -> dict[str, Any]:
-    from webvid.demo.catalog import build_catalog
+    from webvid.synth.catalog import build_catalog
 
     catalog = build_catalog(
         site_cfg.seed,

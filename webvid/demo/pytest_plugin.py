@@ -5,7 +5,7 @@ fault planted, shared by all tests) and ``demo_site_fresh`` (per test: the same 
 request counters, for tests that must see the "first request" faults — 429, 503, reset — fire).
 Both yield a :class:`DemoSite`. Register with ``pytest_plugins = ["webvid.demo.pytest_plugin"]``.
 
-Media come from the shared demo cache (``webvid.demo.media.default_cache_dir``), so only the
+Media come from the shared demo cache (``webvid.synth.media.default_cache_dir``), so only the
 first session on a machine renders them (about a second).
 """
 

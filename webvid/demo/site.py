@@ -5,7 +5,7 @@ agreed with the crawler (``docs/demo-site.md``): home, paginated listings, clip 
 / OpenGraph / ``<video>`` markup, a CDN route with Range support, thumbnails and images, a
 CC3M-style TSV, robots.txt, and ``/_truth.json`` with every item's planted fault and expected
 crawl outcome. Faults (429, 503 bursts, resets, slow and truncated bodies, wrong content types,
-a redirect loop, opt-out headers) are decided by :mod:`webvid.demo.catalog` and acted out here.
+a redirect loop, opt-out headers) are decided by :mod:`webvid.synth.catalog` and acted out here.
 
 Entry points: :func:`make_app` (builds catalogue and media, blocking), the async context manager
 :func:`serve` (yields the base URL) and :func:`run_in_thread` for synchronous callers.
@@ -25,11 +25,11 @@ from typing import Any
 
 from aiohttp import web
 
-from webvid.demo.catalog import Catalog, Item, build_catalog
 from webvid.demo.faults import FAULT_RESPONSES, too_many
-from webvid.demo.media import MediaStore, build_media
 from webvid.demo.siteconfig import SiteConfig
 from webvid.log import Progress
+from webvid.synth.catalog import Catalog, Item, build_catalog
+from webvid.synth.media import MediaStore, build_media
 
 TRUTH_VERSION = 1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webvid.demo.media import MediaParams
+from webvid.synth.media import MediaParams
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class SiteConfig:
     page_size: int = 12
     faults: bool = True
     crawl_delay_s: float | None = None
-    cache_dir: str | None = None  # None: webvid.demo.media.default_cache_dir()
+    cache_dir: str | None = None  # None: webvid.synth.media.default_cache_dir()
     width: int = 160
     height: int = 120
     fps: int = 12

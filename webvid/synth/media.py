@@ -1,6 +1,6 @@
 """Media of the demo site: clips of coloured shapes in motion, thumbnails and still images.
 
-Takes a :class:`~webvid.demo.catalog.Catalog` and :class:`MediaParams`. Produces, in a cache
+Takes a :class:`~webvid.synth.catalog.Catalog` and :class:`MediaParams`. Produces, in a cache
 folder, one H.264 (yuv420p, ``+faststart``) mp4 per distinct clip, a JPEG thumbnail per clip and
 a JPEG per image, and returns a :class:`MediaStore` mapping item ids to those files.
 
@@ -35,10 +35,11 @@ from typing import Final
 
 import numpy as np
 
-from webvid.demo.catalog import BACKGROUNDS, COLOURS, Catalog, RenderSpec
 from webvid.errors import WebvidError
 from webvid.io import atomic_path
 from webvid.log import NullProgress, Progress
+from webvid.synth.catalog import Catalog, RenderSpec
+from webvid.synth.palette import BACKGROUNDS, COLOURS
 
 log = logging.getLogger(__name__)
 

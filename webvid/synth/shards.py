@@ -1,5 +1,7 @@
 """Synthetic captioned clips and shards: moving shapes whose captions say colour, shape, direction.
 
+Drawn in the colours of :mod:`webvid.synth.palette` (the demo site's).
+
 Takes a count and a seed and produces WebDataset shards in the shard stage's layout
 (``00000.tar`` with ``KEY.mp4`` + ``KEY.txt`` + ``KEY.json``, optionally pre-extracted
 ``KEY.frame00.jpg`` …; or ``KEY.jpg`` images). Used by the tests, the loader benchmark, the
@@ -19,23 +21,25 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 from PIL import Image
 
 from webvid.contract import sample_key, shard_name
+from webvid.synth.palette import BACKGROUNDS, COLOURS, DIRECTIONS
 
-COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 40),
-    "blue": (40, 60, 220),
-    "yellow": (230, 210, 30),
-    "white": (240, 240, 240),
-    "purple": (150, 40, 170),
+#: The default vocabulary of :func:`random_specs`: every colour of the palette, the two shapes
+#: :func:`render` draws, three dark-to-mid backgrounds on which every colour stands out.
+SHAPES: Final[tuple[str, ...]] = ("square", "circle")
+SPEC_BACKGROUNDS: Final[tuple[str, ...]] = ("black", "grey", "green")
+#: Unit steps of each direction of the palette, in image coordinates (y grows downwards).
+STEPS: Final[dict[str, tuple[int, int]]] = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
 }
-BACKGROUNDS = {"black": (10, 10, 10), "grey": (120, 120, 120), "brown": (110, 70, 30)}
-SHAPES = ("square", "circle")
-DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def random_specs(
     n: int,
     seed: int,
     colours: Sequence[str] = tuple(COLOURS),
-    backgrounds: Sequence[str] = tuple(BACKGROUNDS),
+    backgrounds: Sequence[str] = SPEC_BACKGROUNDS,
     shapes: Sequence[str] = SHAPES,
 ) -> list[ClipSpec]:
     """``n`` random specs; a smaller vocabulary makes same-look, other-direction negatives common."""
@@ -85,7 +89,7 @@ def render(
     """uint8 (frames, H, W, 3): the shape crossing the frame in its direction."""
     rng = random.Random(seed)
     r = max(3, min(width, height) // 5)
-    dx, dy = DIRECTIONS[spec.direction] if moving else (0, 0)
+    dx, dy = STEPS[spec.direction] if moving else (0, 0)
     # start so the whole path stays inside the frame
     span_x, span_y = width - 2 * r, height - 2 * r
     x0 = r + (0 if dx > 0 else span_x if dx < 0 else rng.randint(0, span_x))

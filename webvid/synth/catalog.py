@@ -1,9 +1,9 @@
 """The demo site's catalogue: which clips and images exist, their captions and planted faults.
 
 Takes a seed, clip and image counts and a faults switch. Produces a :class:`Catalog` — pure data,
-no I/O — that the media generator (:mod:`webvid.demo.media`) renders and the site
-(:mod:`webvid.demo.site`) serves, and that ``/_truth.json`` publishes with the expected crawl
-outcome of every item.
+no I/O, drawn in the colours of :mod:`webvid.synth.palette` — that the media generator
+(:mod:`webvid.synth.media`) renders and the site (:mod:`webvid.demo.site`) serves, and that
+``/_truth.json`` publishes with the expected crawl outcome of every item.
 
 Balance: clip ``i`` takes appearance combination ``i // 4`` (colour x shape x background, shuffled
 by the seed) and one of the four directions, so every appearance is seen moving in every
@@ -22,27 +22,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from webvid import contract
-
-COLOURS: Final[dict[str, tuple[int, int, int]]] = {
-    "red": (230, 35, 35),
-    "green": (50, 215, 70),
-    "blue": (50, 110, 255),
-    "yellow": (250, 220, 40),
-    "white": (250, 250, 250),
-    "purple": (170, 60, 220),
-}
-#: Backgrounds are never near-black (mean luma >= 30), so no clean clip reads as a black frame.
-BACKGROUNDS: Final[dict[str, tuple[int, int, int]]] = {
-    "black": (34, 34, 34),
-    "grey": (128, 128, 128),
-    "white": (232, 232, 232),
-    "blue": (15, 30, 110),
-    "green": (15, 75, 30),
-}
-#: Least luma difference between a shape and its background: motion must show in grey too.
-MIN_LUMA_CONTRAST: Final = 55.0
-SHAPES: Final[tuple[str, ...]] = ("circle", "square", "triangle", "diamond")
-DIRECTIONS: Final[tuple[str, ...]] = ("left", "right", "up", "down")
+from webvid.synth.palette import (
+    BACKGROUNDS,
+    COLOURS,
+    DIRECTIONS,
+    MIN_LUMA_CONTRAST,
+    SHAPES,
+    luma,
+)
 
 #: Caption templates in stock-site style. Each states colour, shape, background and direction.
 _DIR_WORDS: Final[dict[str, tuple[str, str, str]]] = {
@@ -290,12 +277,6 @@ class Catalog:
 
     def truth(self, base_url: str = "") -> list[dict[str, Any]]:
         return [it.truth(base_url) for it in (*self.clips, *self.images)]
-
-
-def luma(rgb: tuple[int, int, int]) -> float:
-    """BT.601 luma of an RGB colour (what a grey-scale analysis of the clip sees)."""
-    r, g, b = rgb
-    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def appearance_combos() -> list[tuple[str, str, str]]:

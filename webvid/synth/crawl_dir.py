@@ -22,7 +22,8 @@ from webvid.io import write_manifest, write_parquet
 ENCODE = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10"]
 
 
-def _ffmpeg(args: Sequence[str]) -> None:
+def ffmpeg(args: Sequence[str]) -> None:
+    """Run ffmpeg quietly with ``args`` (overwriting outputs); raise on failure."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True
     )
@@ -67,9 +68,9 @@ def make_video(
             else []
         )
         tail = ["-map", "0:a", "-c:a", "aac", "-shortest"] if audio else []
-        _ffmpeg([*sound, *_moving(seed, size, fps, duration), *ENCODE, *tail, *extra, str(path)])
+        ffmpeg([*sound, *_moving(seed, size, fps, duration), *ENCODE, *tail, *extra, str(path)])
     elif kind == "still":
-        _ffmpeg(
+        ffmpeg(
             [
                 "-f",
                 "lavfi",
@@ -81,7 +82,7 @@ def make_video(
             ]
         )
     elif kind == "black":
-        _ffmpeg(
+        ffmpeg(
             [
                 "-f",
                 "lavfi",
@@ -100,7 +101,7 @@ def make_video(
             + f";testsrc=s={size}:r={fps}:d={half:g},format=yuv420p[v2]"
             + ";[v1][v2]concat=n=2:v=1[v]"
         )
-        _ffmpeg(["-filter_complex", graph, "-map", "[v]", *ENCODE, *extra, str(path)])
+        ffmpeg(["-filter_complex", graph, "-map", "[v]", *ENCODE, *extra, str(path)])
     else:
         raise ValueError(f"unknown clip kind {kind!r}")
     return path
@@ -108,7 +109,7 @@ def make_video(
 
 def make_reencode(src: Path, out: Path, size: str = "128:96", crf: int = 28) -> Path:
     """``src`` at another resolution and bitrate: the same picture, a near-duplicate."""
-    _ffmpeg(
+    ffmpeg(
         ["-i", str(src), "-vf", f"scale={size}", "-c:v", "libx264", "-crf", str(crf)]
         + ["-pix_fmt", "yuv420p", str(out)]
     )
@@ -120,9 +121,7 @@ def make_image(
 ) -> Path:
     """Write a still image (format from the suffix: .jpg, .png, .webp) of a seeded gradient."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _ffmpeg(
-        ["-f", "lavfi", "-i", _gradients(seed, size, 1, 1), "-frames:v", "1", *extra, str(path)]
-    )
+    ffmpeg(["-f", "lavfi", "-i", _gradients(seed, size, 1, 1), "-frames:v", "1", *extra, str(path)])
     return path
 
 
