@@ -4,45 +4,42 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from webvid import doctor
-from webvid.cli import LAZY_COMMANDS, main
+from webvid.cli import LAZY_COMMANDS
+
+CliRunner = Callable[[list[str]], tuple[int, str, str]]  # the run_cli fixture (conftest.py)
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--version"], capsys)
+def test_version_and_help(capsys: pytest.CaptureFixture[str], run_cli: CliRunner) -> None:
+    code, out, _ = run_cli(["--version"])
     assert code == 0 and out.startswith("webvid, version ")
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"])
     assert code == 0
     for name in ("query", "doctor"):
         assert name in out
 
 
-def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["frobnicate"], capsys)
+def test_unknown_command_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], run_cli: CliRunner
+) -> None:
+    code, _, err = run_cli(["frobnicate"])
     assert code == 2 and "No such command" in err
 
 
-def test_every_registered_command_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_registered_command_shows_help(
+    capsys: pytest.CaptureFixture[str], run_cli: CliRunner
+) -> None:
     from webvid.cli import _available
 
     for name in LAZY_COMMANDS:
         if not _available(name):
             continue
-        code, out, err = run([name, "--help"], capsys)
+        code, out, err = run_cli([name, "--help"])
         assert code == 0, (name, err)
         assert "Usage:" in out
 
@@ -68,15 +65,15 @@ def test_library_error_is_one_line_and_debug_shows_traceback(tmp_path: Path) -> 
 
 
 def test_doctor_reports_and_fails_when_a_tool_is_missing(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
     checks = {c.name: c for c in doctor.check_all(".")}
     assert checks["ffprobe"].ok and checks["python: torch"].ok
     assert checks["ffmpeg encoder libx264"].ok
-    code, out, _ = run(["doctor"], capsys)
+    code, out, _ = run_cli(["doctor"])
     assert code == 0 and "libx264" in out
     monkeypatch.setenv("PATH", "/nonexistent")  # hide ffmpeg/ffprobe from this process
-    code, out, _ = run(["doctor"], capsys)
+    code, out, _ = run_cli(["doctor"])
     assert code == 1
     assert "MISSING" in out and "apt-get install -y ffmpeg" in out
 
@@ -84,6 +81,7 @@ def test_doctor_reports_and_fails_when_a_tool_is_missing(
 NO_TORCH = """
 import sys
 from webvid.cli import main
+
 try:
     main(sys.argv[1:])
 except SystemExit as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,8 @@ import pytest
 from webvid import contract
 from webvid import io as wio
 from webvid import query as q
-from webvid.cli import main
+
+CliRunner = Callable[[list[str]], tuple[int, str, str]]  # the run_cli fixture (conftest.py)
 
 
 def _crawl_dir(root: Path, n: int) -> None:
@@ -99,16 +101,6 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_views_counts_and_joins(root: Path) -> None:
     con = q.connect(root)
     assert con.execute("SELECT count(*) FROM crawl").fetchone() == (40,)
@@ -136,14 +128,16 @@ def test_missing_views_are_empty_and_typed(tmp_path: Path) -> None:
     assert ("kept", "BOOLEAN") in cols and ("reasons", "VARCHAR[]") in cols
 
 
-def test_schema_listing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["query", "--root", str(root), "--schema"], capsys)
+def test_schema_listing(root: Path, capsys: pytest.CaptureFixture[str], run_cli: CliRunner) -> None:
+    code, out, _ = run_cli(["query", "--root", str(root), "--schema"])
     assert code == 0
     for view in ("crawl", "samples", "shards", "verdicts", "emb", "clip_id", "filename"):
         assert view in out
 
 
-def test_table_output_truncates_and_counts(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_output_truncates_and_counts(
+    root: Path, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
+) -> None:
     code, out, _ = run_cli(
         [
             "query",
@@ -152,8 +146,7 @@ def test_table_output_truncates_and_counts(root: Path, capsys: pytest.CaptureFix
             "--limit",
             "5",
             "SELECT clip_id, caption FROM crawl ORDER BY source_index",
-        ],
-        capsys,
+        ]
     )
     assert code == 0
     assert "c0" in out and "c4" in out and "c5 " not in out
@@ -162,7 +155,7 @@ def test_table_output_truncates_and_counts(root: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_file_outputs(
-    root: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+    root: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
     out_file = tmp_path / f"out.{fmt}"
     code, _, _ = run_cli(
@@ -175,8 +168,7 @@ def test_file_outputs(
             "-o",
             str(out_file),
             "SELECT clip_id, bytes, keywords FROM crawl ORDER BY source_index",
-        ],
-        capsys,
+        ]
     )
     assert code == 0
     if fmt == "csv":
@@ -195,10 +187,11 @@ def test_file_outputs(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
 
 
-def test_csv_to_stdout_streams_many_rows(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_to_stdout_streams_many_rows(
+    root: Path, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
+) -> None:
     code, out, _ = run_cli(
-        ["query", "--root", str(root), "--format", "csv", "SELECT range AS i FROM range(200000)"],
-        capsys,
+        ["query", "--root", str(root), "--format", "csv", "SELECT range AS i FROM range(200000)"]
     )
     assert code == 0
     lines = out.splitlines()
@@ -220,33 +213,33 @@ def test_csv_to_stdout_streams_many_rows(root: Path, capsys: pytest.CaptureFixtu
     ],
 )
 def test_bad_sql_and_writes_are_one_line_errors(
-    root: Path, sql: str, message: str, capsys: pytest.CaptureFixture[str]
+    root: Path, sql: str, message: str, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
-    code, out, err = run_cli(["query", "--root", str(root), sql], capsys)
+    code, out, err = run_cli(["query", "--root", str(root), sql])
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
     assert not (root / "x.csv").exists() and not (root / "x.db").exists()
 
 
-def test_root_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["query", "--root", str(tmp_path / "missing"), "SELECT 1"], capsys)
+def test_root_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
+) -> None:
+    code, _, err = run_cli(["query", "--root", str(tmp_path / "missing"), "SELECT 1"])
     assert code == 2 and "data root not found" in err
-    code, _, err = run_cli(["query", "--root", str(tmp_path), "SELECT 1"], capsys)
+    code, _, err = run_cli(["query", "--root", str(tmp_path), "SELECT 1"])
     assert code == 2 and "no Parquet files" in err
     (tmp_path / "f").write_text("x")
-    code, _, err = run_cli(["query", "--root", str(tmp_path / "f"), "SELECT 1"], capsys)
+    code, _, err = run_cli(["query", "--root", str(tmp_path / "f"), "SELECT 1"])
     assert code == 2 and "not a folder" in err
 
 
 def test_parquet_needs_output_and_sql_needed(
-    root: Path, capsys: pytest.CaptureFixture[str]
+    root: Path, capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
-    code, _, err = run_cli(
-        ["query", "--root", str(root), "--format", "parquet", "SELECT 1"], capsys
-    )
+    code, _, err = run_cli(["query", "--root", str(root), "--format", "parquet", "SELECT 1"])
     assert code == 2 and "needs -o FILE" in err
-    code, _, err = run_cli(["query", "--root", str(root)], capsys)
+    code, _, err = run_cli(["query", "--root", str(root)])
     assert code == 2 and "give a SQL statement" in err
 
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,8 +27,9 @@ import pytest
 
 from webvid import doctor
 from webvid import io as wio
-from webvid.cli import main
 from webvid.errors import DiskFullError
+
+CliRunner = Callable[[list[str]], tuple[int, str, str]]  # the run_cli fixture (conftest.py)
 
 WRITE_ALL = textwrap.dedent(
     """
@@ -194,16 +196,6 @@ def test_torch_save_on_a_full_disk_is_a_disk_full_error(
     assert not (tmp_path / "run").exists() or list((tmp_path / "run").iterdir()) == []
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture()
 def data_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
@@ -216,12 +208,12 @@ def test_cli_prints_one_line_and_exits_2_on_a_full_disk(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    run_cli: CliRunner,
 ) -> None:
     out_file = tmp_path / "result.csv"
     monkeypatch.setattr(os, "fsync", _enospc)
-    code, _, err = _run(
-        ["query", "--root", str(data_root), "--format", "csv", "-o", str(out_file), "SELECT 1"],
-        capsys,
+    code, _, err = run_cli(
+        ["query", "--root", str(data_root), "--format", "csv", "-o", str(out_file), "SELECT 1"]
     )
     assert code == 2
     text = " ".join(err.split())  # rich wraps long lines
@@ -231,7 +223,10 @@ def test_cli_prints_one_line_and_exits_2_on_a_full_disk(
 
 
 def test_cli_names_a_raw_enospc_from_outside_the_atomic_helpers(
-    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: CliRunner,
 ) -> None:
     from webvid.cli import query as query_cli
 
@@ -239,7 +234,7 @@ def test_cli_names_a_raw_enospc_from_outside_the_atomic_helpers(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(data_root / "media/x.mp4"))
 
     monkeypatch.setattr(query_cli.q, "connect", full)
-    code, _, err = _run(["query", "--root", str(data_root), "SELECT 1"], capsys)
+    code, _, err = run_cli(["query", "--root", str(data_root), "SELECT 1"])
     assert code == 2
     text = " ".join(err.split())
     assert text.startswith(f"error: no space left writing {data_root / 'media/x.mp4'} (")
@@ -247,7 +242,10 @@ def test_cli_names_a_raw_enospc_from_outside_the_atomic_helpers(
 
 
 def test_cli_torch_disk_full_is_one_line(
-    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: CliRunner,
 ) -> None:
     from webvid.cli import query as query_cli
 
@@ -257,7 +255,7 @@ def test_cli_torch_disk_full_is_one_line(
 
     monkeypatch.setattr(query_cli.q, "connect", full)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: _disk(0))
-    code, _, err = _run(["query", "--root", str(data_root), "SELECT 1"], capsys)
+    code, _, err = run_cli(["query", "--root", str(data_root), "SELECT 1"])
     assert code == 2
     text = " ".join(err.split())
     assert text.startswith(f"error: no space left writing {data_root / 'latest.pt'} (0.0 GiB free")
@@ -290,24 +288,30 @@ def test_doctor_disk_check_thresholds(
 
 
 def test_doctor_fails_on_a_nearly_full_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: CliRunner,
 ) -> None:
     monkeypatch.setattr(shutil, "disk_usage", lambda p: _disk(0))
-    code, out, _ = _run(["doctor", "--root", str(tmp_path)], capsys)
+    code, out, _ = run_cli(["doctor", "--root", str(tmp_path)])
     assert code == 1
     assert "0.0 GiB" in out and "FULL" in out and "required check(s) failed" in out
     monkeypatch.setattr(shutil, "disk_usage", lambda p: _disk(3 * 2**30, 10 * 2**30))
-    code, out, _ = _run(["doctor", "--root", str(tmp_path)], capsys)
+    code, out, _ = run_cli(["doctor", "--root", str(tmp_path)])
     assert code == 0 and "low" in out
 
 
 def test_cli_enospc_without_a_file_name_is_still_one_line(
-    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: CliRunner,
 ) -> None:
     from webvid.cli import query as query_cli
 
     monkeypatch.setattr(query_cli.q, "connect", _enospc)  # a write() error carries no name
-    code, _, err = _run(["query", "--root", str(data_root), "SELECT 1"], capsys)
+    code, _, err = run_cli(["query", "--root", str(data_root), "SELECT 1"])
     text = " ".join(err.split())
     assert code == 2 and text.startswith("error: No space left on device (the file is not known)")
     assert "committed work is kept" in text and "unexpected" not in err

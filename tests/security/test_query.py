@@ -8,6 +8,7 @@ must still not exist afterwards; every read attempt names a file whose content m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from webvid import query as q
-from webvid.cli import main
+
+CliRunner = Callable[[list[str]], tuple[int, str, str]]  # the run_cli fixture (conftest.py)
 
 SECRET = "top-secret-6f1c"
 PWNED = "pwned-b2a9"
@@ -163,23 +165,13 @@ def test_sandbox_alone_refuses(sql: str, env: dict[str, Path]) -> None:
     }
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("sql", SANDBOX_ATTACKS + CHECK_ONLY_ATTACKS)
 def test_cli_refuses_with_one_line(
-    sql: str, env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    sql: str, env: dict[str, Path], capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
     parquet_bytes = env["parquet"].read_bytes()
-    code, out, err = _run(["query", "--root", str(env["root"]), "--", _fill(sql, env)], capsys)
+    code, out, err = run_cli(["query", "--root", str(env["root"]), "--", _fill(sql, env)])
     assert code == 2, (out, err)
     # one message (rich wraps it at the terminal width), no traceback
     assert err.startswith("error: ") and err.count("error:") == 1, err
@@ -227,9 +219,9 @@ def test_reads_over_the_views_still_work(
     "sql", ["EXPLAIN SELECT * FROM crawl", "EXPLAIN ANALYZE SELECT count(*) FROM crawl"]
 )
 def test_explain_of_a_select_runs(
-    sql: str, env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    sql: str, env: dict[str, Path], capsys: pytest.CaptureFixture[str], run_cli: CliRunner
 ) -> None:
-    code, _, err = _run(["query", "--root", str(env["root"]), sql], capsys)
+    code, _, err = run_cli(["query", "--root", str(env["root"]), sql])
     assert code == 0, err
 
 
