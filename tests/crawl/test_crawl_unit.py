@@ -88,3 +88,19 @@ def test_both_politeness_implementations_satisfy_the_seam(impl: str, crawl_confi
     assert isinstance(slots, PoliteSlots) and isinstance(robots, RobotsSource)
     assert isinstance(slots.get("http://example.com/a.mp4"), PoliteSlot)
     assert slots.backing_off() == 0
+
+
+async def test_robots_cache_counts_one_fetch_per_host(site, crawl_config) -> None:
+    """Concurrent askers of one host share one robots.txt fetch; the cache's public ``fetches``
+    counter (which the Ray limiter reports) says so, and the server agrees."""
+    import asyncio
+
+    from webvid.crawl.net import make_session
+
+    cfg = crawl_config()
+    async with make_session(cfg) as session:
+        cache = RobotsCache(cfg, session, HostSlots(cfg))
+        urls = [f"{site.url}/v/c{i}.mp4" for i in range(20)]
+        rules = await asyncio.gather(*(cache.rules(u) for u in urls))
+    assert all(r is rules[0] for r in rules)
+    assert list(cache.fetches.values()) == [1] and site.state.hits["/robots.txt"] == 1

@@ -251,6 +251,8 @@ class RobotsCache:
         self.slots = slots
         self.policy = EgressPolicy.from_config(cfg.polite)
         self._rules: dict[str, asyncio.Future[polite.RobotsRules]] = {}
+        #: robots.txt fetches started per host key (1 each, unless a fetch was cancelled)
+        self.fetches: dict[str, int] = {}
 
     async def rules(self, url: str) -> polite.RobotsRules:
         """The rules for ``url``'s host. A host whose robots.txt cannot be reached at all
@@ -262,6 +264,7 @@ class RobotsCache:
         fut = self._rules.get(key)
         if fut is None:
             fut = self._rules[key] = asyncio.get_running_loop().create_future()
+            self.fetches[key] = self.fetches.get(key, 0) + 1
             try:
                 rules = await self._fetch(key)
             except asyncio.CancelledError:

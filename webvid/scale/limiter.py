@@ -62,7 +62,6 @@ class PoliteLimiter:
         self.lease_s = cfg.net.total_timeout_s + LEASE_MARGIN_S
         self.granted = 0
         self.progress: dict[int, int] = {}
-        self.robots_fetches: dict[str, int] = {}
         self._robots: RobotsCache | None = None
         self._robots_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
@@ -139,19 +138,11 @@ class PoliteLimiter:
             if self._robots is None:
                 session = await self._stack.enter_async_context(make_session(self.cfg))
                 self._robots = RobotsCache(self.cfg, session, self.slots)
-                self._robots._fetch = self._counted(self._robots._fetch)  # type: ignore[method-assign]
         try:
             return "ok", await self._robots.rules(url), ""
         except Exception as exc:
             reason, detail = describe_exception(exc)
             return "error", reason, detail
-
-    def _counted(self, fetch: Any) -> Any:
-        async def counted(key: str) -> polite.RobotsRules:
-            self.robots_fetches[key] = self.robots_fetches.get(key, 0) + 1
-            return await fetch(key)
-
-        return counted
 
     # -- progress and introspection -----------------------------------------------------
 
@@ -163,7 +154,7 @@ class PoliteLimiter:
         return {
             "done": sum(self.progress.values()),
             "granted": self.granted,
-            "robots_fetches": dict(self.robots_fetches),
+            "robots_fetches": dict(self._robots.fetches if self._robots else {}),
             "backing_off": self.slots.backing_off(),
             "leases": {k: len(v) for k, v in self.leases.items() if v},
         }
