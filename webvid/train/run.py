@@ -23,7 +23,7 @@ from webvid.errors import ConfigError
 from webvid.log import Progress
 from webvid.train import trainer
 from webvid.train.recipe import Source, TrainRecipe
-from webvid.train.trainer import TrainSummary
+from webvid.train.outputs import TrainSummary
 
 __all__ = ["TrainSummary", "run", "with_sources"]
 
