@@ -22,8 +22,8 @@ from pathlib import Path
 from webvid.errors import ConfigError
 from webvid.log import Progress
 from webvid.train import trainer
-from webvid.train.recipe import Source, TrainRecipe
 from webvid.train.outputs import TrainSummary
+from webvid.train.recipe import Source, TrainRecipe
 
 __all__ = ["TrainSummary", "run", "with_sources"]
 
