@@ -77,9 +77,12 @@ FAST = [
 
 
 def clip_body(i: int) -> bytes:
-    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    """A structurally valid MP4 (``ftyp`` box, then one ``mdat`` box over the rest: the crawler
+    walks the box headers) whose payload is unique to clip ``i``."""
+    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
     seed = hashlib.sha256(str(i).encode()).digest()
-    return head + seed * ((CLIP_BYTES - len(head)) // len(seed))
+    payload = seed * ((CLIP_BYTES - len(ftyp) - 8) // len(seed))
+    return ftyp + (len(payload) + 8).to_bytes(4, "big") + b"mdat" + payload
 
 
 # --------------------------------------------------------------------------------------------
