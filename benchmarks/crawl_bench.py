@@ -2,7 +2,7 @@
 
 Takes sizes from the command line; produces a JSON summary on stdout (and a Markdown table
 with --markdown). A loopback server runs in a *separate process* and serves N clips of
-~100 KB (fake MP4 bodies: an ``ftyp`` box + bytes unique to each clip), listing pages with
+~100 KB (fake MP4 bodies: an ``ftyp`` box, then an ``mdat`` box of bytes unique to each clip), listing pages with
 ``rel=next`` and clip pages with JSON-LD for discovery mode, and optionally answers 5 % of
 first requests with 503.
 
