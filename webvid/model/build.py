@@ -21,6 +21,7 @@ from webvid.model.checkpoint import (
     read_checkpoint,
 )
 from webvid.model.model import FrozenInTime, ModelConfig
+from webvid.model.overrides import RawOverrides, apply_overrides, parse_overrides
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSection
 
 log = logging.getLogger(__name__)
@@ -86,28 +87,35 @@ def build_model(
     return model, notes
 
 
-def load_for_inference(path: str | Path, text_model: str | None = None) -> FrozenInTime:
-    """A model ready for eval/embedding from our checkpoint, or an official one (base config).
+def load_for_inference(
+    path: str | Path,
+    text_model: str | None = None,
+    overrides: RawOverrides | None = None,
+) -> FrozenInTime:
+    """A model ready for eval/embedding from our checkpoint, or an official one.
 
-    Official checkpoints hold no usable config, so they get the paper's base configuration
-    with ``text_model`` (a local DistilBERT directory) for the text side.
+    Our checkpoints carry their :class:`ModelConfig`; others get the paper's base configuration
+    with ``text_model`` (a local DistilBERT directory) for the text side. ``overrides`` (the
+    CLI's ``--model KEY=VALUE``, see :mod:`webvid.model.overrides`) apply on top.
     """
+    values = parse_overrides(overrides)
     _, meta = read_checkpoint(path)
     cfg = meta.get("config")
     if meta.get("format") == CHECKPOINT_FORMAT and isinstance(cfg, dict):
         known = set(ModelConfig.__dataclass_fields__)
-        values = {k: v for k, v in cfg.items() if k in known}
+        saved = {k: v for k, v in cfg.items() if k in known}
         if text_model:
-            values["text_model"] = text_model
-        values["text_pretrained"] = False  # the checkpoint supplies every weight
-        config = ModelConfig(**values)
+            saved["text_model"] = text_model
+        saved["text_pretrained"] = False  # the checkpoint supplies every weight
+        config = apply_overrides(ModelConfig(**saved), values)
     else:
         if not text_model:
             raise InputError(
                 f"{path} is not a webvid checkpoint: pass --text-model DIR (the "
                 "DistilBERT directory with its tokenizer) to evaluate it"
             )
-        config = ModelConfig.base(text_model=text_model, text_pretrained=False)
+        base = ModelConfig.base(text_model=text_model, text_pretrained=False)
+        config = apply_overrides(base, values)
     model = FrozenInTime(config)
     load_checkpoint(model, path)
     model.eval()
