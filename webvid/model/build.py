@@ -22,7 +22,9 @@ from webvid.model.checkpoint import (
 )
 from webvid.model.model import FrozenInTime, ModelConfig
 from webvid.model.overrides import RawOverrides, apply_overrides, parse_overrides
+from webvid.model.shapes import config_from_tensors, official_hints
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSection
+from webvid.model.text import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +96,14 @@ def load_for_inference(
 ) -> FrozenInTime:
     """A model ready for eval/embedding from our checkpoint, or an official one.
 
-    Our checkpoints carry their :class:`ModelConfig`; others get the paper's base configuration
-    with ``text_model`` (a local DistilBERT directory) for the text side. ``overrides`` (the
-    CLI's ``--model KEY=VALUE``, see :mod:`webvid.model.overrides`) apply on top.
+    Our checkpoints carry their :class:`ModelConfig`; any other (official format) is built at
+    the sizes its tensors and stored config show (:mod:`webvid.model.shapes`) with
+    ``text_model`` (a local directory with the tokenizer and text config; default: the model
+    the stored config names, if it is in the local cache). ``overrides`` (the CLI's
+    ``--model KEY=VALUE``, see :mod:`webvid.model.overrides`) apply on top.
     """
     values = parse_overrides(overrides)
-    _, meta = read_checkpoint(path)
+    state, meta = read_checkpoint(path)
     cfg = meta.get("config")
     if meta.get("format") == CHECKPOINT_FORMAT and isinstance(cfg, dict):
         known = set(ModelConfig.__dataclass_fields__)
@@ -109,17 +113,31 @@ def load_for_inference(
         saved["text_pretrained"] = False  # the checkpoint supplies every weight
         config = apply_overrides(ModelConfig(**saved), values)
     else:
-        if not text_model:
-            raise InputError(
-                f"{path} is not a webvid checkpoint: pass --text-model DIR (the "
-                "DistilBERT directory with its tokenizer) to evaluate it"
-            )
-        base = ModelConfig.base(text_model=text_model, text_pretrained=False)
-        config = apply_overrides(base, values)
+        config = config_from_tensors(
+            state, cfg, inference_text_model(path, text_model, cfg), values, str(path)
+        )
     model = FrozenInTime(config)
     load_checkpoint(model, path)
     model.eval()
     return model
+
+
+def inference_text_model(path: str | Path, text_model: str | None, stored: Any) -> str:
+    """``text_model``, else the stored official config's text model if its tokenizer is local."""
+    if text_model:
+        return text_model
+    name = official_hints(stored).get("text_model")
+    if name:
+        try:
+            load_tokenizer(name)
+            return str(name)
+        except InputError:
+            pass
+    named = f" (its config names {name!r}, not in the local cache)" if name else ""
+    raise InputError(
+        f"{path} is not a webvid checkpoint{named}: pass --text-model DIR (the text model "
+        "directory with its tokenizer and config.json, e.g. distilbert-base-uncased)"
+    )
 
 
 def data_stats(path: str | Path) -> dict[str, Any]:
