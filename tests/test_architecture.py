@@ -30,6 +30,8 @@ STAGES = {"crawl", "shards", "train"}
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
     "synth": set(),  # synthetic media: below the stages, which never import it
+    # benchmark datasets: readers (floor only) and `webvid prepare`'s media path (the shard stage's)
+    "benchmarks": {"model", "clips", "shards"},
     "clips": {"model"},
     "retrieval": {"model", "clips"},
     "crawl": set(),
@@ -37,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"model", "clips", "retrieval"},
     "scale": STAGES | {"model", "clips", "retrieval"},
     "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth"},
-    "cli": STAGES | {"model", "clips", "retrieval", "scale", "demo", "synth"},
+    "cli": STAGES | {"model", "clips", "retrieval", "scale", "demo", "synth", "benchmarks"},
 }
 
 
