@@ -25,6 +25,7 @@ from webvid.model.overrides import RawOverrides, apply_overrides, parse_override
 from webvid.model.shapes import config_from_tensors, official_hints
 from webvid.model.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSection
 from webvid.model.text import load_tokenizer
+from webvid.model.vit_weights import resolve_vit_weights
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,18 @@ def build_model(
     """A fresh model, ImageNet ViT weights and an init checkpoint applied; returns notes too."""
     model = FrozenInTime(model_config(section, base, **extra))
     notes: list[str] = []
-    vit = resolve(section.vit_weights, base)
     init_path = init if init is not None else resolve(section.init, base)
-    if vit is not None and init_path is None:
-        rep = load_checkpoint(model, vit)
+    if section.vit_weights is not None and init_path is None:
+        vit = resolve_vit_weights(
+            section.vit_weights,
+            section.vit_weights_expect,
+            section.vit_weights_check,
+            base,
+        )
+        rep = load_checkpoint(model, vit.path)
         notes.append(
-            f"video encoder from {vit} ({rep.source_format}; {len(rep.kept_init)} tensors kept at init)"
+            f"video encoder from {vit.path} ({rep.source_format}; {len(rep.kept_init)} tensors "
+            f"kept at init; identity: {vit.accepted})"
         )
     if init_path is not None:
         rep = load_checkpoint(model, init_path, temporal_fix=section.init_temporal_fix)
@@ -114,7 +121,7 @@ def load_for_inference(
         config = apply_overrides(ModelConfig(**saved), values)
     else:
         config = config_from_tensors(
-            state, cfg, inference_text_model(path, text_model, cfg), values, str(path)
+            state, cfg, _inference_text_model(path, text_model, cfg), values, str(path)
         )
     model = FrozenInTime(config)
     load_checkpoint(model, path)
@@ -122,7 +129,7 @@ def load_for_inference(
     return model
 
 
-def inference_text_model(path: str | Path, text_model: str | None, stored: Any) -> str:
+def _inference_text_model(path: str | Path, text_model: str | None, stored: Any) -> str:
     """``text_model``, else the stored official config's text model if its tokenizer is local."""
     if text_model:
         return text_model

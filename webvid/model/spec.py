@@ -43,14 +43,28 @@ class ModelSection:
     tokenizer: str | None = None
     projection_dim: int | None = None
     temperature: float | None = None
-    #: ImageNet ViT weights (timm or transformers layout) loaded into the video encoder.
-    vit_weights: Path | None = None
+    #: ImageNet ViT weights (timm or transformers layout) loaded into the video encoder: a local
+    #: file or folder, ``timm:NAME`` or ``hf:ORG/NAME`` (from the local hub cache only).
+    vit_weights: str | None = None
+    #: The identity those weights must show (e.g. ``vit_base_patch16_224.orig_in21k_ft_in1k``;
+    #: a hub ref implies its own); see :mod:`webvid.model.vit_weights`.
+    vit_weights_expect: str | None = None
+    #: False: use ``vit_weights`` even when they are not (or cannot be shown to be) the expected.
+    vit_weights_check: bool = True
     #: A checkpoint (ours or official) to start from; ``--init`` overrides it.
     init: Path | None = None
     init_temporal_fix: TemporalFix = "zeros"
 
     def overrides(self) -> dict[str, Any]:
-        skip = {"preset", "vit_weights", "init", "init_temporal_fix", "relative_to"}
+        skip = {
+            "preset",
+            "vit_weights",
+            "vit_weights_expect",
+            "vit_weights_check",
+            "init",
+            "init_temporal_fix",
+            "relative_to",
+        }
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
