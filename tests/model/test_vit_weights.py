@@ -186,3 +186,21 @@ def test_the_paper_recipe_pins_the_paper_vit(cache: Path) -> None:
     hub_repo(cache, f"timm/{PAPER_VIT}", timm_cfg("orig_in21k_ft_in1k"))
     found = resolve_vit_weights(model.vit_weights, model.vit_weights_expect)
     assert found.path.parent.parent.parent.name == f"models--timm--{PAPER_VIT}"
+
+
+def test_a_run_resumes_across_the_new_vit_settings() -> None:
+    from webvid.train.state import resume_setting_changes
+
+    old = {"model": {"preset": "base", "vit_weights": "/models/vit.pth"}}  # before the keys
+    new = {
+        "model": {
+            "preset": "base",
+            "vit_weights": PAPER_REF,
+            "vit_weights_expect": PAPER_VIT,
+            "vit_weights_check": False,
+        }
+    }
+    allowed, refused = resume_setting_changes(old, new, reseed=False)
+    assert refused == [] and len(allowed) == 3
+    _, refused = resume_setting_changes(old, {"model": {"preset": "tiny"}}, reseed=False)
+    assert refused and refused[0].startswith("model.preset")

@@ -46,6 +46,8 @@ FREE_ON_RESUME = (
     "data.broken_check_after",
     "model.init",
     "model.vit_weights",
+    "model.vit_weights_expect",
+    "model.vit_weights_check",
     "model.init_temporal_fix",
     "optim.grad_clip_norm",
     "optim.schedule",
