@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
+from webvid.benchmarks.items import BENCHMARKS
 from webvid.cli.util import console, is_quiet, progress_display, recipe_options
-from webvid.errors import ConfigError
+from webvid.errors import ConfigError, InputError
 
 
 @click.command()
@@ -83,27 +85,81 @@ def train(
             )
 
 
-def _metrics_table(title: str, results: dict[str, float]) -> Table:
+METRIC_COLUMNS = ("R1", "R5", "R10", "R50", "MedR", "MeanR")
+
+
+def _metrics_table(
+    title: str, results: dict[str, float], directions: tuple[str, ...] = ("t2v", "v2t")
+) -> Table:
     table = Table(title=title)
     table.add_column("direction")
-    for col in ("R1", "R5", "R10", "R50", "MedR", "MeanR"):
+    for col in METRIC_COLUMNS:
         table.add_column(col, justify="right")
-    for d in ("t2v", "v2t"):
-        table.add_row(
-            d, *(f"{results[f'{d}_{c}']:.1f}" for c in ("R1", "R5", "R10", "R50", "MedR", "MeanR"))
-        )
+    for d in directions:
+        table.add_row(d, *(f"{results[f'{d}_{c}']:.1f}" for c in METRIC_COLUMNS))
     return table
+
+
+def _model_overrides(items: tuple[str, ...]) -> dict[str, str]:
+    """``--model KEY=VALUE`` items as a dict of raw strings (the model library parses them)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model")
+        out[key.strip()] = value
+    return out
+
+
+def _benchmark_report(bench: Any, results: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The ``--json`` object of a benchmark run: counts, then each reported direction's metrics."""
+    broken = int(results["broken"])
+    if broken or results["videos"] != len(bench.items):
+        raise InputError(
+            f"{bench.name}: {broken} of {len(bench.items)} videos could not be decoded; the "
+            "protocol needs every one (see the log for which, and re-download or transcode them)"
+        )
+    report: dict[str, Any] = {
+        "benchmark": bench.name,
+        "queries": int(results["captions"]),
+        "videos": int(results["videos"]),
+    }
+    for d in ("t2v", "v2t"):
+        report[d] = (
+            {c: float(results[f"{d}_{c}"]) for c in METRIC_COLUMNS}
+            if d in bench.directions
+            else None
+        )
+    report.update(
+        dataset=bench.dataset,
+        split=bench.split,
+        layout=bench.layout,
+        directions=list(bench.directions),
+        sources=[str(p) for p in bench.sources],
+        **extra,
+    )
+    return report
 
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.argument("data")
+@click.option(
+    "--benchmark",
+    type=click.Choice(BENCHMARKS),
+    help="DATA is that dataset's root: evaluate with this protocol (docs/benchmarks-data.md).",
+)
+@click.option(
+    "--videos",
+    type=click.Path(exists=True, file_okay=False),
+    help="--benchmark: the videos folder (default: ROOT/videos/all, ROOT/videos, ROOT).",
+)
 @click.option("--frames", type=int, default=4, show_default=True, help="Frames per clip (uniform).")
 @click.option("--kind", type=click.Choice(["video", "image"]), default="video", show_default=True)
 @click.option(
     "--split",
     type=click.Path(exists=True, dir_okay=False),
-    help="Folder data: video id list (1k-A: the JSFusion list).",
+    help="Folder data: video id list (for the paper's protocols use --benchmark).",
 )
 @click.option(
     "--captions", type=click.Path(exists=True, dir_okay=False), help="Folder data: captions JSON."
@@ -111,7 +167,7 @@ def _metrics_table(title: str, results: dict[str, float]) -> Table:
 @click.option(
     "--all-captions",
     is_flag=True,
-    help="Folder data: every caption is a query (default: the first, 1k-A).",
+    help="Folder data: every caption is a query (default: each video's first).",
 )
 @click.option(
     "--window-stride",
@@ -124,6 +180,13 @@ def _metrics_table(title: str, results: dict[str, float]) -> Table:
 @click.option(
     "--text-model", help="DistilBERT dir for official checkpoints (ours carry their config)."
 )
+@click.option(
+    "--model",
+    "model_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a ModelConfig field of the checkpoint's model (repeatable), e.g. num_heads=12.",
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option(
@@ -132,6 +195,8 @@ def _metrics_table(title: str, results: dict[str, float]) -> Table:
 def eval_cmd(
     checkpoint: str,
     data: str,
+    benchmark: str | None,
+    videos: str | None,
     frames: int,
     kind: str,
     split: str | None,
@@ -141,31 +206,53 @@ def eval_cmd(
     batch_size: int,
     workers: int,
     text_model: str | None,
+    model_items: tuple[str, ...],
     device: str,
     precision: str,
     json_out: str | None,
 ) -> None:
-    """Text↔video retrieval metrics of CHECKPOINT on DATA (shard set or MSR-VTT-style folder)."""
+    """Text↔video retrieval metrics of CHECKPOINT on DATA.
+
+    DATA is a shard set, an MSR-VTT-style folder, or with --benchmark a dataset root read with
+    that benchmark's protocol (msrvtt-1ka, msrvtt-1kb, msrvtt-full, msvd, didemo, lsmdc).
+    """
     import torch
 
+    from webvid.benchmarks import load_benchmark
     from webvid.clips.sample import ClipOptions
+    from webvid.clips.stream import EvalStream
     from webvid.io import write_json
     from webvid.model.build import data_stats, load_for_inference
     from webvid.retrieval.evaluate import evaluate_model, make_stream
 
-    model = load_for_inference(checkpoint, text_model).to(torch.device(device))
+    if benchmark is None and videos is not None:
+        raise click.UsageError("--videos goes with --benchmark")
+    if benchmark is not None and (split or captions or all_captions or kind != "video"):
+        raise click.UsageError(
+            "--split, --captions, --all-captions and --kind are for shard sets and plain folders; "
+            "a --benchmark reads its own lists and captions"
+        )
+    bench = load_benchmark(benchmark, data, videos=videos) if benchmark else None
+    overrides = _model_overrides(model_items)
+    model = load_for_inference(checkpoint, text_model, overrides=overrides or None)
+    model = model.to(torch.device(device))
     stats = data_stats(checkpoint)  # the normalisation the model was trained with
     opts = ClipOptions(size=model.config.img_size, train=False, short_side=stats["short_side"])
-    stream = make_stream(
-        data,
-        kind,
-        frames,
-        opts,
-        split=split,
-        captions=captions,
-        all_captions=all_captions,
-        window_stride=window_stride,
-    )
+    if bench is not None:
+        stream = EvalStream(
+            None, "video", frames, opts, items=bench.eval_items(), window_stride=window_stride
+        )
+    else:
+        stream = make_stream(
+            data,
+            kind,
+            frames,
+            opts,
+            split=split,
+            captions=captions,
+            all_captions=all_captions,
+            window_stride=window_stride,
+        )
     with progress_display() as progress:
         results = evaluate_model(
             model,
@@ -178,9 +265,19 @@ def eval_cmd(
             precision=precision,
             progress=progress,
         )
-    results.update(
+    extra = dict(
         checkpoint=str(checkpoint), data=str(data), frames=frames, window_stride=window_stride
     )
+    if bench is not None:
+        report = _benchmark_report(bench, results, **extra)
+        if json_out:
+            write_json(json_out, report)
+        if not is_quiet():
+            title = f"{bench.name} ({bench.layout}): {report['videos']} videos, {report['queries']} queries"
+            console.print(_metrics_table(title, results, bench.directions))
+            console.print_json(json.dumps(report))
+        return
+    results.update(extra)
     if json_out:
         write_json(json_out, results)
     if is_quiet():
