@@ -9,9 +9,10 @@ Data:
 * a **shard set** — a folder of ``.tar`` shards, or glob / brace patterns: one caption per clip;
 * an **MSR-VTT-style folder** — ``videos/`` (``VIDEO_ID.mp4``, also ``videos/all/``), a captions
   JSON (``{"video7020": ["caption", …]}`` or the official ``MSR_VTT.json`` with
-  ``annotations: [{image_id, caption}]``) and a split list (one video id per line). The 1k-A
-  protocol is the JSFusion 1,000-video list with one caption per video — the first one listed
-  (put the designated caption first); ``all_captions`` evaluates every caption, video-major.
+  ``annotations: [{image_id, caption}]``) and a split list (one video id per line): each
+  video's first caption, or with ``all_captions`` every caption, video-major. The paper's
+  protocols (1k-A's designated captions, MSVD, DiDeMo, LSMDC) are read by
+  :mod:`webvid.benchmarks` and passed to :class:`EvalStream` as ``items``.
 
 Frames are taken at segment midpoints with a central crop; ``window_stride > 0`` averages the
 embeddings of sliding windows per video (the official ``--sliding_window_stride``). Similarities
