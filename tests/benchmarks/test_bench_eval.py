@@ -95,3 +95,19 @@ def test_eval_benchmark_passes_model_overrides(run_cli, bench_roots, ckpt):
     root = str(bench_roots["lsmdc-ce"])
     code, _, err = run_cli(["eval", str(ckpt), root, "--benchmark", "lsmdc", "--model", "nope=1"])
     assert code == 2 and "nope" in err
+
+
+def test_an_undecodable_video_fails_the_protocol(run_cli, bench_roots, ckpt, tmp_path):
+    """A protocol scored on fewer videos is another protocol: refuse rather than report."""
+    import shutil
+
+    root = tmp_path / "lsmdc"
+    shutil.copytree(bench_roots["lsmdc-ce"], root)
+    bad = next((root / "videos" / "0005_Some_Like_It_Hot").iterdir())
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 10)
+    out_json = tmp_path / "res.json"
+    code, _, err = run_cli(
+        ["eval", str(ckpt), str(root), "--benchmark", "lsmdc", "--json", str(out_json)]
+    )
+    assert code == 2 and "1 of 3 videos could not be decoded" in " ".join(err.split())
+    assert not out_json.exists()
