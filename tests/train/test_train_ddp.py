@@ -1,5 +1,6 @@
-"""torchrun with 2 CPU processes (gloo): the first step's loss equals the 1-process loss on the
-same global batch, because negatives come from the global batch (all-gather with gradient)."""
+"""torchrun with 2 CPU processes (gloo): the recipe's global batch is split over them, and the
+first step's loss equals the 1-process loss on the same global batch, because negatives come from
+the global batch (all-gather with gradient); a global batch that does not divide stops the run."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ max_text_len = 16
 name = "vid"
 kind = "video"
 shards = ["vid/*.tar"]
-batch_size = 3
+batch_size = 6
 [[stages]]
 name = "4f"
 frames = 4
@@ -68,14 +69,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_loss_equals_single_process_global_batch(tmp_path):
-    synth.write_video_shards(
-        tmp_path / "vid", synth.random_specs(16, seed=3), per_shard=4, frames=8, pre_extract=4
-    )
-    no_dropout_text_dir(tmp_path / "text")
-    recipe_path = tmp_path / "r.toml"
-    recipe_path.write_text(RECIPE)
-    run = tmp_path / "run"
+def torchrun_train(recipe_path: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``webvid train`` under torchrun with 2 CPU processes."""
     cmd = [
         sys.executable,
         "-m",
@@ -91,19 +86,31 @@ def test_two_process_loss_equals_single_process_global_batch(tmp_path):
         str(recipe_path),
         "-o",
         str(run),
-        "--stop-after",
-        "1",
+        *extra,
     ]
-    res = subprocess.run(
+    return subprocess.run(
         cmd,
         capture_output=True,
         text=True,
         timeout=300,
         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def test_two_process_loss_equals_single_process_global_batch(tmp_path):
+    synth.write_video_shards(
+        tmp_path / "vid", synth.random_specs(16, seed=3), per_shard=4, frames=8, pre_extract=4
+    )
+    no_dropout_text_dir(tmp_path / "text")
+    recipe_path = tmp_path / "r.toml"
+    recipe_path.write_text(RECIPE)
+    run = tmp_path / "run"
+    res = torchrun_train(recipe_path, run, "--stop-after", "1")
     assert res.returncode == 0, res.stderr[-3000:]
     logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     ddp_loss = logged[0]["loss"]
+    # the recipe's batch_size 6 is the global batch: 3 clips per process
+    assert (logged[0]["batch"], logged[0]["batch_per_process"]) == (6, 3)
     _, meta = read_checkpoint(run / "latest.pt")
     assert len(meta["data_state"]) == 2  # every rank's stream position is in the checkpoint
 
@@ -112,7 +119,7 @@ def test_two_process_loss_equals_single_process_global_batch(tmp_path):
     torch.manual_seed(recipe.seed)
     model, _ = build_model(recipe.model, tmp_path)
     model.train()
-    plan = plan_from_recipe(recipe)
+    plan = plan_from_recipe(recipe, world_size=2)
     tok = Tokenize(model.config.tokenizer_ref, 16)
     norm = normalizer(recipe.data.mean, recipe.data.std, torch.device("cpu"))
     texts, videos, keys = [], [], []
@@ -131,6 +138,7 @@ def test_two_process_loss_equals_single_process_global_batch(tmp_path):
             num_workers=0,
         )
         batch = next(iter(make_train_loader(stream, 0)))
+        assert batch["video"].shape[0] == 3
         keys.append(batch["keys"])
         texts.append(model.encode_text(batch["text"]))
         videos.append(model.encode_video(norm(batch["video"])))
@@ -139,3 +147,21 @@ def test_two_process_loss_equals_single_process_global_batch(tmp_path):
     local = model.loss(texts[0], videos[0]).item()
     assert abs(ddp_loss - single) <= 1e-5, (ddp_loss, single)
     assert abs(ddp_loss - local) > 1e-3  # it is not the per-rank loss
+
+
+def test_a_global_batch_that_does_not_divide_stops_before_any_data(tmp_path):
+    no_dropout_text_dir(tmp_path / "text")
+    recipe_path = tmp_path / "r.toml"
+    # 5 clips over 2 processes; the shards match nothing, so had any data been looked at
+    # first, the error would be "no shards match" instead
+    recipe_path.write_text(
+        RECIPE.replace("batch_size = 6", "batch_size = 5").replace("vid/*.tar", "none/*.tar")
+    )
+    run = tmp_path / "run"
+    res = torchrun_train(recipe_path, run)
+    err = " ".join(res.stderr.split())  # the console wraps long lines
+    assert res.returncode != 0
+    assert (
+        "source 'vid', stage '4f': the global batch size 5 does not divide over 2 processes" in err
+    )
+    assert "no shards" not in err and not run.exists()

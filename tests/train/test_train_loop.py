@@ -93,6 +93,16 @@ def test_two_stage_joint_run(shards, tmp_path):
     assert [x["frames"] for x in recs] == [1, 1, 1, 1, 4, 1, 4, 1]  # images stay 1-frame
     assert [x["stage"] for x in recs] == ["1f"] * 4 + ["4f"] * 4
     assert all(0 < x["data_wait_share"] <= 1 and x["clips_per_s"] > 0 for x in recs)
+    # one process: the global batch is the per-process one; the run says both
+    sizes = [(x["batch"], x["batch_per_process"]) for x in recs]
+    assert sizes == [(4, 4)] * 4 + [(3, 3), (4, 4)] * 2  # 4f: vid 3 (batch_sizes), img 4
+    assert s.world_size == 1 and s.batch_sizes["4f"] == {
+        "vid": {"global": 3, "per_process": 3},
+        "img": {"global": 4, "per_process": 4},
+    }
+    assert "global batch sizes, 1 process: 1f: vid 4, img 4; 4f: vid 3, img 4" in s.notes
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["world_size"] == 1 and manifest["batch_sizes"] == s.batch_sizes
     lrs = [x["lr"] for x in recs]
     assert lrs[0] == 1e-3 and lrs[4] == 5e-4 and lrs[3] < lrs[1]  # per-stage cosine
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

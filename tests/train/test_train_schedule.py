@@ -10,7 +10,14 @@ import pytest
 from webvid.config import dump_toml, to_dict
 from webvid.errors import ConfigError
 from webvid.train.recipe import load_train_recipe
-from webvid.train.schedule import Plan, StagePlan, make_cycle, plan_from_recipe, stage_steps
+from webvid.train.schedule import (
+    Plan,
+    StagePlan,
+    make_cycle,
+    per_process_batch,
+    plan_from_recipe,
+    stage_steps,
+)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +117,30 @@ def test_recipe_round_trip_and_plan(tmp_path):
     assert load_train_recipe(again) == r
 
 
+def test_global_batch_sizes_divide_over_the_processes(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE)
+    r = load_train_recipe(path)
+    one, two = plan_from_recipe(r), plan_from_recipe(r, 2)
+    # each process loads global / world; the global batch (and so the step count) is the same
+    assert [s.batch_sizes for s in one.stages] == [(4, 8), (2, 8)]
+    assert [s.batch_sizes for s in two.stages] == [(2, 4), (1, 4)]
+    assert [s.steps for s in two.stages] == [s.steps for s in one.stages] == [10, 20]
+    assert two.world_size == 2 and two.global_batch(1, 0) == 2 and two.global_batch(0, 1) == 8
+    assert two.batch_table(["vid", "img"])["4f"] == {
+        "vid": {"global": 2, "per_process": 1},
+        "img": {"global": 8, "per_process": 4},
+    }
+    assert per_process_batch(96, 4, source="s", stage="t") == 24
+    # never rounded: the first source/stage that does not divide is named with both numbers
+    with pytest.raises(ConfigError, match=r"source 'vid', stage '1f'.* 4 .* over 3 processes"):
+        plan_from_recipe(r, 3)
+    with pytest.raises(ConfigError, match=r"source 'vid', stage '4f'.* 2 .* over 4 processes"):
+        plan_from_recipe(r, 4)
+    with pytest.raises(ConfigError, match="over 8 processes"):  # fewer clips than processes
+        per_process_batch(4, 8, source="s", stage="t")
+
+
 @pytest.mark.parametrize(
     "edit,msg",
     [
@@ -132,6 +163,12 @@ def test_shipped_recipes_load(name):
     r = load_train_recipe(root / f"{name}.toml")
     plan = plan_from_recipe(r)
     assert plan.total_steps > 0 and all(s.lr > 0 for s in plan.stages)
+    # the paper's global batch sizes (frozen-in-time.md §2.2/§3.4; official MSR-VTT config: 16)
+    paper = {"frozen-webvid2m-cc3m": [(96, 96), (24, 24)], "msrvtt-finetune": [(16,)]}
+    if name in paper:
+        assert [s.batch_sizes for s in plan.stages] == paper[name]
+        per_gpu = [tuple(b // 8 for b in s) for s in paper[name]]
+        assert [s.batch_sizes for s in plan_from_recipe(r, 8).stages] == per_gpu
     if name != "msrvtt-finetune":
         assert [s.frames for s in r.stages] == [1, 4] and {s.kind for s in r.sources} == {
             "video",

@@ -8,6 +8,9 @@ pre-extracted ``frame00.jpg``…, ``txt``, ``json``; or a folder item with a ``c
   (:mod:`webvid.clips.frames`, the training fast path :mod:`webvid.clips.fastframes`), cropped
   (random resized crop and flip for training, central crop for evaluation);
 * :func:`caption_of` / :func:`captions_of` — the caption(s), whitespace-normalised and cut;
+  :func:`train_caption` — the one caption a training visit uses: ``txt``, or, for a sample
+  whose ``json`` carries all captions of its video (``"captions": [...]``, benchmark training
+  shards), one of those drawn with the visit's RNG (``caption_sample = "rand"``) or the first;
 * :class:`Tokenize` — captions → the text model's tokenizer output (picklable, so it can run
   in data-loader workers).
 
@@ -31,6 +34,9 @@ from webvid.clips import fastframes as ff
 from webvid.clips import frames as fr
 from webvid.errors import ConfigError
 
+#: The values of ``caption_sample`` (``data.caption_sample`` in a training recipe).
+CAPTION_SAMPLES = ("rand", "first")
+
 
 @dataclass(frozen=True)
 class ClipOptions:
@@ -44,6 +50,15 @@ class ClipOptions:
     short_side: int = 256
     caption_max_chars: int = 350
     ffmpeg_threads: int = 1
+    #: Which of a multi-caption sample's ``json["captions"]`` a training visit uses: "rand"
+    #: (one drawn per visit, as the official MSR-VTT loader) or "first" (= its ``txt``).
+    caption_sample: str = "rand"
+
+    def __post_init__(self) -> None:
+        if self.caption_sample not in CAPTION_SAMPLES:
+            raise ConfigError(
+                f"caption_sample must be one of {CAPTION_SAMPLES}, got {self.caption_sample!r}"
+            )
 
 
 def load_tokenizer(text_model: str) -> Any:
@@ -79,15 +94,45 @@ class Tokenize:
         return dict(enc)
 
 
+def clean_caption(text: str, max_chars: int) -> str:
+    """Whitespace runs → one space, ends stripped, cut to ``max_chars`` (0: no cut)."""
+    text = " ".join(text.split())
+    return text[:max_chars] if max_chars > 0 else text
+
+
 def caption_of(sample: Mapping[str, Any], max_chars: int) -> str:
+    """The sample's ``txt``, cleaned; BrokenSample when it is missing or blank."""
     raw = sample.get("txt")
     if raw is None:
         raise fr.BrokenSample("no_caption")
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    text = " ".join(text.split())
+    text = clean_caption(text, max_chars)
     if not text:
         raise fr.BrokenSample("empty_caption")
-    return text[:max_chars] if max_chars > 0 else text
+    return text
+
+
+def train_caption(sample: Mapping[str, Any], opts: ClipOptions, rng: random.Random) -> str:
+    """The caption one training visit of ``sample`` uses.
+
+    A sample whose ``json`` has a ``captions`` list (all captions of its video, annotation
+    order) gives one of them, cleaned, blank ones skipped: drawn with ``rng`` for
+    ``opts.caption_sample == "rand"``, the first for ``"first"``. Any other sample gives its
+    ``txt`` (:func:`caption_of`; ``rng`` is not used). A ``captions`` that is not a list of
+    strings is BrokenSample("bad_captions"), one with no non-blank entry "empty_caption".
+    """
+    meta = meta_of(sample)
+    if "captions" not in meta:
+        return caption_of(sample, opts.caption_max_chars)
+    caps = meta["captions"]
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise fr.BrokenSample("bad_captions")
+    clean = [c for c in (clean_caption(c, opts.caption_max_chars) for c in caps) if c]
+    if not clean:
+        raise fr.BrokenSample("empty_caption")
+    if opts.caption_sample == "first":
+        return clean[0]
+    return clean[rng.randrange(len(clean))]
 
 
 def meta_of(sample: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,7 +199,7 @@ def decode_clip(
 def captions_of(sample: Mapping[str, Any], max_chars: int) -> list[str]:
     """The caption(s) of an eval sample: ``txt``, or a ``captions`` list (folders)."""
     if "captions" in sample:
-        caps = [" ".join(str(c).split())[: max_chars or None] for c in sample["captions"]]
+        caps = [clean_caption(str(c), max_chars) for c in sample["captions"]]
         caps = [c for c in caps if c]
         if not caps:
             raise fr.BrokenSample("empty_caption")

@@ -18,7 +18,10 @@ every batch — frame count and batch size — comes from the run's :class:`~web
 and the batch's index, so a curriculum stage change needs no loader rebuild and cannot race
 prefetched batches. Every random draw is seeded by (seed, rank, worker, position), so the stream
 is a pure function of the recipe: a resumed run skips the raw samples its workers had consumed
-(``pos``), without decoding them, and continues with identical batches.
+(``pos``), without decoding them, and continues with identical batches. That includes the
+caption of a multi-caption sample (``json["captions"]``, one drawn per visit with
+``caption_sample = "rand"``): a video met again later in the stream sits at a later position,
+so it gets an independent draw, and a resumed run draws the same captions again.
 
 One sample's decoding (frames, crops, captions: :mod:`webvid.clips.sample`) and the one-pass
 evaluation stream (:class:`webvid.clips.stream.EvalStream`) live in :mod:`webvid.clips`, which
@@ -30,6 +33,7 @@ Stage by stage the sample dict changes shape like this::
     tar reader  {"__key__", "__url__", "mp4"|"jpg", "txt", "json", "frame00.jpg", ...}
     shuffle     same, reordered                           (_shuffle)
     decode      {"key", "caption", "clip": uint8 (F,S,S,3)}   broken ones → counters
+                (the caption: ``txt``, or one of ``json["captions"]``: sample.train_caption)
     batch       the batch dict above                      (TrainStream._batches)
 """
 
@@ -47,7 +51,7 @@ import webdataset as wds
 from torch.utils.data import IterableDataset
 
 from webvid.clips import frames as fr
-from webvid.clips.sample import ClipOptions, caption_of, decode_clip
+from webvid.clips.sample import ClipOptions, decode_clip, train_caption
 from webvid.clips.stream import TarErrors, worker_identity
 from webvid.errors import InputError
 from webvid.train.schedule import Plan
@@ -182,7 +186,9 @@ class TrainStream(IterableDataset):
                 seen += 1
                 rng = self._rng(worker, "aug", pos + seen)
                 try:
-                    cap = caption_of(sample, self.opts.caption_max_chars)
+                    # its own RNG: the clip's draws do not depend on how the caption is chosen
+                    cap_rng = self._rng(worker, "caption", pos + seen)
+                    cap = train_caption(sample, self.opts, cap_rng)
                     clip = decode_clip(sample, self.kind, spec.frames, mode, self.opts, rng)
                 except fr.BrokenSample as exc:
                     broken[exc.reason] += 1

@@ -2,7 +2,8 @@
 ``config.toml``, ``metrics.jsonl`` (and its TensorBoard mirror), ``curves.png`` and
 ``manifest.json``.
 
-Takes the run dir, the recipe and the records the trainer logs; produces those files. Only the
+Takes the run dir, the recipe, the plan and the records the trainer logs; produces those files
+(and the run's note on its global and per-process batch sizes, :func:`batch_note`). Only the
 main process calls these (:class:`webvid.train.trainer.Trainer` checks); checkpoints are
 :mod:`webvid.train.state`'s.
 """
@@ -20,6 +21,7 @@ from webvid.errors import ConfigError
 from webvid.io import disk_full_error, write_manifest, write_text
 from webvid.train import state as S
 from webvid.train.recipe import TrainRecipe
+from webvid.train.schedule import Plan
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ class TrainSummary:
     best: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: processes that trained (torchrun's world size)
+    world_size: int = 1
+    #: ``{stage: {source: {"global": G, "per_process": G / world_size}}}``
+    batch_sizes: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def prepare_run_dir(run_dir: Path, recipe: TrainRecipe, resumed_from: int) -> None:
@@ -78,6 +84,21 @@ def append_record(run_dir: Path, record: dict[str, Any], tb: Any | None) -> None
                 tb.add_scalar(f"{prefix}/{k}" if "/" not in k else k, v, record["step"])
 
 
+def batch_note(plan: Plan, names: list[str]) -> str:
+    """One line for the run's notes: each stage's global batch per source and, under
+    ``torchrun``, what each process loads of it."""
+    n = plan.world_size
+    parts = []
+    for i, st in enumerate(plan.stages):
+        sizes = ", ".join(
+            f"{name} {plan.global_batch(i, k)}" + (f" = {n} x {st.batch_sizes[k]}" if n > 1 else "")
+            for k, name in enumerate(names)
+        )
+        parts.append(f"{st.name}: {sizes}")
+    who = f"over {n} processes (global = processes x per process)" if n > 1 else "1 process"
+    return f"global batch sizes, {who}: " + "; ".join(parts)
+
+
 def finish_run(summary: TrainSummary, recipe: TrainRecipe) -> None:
     """``curves.png`` then ``manifest.json``: written last, so a manifest means a finished run."""
     from webvid.train.plots import plot_curves
@@ -99,4 +120,6 @@ def finish_run(summary: TrainSummary, recipe: TrainRecipe) -> None:
         broken=summary.broken,
         best=summary.best,
         last_loss=summary.last_loss,
+        world_size=summary.world_size,
+        batch_sizes=summary.batch_sizes,
     )

@@ -10,9 +10,15 @@ Shape of a recipe::
 
     seed = 0
     [model]            preset + optional overrides of the model's ModelConfig fields
-    [data]             workers, shuffle buffer, crops, normalisation, tokenizer length, broken cap
-    [[sources]]        name, kind ("video" | "image"), shards (globs / brace patterns), batch, weight
-    [[stages]]         name, frames, steps (or epochs), lr, batch_sizes, temporal_fix, warm-up
+    [data]             workers, shuffle buffer, crops, normalisation, tokenizer length, caption
+                       choice of multi-caption samples, broken cap
+    [[sources]]        name, kind ("video" | "image"), shards (globs / brace patterns), global
+                       batch size, weight
+    [[stages]]         name, frames, steps (or epochs), lr, global batch_sizes, temporal_fix, warm-up
+
+Batch sizes are **global**: the clips of one optimiser step over all processes. Under
+``torchrun`` each process loads global / world size of them
+(:func:`webvid.train.schedule.plan_from_recipe`, an error when that does not divide).
     [optim]            AdamW settings, schedule ("constant" | "cosine"), gradient clipping
     [train]            precision, device, logging and checkpoint cadence, tensorboard
     [[evals]]          validation shard sets, evaluated every ``train.eval_every_steps``
@@ -46,6 +52,11 @@ class DataSection:
     decode_short_side: int = 256
     max_text_len: int = 64
     caption_max_chars: int = 350
+    #: Samples carrying all captions of their video (``json["captions"]``, as ``webvid
+    #: prepare`` writes a benchmark's train split): "rand" draws one per visit (the official
+    #: MSR-VTT loader's caption_sample="rand"), "first" takes the first (= ``txt``). Samples
+    #: without that list (WebVid, CC3M) always use ``txt``.
+    caption_sample: Literal["rand", "first"] = "rand"
     #: Stop with an error when more than this fraction of samples seen is broken ...
     max_broken_fraction: float = 0.05
     #: ... but only once this many samples were seen (a few early bad ones are no verdict).
@@ -74,6 +85,7 @@ class Source:
     name: str
     kind: Literal["video", "image"]
     shards: tuple[str, ...]
+    #: Global batch size: clips per step over all processes (each loads batch_size / world).
     batch_size: int = 8
     #: Batches of this source per cycle (1:1 video:image by default, as the official code).
     weight: int = 1
@@ -92,7 +104,7 @@ class Stage:
     steps: int | None = None
     epochs: float | None = None
     lr: float = 3e-5
-    #: Per-source batch sizes for this stage (source name → size); others keep theirs.
+    #: Per-source global batch sizes for this stage (source name → size); others keep theirs.
     batch_sizes: dict[str, int] = field(default_factory=dict)
     #: How the temporal table is inflated when this stage starts with more frames.
     temporal_fix: TemporalFix = "zeros"
@@ -184,6 +196,7 @@ class TrainRecipe:
             raise ValueError(f"a stage asks for more frames than model.num_frames = {nf}")
 
     def batch_size(self, stage: int, source: int) -> int:
+        """The global batch size of ``source`` in ``stage``."""
         src = self.sources[source]
         return self.stages[stage].batch_sizes.get(src.name, src.batch_size)
 

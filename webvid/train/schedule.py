@@ -1,11 +1,13 @@
 """The curriculum and learning-rate policy: pure functions of the step, no I/O, no torch.
 
-Takes the recipe's sources (kind, batch size, weight) and stages (frames, steps, lr, warm-up)
-and answers, for any global optimiser step:
+Takes the recipe's sources (kind, global batch size, weight), stages (frames, steps, lr,
+warm-up) and the number of processes, and answers, for any global optimiser step:
 
 * which source feeds it (sources alternate whole batches in a fixed cycle built from their
   weights: weights 1:1 → ``[video, image, video, image, …]`` as the official trainer);
-* which stage it belongs to, hence the frame count and the batch size;
+* which stage it belongs to, hence the frame count and the batch size (recipes give global
+  batch sizes; each process loads global / world size, :func:`per_process_batch`, and a size
+  that does not divide is a ConfigError before any data is read);
 * its learning rate (per stage: linear warm-up, then constant or cosine to a floor).
 
 It also answers the question the data workers ask — "my source's j-th batch: how many frames,
@@ -21,6 +23,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from webvid.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -29,7 +33,7 @@ class StagePlan:
     steps: int
     lr: float
     warmup_steps: int
-    #: batch size per source index
+    #: per-process batch size per source index (the global one / the plan's world size)
     batch_sizes: tuple[int, ...]
     temporal_fix: str = "zeros"
 
@@ -58,6 +62,24 @@ def make_cycle(weights: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def per_process_batch(global_batch: int, world_size: int, *, source: str, stage: str) -> int:
+    """The clips each of ``world_size`` processes loads for a global batch of ``global_batch``.
+
+    A global batch that the world size does not divide is a ConfigError naming the source, the
+    stage and both numbers (never rounded: the loss would see another batch than the recipe's).
+    """
+    if world_size < 1:
+        raise ValueError(f"world size must be >= 1, got {world_size}")
+    per, rest = divmod(global_batch, world_size)
+    if rest or per < 1:
+        raise ConfigError(
+            f"source {source!r}, stage {stage!r}: the global batch size {global_batch} does "
+            f"not divide over {world_size} processes; make it a multiple of {world_size} "
+            "(recipe batch sizes are global: the clips of one step over all processes)"
+        )
+    return per
+
+
 def stage_steps(
     epochs: float, samples_per_epoch: int, batch_size: int, cycle: Sequence[int]
 ) -> int:
@@ -78,10 +100,13 @@ class Plan:
         *,
         schedule: str = "constant",
         min_lr_ratio: float = 0.0,
+        world_size: int = 1,
     ) -> None:
         if not stages:
             raise ValueError("no stages")
         self.stages = tuple(stages)
+        #: processes the stages' (per-process) batch sizes were divided over
+        self.world_size = world_size
         self.kinds = tuple(kinds)
         self.cycle = make_cycle(weights)
         self.schedule = schedule
@@ -147,27 +172,49 @@ class Plan:
             step, stage, self.frames_for(stage, source), self.stages[stage].batch_sizes[source]
         )
 
+    def global_batch(self, stage: int, source: int) -> int:
+        """The clips of ``source`` one step of ``stage`` trains on, over all processes."""
+        return self.stages[stage].batch_sizes[source] * self.world_size
 
-def plan_from_recipe(recipe: object) -> Plan:
-    """Build the :class:`Plan` of a :class:`webvid.train.recipe.TrainRecipe`."""
+    def batch_table(self, names: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """``{stage: {source name: {"global": G, "per_process": G / world}}}`` (for the
+        run's summary and manifest)."""
+        return {
+            st.name: {
+                names[k]: {"global": self.global_batch(i, k), "per_process": per}
+                for k, per in enumerate(st.batch_sizes)
+            }
+            for i, st in enumerate(self.stages)
+        }
+
+
+def plan_from_recipe(recipe: object, world_size: int = 1) -> Plan:
+    """Build the :class:`Plan` of a :class:`webvid.train.recipe.TrainRecipe` run by
+    ``world_size`` processes: the recipe's global batch sizes divided over them
+    (:func:`per_process_batch`; ConfigError when one does not divide). Stages given in epochs
+    count steps of the global batch."""
     sources = recipe.sources  # type: ignore[attr-defined]
     weights = [s.weight for s in sources]
     cycle = make_cycle(weights)
     stages = []
     for i, st in enumerate(recipe.stages):  # type: ignore[attr-defined]
         sizes = tuple(recipe.batch_size(i, k) for k in range(len(sources)))  # type: ignore[attr-defined]
+        per = tuple(
+            per_process_batch(g, world_size, source=src.name, stage=st.name)
+            for g, src in zip(sizes, sources, strict=True)
+        )
         steps = (
             st.steps
             if st.steps is not None
             else stage_steps(
                 st.epochs,
-                recipe.data.samples_per_epoch,
+                recipe.data.samples_per_epoch,  # type: ignore[attr-defined]
                 sizes[0],
-                cycle,  # type: ignore[attr-defined]
+                cycle,
             )
         )
         stages.append(
-            StagePlan(st.name, st.frames, steps, st.lr, st.warmup_steps, sizes, st.temporal_fix)
+            StagePlan(st.name, st.frames, steps, st.lr, st.warmup_steps, per, st.temporal_fix)
         )
     optim = recipe.optim  # type: ignore[attr-defined]
     return Plan(
@@ -176,4 +223,5 @@ def plan_from_recipe(recipe: object) -> Plan:
         weights,
         schedule=optim.schedule,
         min_lr_ratio=optim.min_lr_ratio,
+        world_size=world_size,
     )

@@ -119,6 +119,7 @@ def make_loaders(
         hflip=r.data.hflip,
         short_side=r.data.decode_short_side,
         caption_max_chars=r.data.caption_max_chars,
+        caption_sample=r.data.caption_sample,
     )
     iters = []
     reseed = step if (step and r.data.resume_data == "reseed") else 0

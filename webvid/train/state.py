@@ -42,6 +42,7 @@ FREE_ON_RESUME = (
     "evals",
     "evals[*].*",
     "data.resume_data",
+    "data.caption_sample",
     "data.max_broken_fraction",
     "data.broken_check_after",
     "model.init",

@@ -35,7 +35,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from webvid.config import to_dict
-from webvid.errors import WebvidError
+from webvid.errors import ConfigError, WebvidError
 from webvid.log import NullProgress, Progress
 from webvid.model.build import build_model
 from webvid.train import dist as D
@@ -43,6 +43,7 @@ from webvid.train import state as S
 from webvid.train.outputs import (
     TrainSummary,
     append_record,
+    batch_note,
     finish_run,
     open_tensorboard,
     prepare_run_dir,
@@ -81,7 +82,11 @@ class Trainer:
         self.recipe, self.run_dir, self.base = recipe, Path(run_dir), base
         self.progress, self.stop_after = progress, stop_after
         self.info = D.init_distributed(recipe.train.dist_backend, recipe.train.device)
-        self.plan: Plan = plan_from_recipe(recipe)
+        try:  # the recipe's global batch sizes over this many processes: checked before all else
+            self.plan: Plan = plan_from_recipe(recipe, self.info.world_size)
+        except ConfigError:
+            D.shutdown(self.info)
+            raise
         torch.manual_seed(recipe.seed)  # same initial weights on every rank
         model, self.notes = build_model(
             recipe.model, base, init, grad_checkpointing=recipe.train.grad_checkpointing
@@ -103,6 +108,7 @@ class Trainer:
         }
         self.trained_frames = 1
         self._rng_to_restore: dict[str, Any] | None = None
+        self.notes.append(batch_note(self.plan, [s.name for s in recipe.sources]))
         self._resume_or_init(init)
         self.tb = (
             open_tensorboard(self.run_dir)
@@ -167,6 +173,8 @@ class Trainer:
             dict(self.best),
             time.monotonic() - t_start,
             self.notes,
+            info.world_size,
+            self.plan.batch_table([s.name for s in r.sources]),
         )
         if info.is_main and self.step == total:
             finish_run(summary, r)
@@ -314,6 +322,8 @@ class Trainer:
             "stage": self.plan.stages[stage].name,
             "frames": batch["frames"],
             "source": self.recipe.sources[src].name,
+            "batch": self.plan.global_batch(stage, src),
+            "batch_per_process": self.plan.stages[stage].batch_sizes[src],
             "loss": loss,
             "lr": lr,
             "clips_per_s": window["clips"] / dt,
