@@ -39,7 +39,7 @@ STATUS_FAILED_TO_DOWNLOAD: Final = "failed_to_download"
 STATUS_FAILED_TO_RESIZE: Final = "failed_to_resize"  # img2dataset: image could not be re-encoded
 STATUS_FAILED_TO_SUBSAMPLE: Final = "failed_to_subsample"  # video2dataset: transform failed
 STATUS_SKIPPED_ROBOTS: Final = "skipped_robots"  # robots.txt disallows it for our User-Agent
-STATUS_SKIPPED_OPT_OUT: Final = "skipped_opt_out"  # X-Robots-Tag noai / noimageai / noindex
+STATUS_SKIPPED_OPT_OUT: Final = "skipped_opt_out"  # an opt-out signal (optout_source says which)
 STATUS_SKIPPED_POLICY: Final = "skipped_policy"  # off-host, private address, bad scheme
 STATUS_DISCOVERED: Final = "discovered"  # --dry-run: found and recorded, not downloaded
 
@@ -73,7 +73,8 @@ CRAWL_REASONS: Final[Mapping[str, bool]] = {
     "off_host": False,  # leaves the allowed hosts
     "invalid_url": False,  # not http(s), unparsable
     "robots_disallowed": False,  # robots.txt Disallow for our token
-    "x_robots_tag": False,  # X-Robots-Tag opt-out (noai, noimageai, noindex, ...)
+    "x_robots_tag": False,  # X-Robots-Tag or <meta name="robots"> opt-out (noai, noindex, ...)
+    "opt_out": False,  # another machine-readable opt-out: optout_source says which
     "no_media_found": False,  # a page without any extractable video/image
     "ytdlp_error": False,  # yt-dlp could not extract or download
     "bad_row": False,  # a table row that is not UTF-8 text or is over table.max_row_bytes
@@ -110,6 +111,38 @@ VERDICT_REASONS: Final[tuple[str, ...]] = (
     "duplicate_near",  # perceptual hash within the Hamming threshold
     "duplicate_source_id",
     "transcode_failed",
+)
+
+
+#: What a crawl declares it collects for (``--purpose``); the opt-out signals are read for it.
+PURPOSES: Final[tuple[str, ...]] = ("train-ai", "train-genai", "search")
+
+#: The machine-readable signals a crawl record's ``optout_source`` names (see docs/ethics.md).
+OPTOUT_SOURCES: Final[tuple[str, ...]] = (
+    "robots",  # robots.txt: Disallow for our token, or a group naming an AI-training crawler
+    "content-usage",  # IETF AI preferences: Content-Usage header or robots.txt rule
+    "content-signal",  # Content-Signal line in robots.txt
+    "tdmrep-header",  # TDMRep tdm-reservation / tdm-policy response headers
+    "tdmrep-file",  # TDMRep /.well-known/tdmrep.json
+    "tdmrep-meta",  # TDMRep <meta name="tdm-reservation"> on the clip page
+    "x-robots-tag",  # X-Robots-Tag response header
+    "robots-meta",  # <meta name="robots"> on the clip page
+)
+
+#: One signal seen for an item (``optout_signals``): where it came from, its raw value, what
+#: it says for each purpose ("allow", "deny" or null: says nothing about it), and whether a
+#: later TDMRep value on the same response overrides it.
+OPTOUT_SIGNAL_TYPE: Final = pa.struct(
+    [
+        pa.field("source", pa.string()),  # one of OPTOUT_SOURCES
+        pa.field("on", pa.string()),  # "page" (the clip page) | "media" (the media URL)
+        pa.field("value", pa.string()),  # the raw header / rule / meta value
+        pa.field("train_ai", pa.string()),
+        pa.field("train_genai", pa.string()),
+        pa.field("search", pa.string()),
+        # a TDMRep value that a later one overrides (tdmrep.json < header < meta)
+        pa.field("superseded", pa.bool_()),
+    ]
 )
 
 
@@ -248,6 +281,9 @@ CRAWL_RECORD_SCHEMA: Final = pa.schema(
         pa.field("started_at", _ts),
         pa.field("elapsed_s", pa.float64()),
         pa.field("extra_json", pa.string()),  # the source row's other columns, as a JSON object
+        pa.field("optout_source", pa.string()),  # the signal that decided (OPTOUT_SOURCES)
+        pa.field("optout_value", pa.string()),  # its raw value
+        pa.field("optout_signals", pa.list_(OPTOUT_SIGNAL_TYPE)),  # every signal seen
     ]
 )
 
@@ -391,6 +427,16 @@ def validate_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if not field.nullable and table.column(field.name).null_count:
             raise ValueError(f"column {field.name!r} must not contain nulls")
     return table.cast(schema)
+
+
+def with_new_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with every nullable column of ``schema`` it lacks added as nulls: a file
+    written before a column was added (a crawl part without ``optout_*``) is read, and
+    rewritten, in today's schema."""
+    for field in schema:
+        if field.name not in table.column_names and field.nullable:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 def rows_to_table(rows: list[Mapping[str, object]], schema: pa.Schema) -> pa.Table:

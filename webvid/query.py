@@ -144,6 +144,8 @@ def _duck_type(t: pa.DataType) -> str:
         return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
     if pa.types.is_list(t):
         return _duck_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{_ident(f.name)} {_duck_type(f.type)}" for f in t) + ")"
     raise QueryError(f"no DuckDB type for {t}")
 
 

@@ -111,6 +111,13 @@ def parse_size(text: str, flag: str = "--max-bytes") -> int:
 )
 @click.option("--user-agent", default=None, help="User-Agent header (keep a contact URL in it).")
 @click.option(
+    "--purpose",
+    type=click.Choice(["train-ai", "train-genai", "search"]),
+    default=None,
+    help="What the data is collected for; opt-out signals are read for it "
+    "(docs/ethics.md) [default: train-ai].",
+)
+@click.option(
     "--allow-private",
     is_flag=True,
     help="Allow loopback/private/link-local addresses (tests, the demo).",
@@ -169,6 +176,7 @@ def crawl(
         "per_host_concurrency": "polite.per_host_concurrency",
         "per_host_rps": "polite.per_host_rps",
         "user_agent": "polite.user_agent",
+        "purpose": "polite.purpose",
     }
     for name, key in table_opts.items():
         if opts.get(name) is not None:

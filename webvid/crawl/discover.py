@@ -3,8 +3,10 @@
 Takes the start URL(s), the recipe's ``[discover]`` section, the run's Fetcher (so pages
 get the same robots, opt-out, rate-limit, retry and address checks as media) and the set of
 clip ids already done; produces an async stream of :class:`~webvid.crawl.items.Item`, one
-per clip page: its media URL and caption as extracted, or the reason it has none (page 404,
-robots-disallowed, ``noai`` opt-out, no media found).
+per clip page: its media URL and caption as extracted, the page's opt-out signals (response
+and ``<meta>``, decided for the crawl's purpose: a clip page that opts out skips its item, as
+its caption is the page's own text), or the reason it has none (page 404, robots-disallowed,
+opt-out, no media found).
 
 Which pages are followed: ``rel=next`` links and, with a recipe, links matching
 ``follow_patterns``/``item_patterns`` (or the ``select.item_links``/``select.next``
@@ -25,7 +27,7 @@ from collections.abc import AsyncIterator, Container
 from urllib.parse import urlsplit
 
 from webvid.contract import clip_id
-from webvid.crawl import egress, extract, media
+from webvid.crawl import egress, extract, media, optout, optout_collect
 from webvid.crawl.egress import canonical_host
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.idset import IdSet
@@ -169,13 +171,11 @@ class Discoverer:
         doc = extract.parse_html(text, final)
         clip, n_videos = extract.extract_clip(doc, dict(self.d.select))
         if is_item or (is_item is None and extract.is_clip_page(clip, n_videos)):
-            item = self._clip_item(url, doc, clip)
-            if out.reason:  # X-Robots-Tag opt-out of the clip page itself
-                item.failed = out
+            item = self._clip_item(url, doc, clip, out)
             await self.out.put(item)
         self._follow_links(doc)
 
-    def _clip_item(self, url: str, doc: extract.Doc, clip: extract.Clip) -> Item:
+    def _clip_item(self, url: str, doc: extract.Doc, clip: extract.Clip, page: Outcome) -> Item:
         extra = (
             {"found_by": clip.found_by, "captions": clip.captions}
             if clip.found_by or clip.captions
@@ -193,14 +193,21 @@ class Discoverer:
             thumbnail_url=clip.thumbnail_url,
             extra=extra,
         )
-        opt_out = (
-            extract.meta_robots_opt_out(doc, self.cfg.polite.robots_token)
-            if self.cfg.polite.obey_x_robots_tag
-            else None
+        # the response's signals and the page's <meta> ones, decided together (TDMRep: a
+        # meta value supersedes the header's)
+        item.signals = page.signals + optout_collect.page_signals(
+            doc,
+            token=self.cfg.polite.robots_token,
+            robots_meta=self.cfg.polite.obey_x_robots_tag,
         )
-        if opt_out:
+        decision = optout.decide(item.signals, self.cfg.polite.purpose)
+        if decision.deny:
             item.failed = Outcome(
-                "x_robots_tag", f'<meta name="robots" content="{opt_out}">', attempts=1
+                decision.reason,
+                decision.message,
+                http_status=page.http_status,
+                content_type=page.content_type,
+                attempts=page.attempts or 1,
             )
         elif not clip.media_url:
             item.failed = Outcome(

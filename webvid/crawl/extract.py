@@ -2,10 +2,10 @@
 
 Takes a page's HTML text and URL; parses it with lxml (libxml2's HTML parser) into a
 :class:`Doc`, and produces: CSS selection (:func:`select`: CSS 3 selectors, compiled to XPath
-by cssselect), the page's links and ``rel=next`` links, its meta-robots opt-out, and a
-:class:`Clip` from, in order of trust: schema.org ``VideoObject``/``ImageObject`` JSON-LD,
-OpenGraph ``og:video*``, then ``<video>/<source>`` with the poster image's ``alt``/``title`` —
-the alt-text caption. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an attribute)
+by cssselect), the page's links and ``rel=next`` links, its ``<meta name>`` values (robots and
+TDMRep opt-outs), and a :class:`Clip` from, in order of trust: schema.org
+``VideoObject``/``ImageObject`` JSON-LD, OpenGraph ``og:video*``, then ``<video>/<source>``
+with the poster image's ``alt``/``title`` — the alt-text caption. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an attribute)
 override any field. Parsing and selector matching are the libraries'; the rules are ours.
 
 libxml2 builds the tree in time and memory linear in the page, and stops at 256 levels of
@@ -147,6 +147,17 @@ def links(doc: Doc) -> list[tuple[str, bool]]:
         if url and url.lower().startswith(("http://", "https://")):
             out.append((url, "next" in rel))
     return out
+
+
+def meta_values(doc: Doc, name: str) -> list[str]:
+    """The ``content`` of every ``<meta name="NAME">`` (name compared case-insensitively):
+    ``robots``, ``tdm-reservation``, ``tdm-policy``, ... in document order."""
+    name = name.lower()
+    return [
+        attr(el, "content")
+        for el in _NAMED_META(doc.root)
+        if attr(el, "name").strip().lower() == name
+    ]
 
 
 def meta_robots_opt_out(doc: Doc, token: str) -> str | None:

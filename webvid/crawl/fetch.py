@@ -12,6 +12,12 @@ connects to — and then requested as that canonical URL; robots.txt of that hop
 obeyed; names are checked on their resolved address by the guarded resolver. Each attempt
 runs under one total deadline, so a trickling server cannot hold a worker.
 
+Opt-outs (:mod:`webvid.crawl.optout`): before a hop is requested, robots.txt Disallow for our
+token — and, when crawling for training, for a known AI-training crawler — refuses it; when a
+page or media response arrives, every signal on it (:func:`~webvid.crawl.optout_collect.
+response_signals`) is gathered onto the Outcome and decided for the crawl's purpose before any
+body is read.
+
 Media bodies go to :class:`webvid.crawl.sink.MediaSink` (sha256 on the way, byte cap,
 content-type and magic checks, verified commit, Range resume).
 """
@@ -27,10 +33,10 @@ from urllib.parse import urljoin
 import aiohttp
 
 from webvid import contract
-from webvid.crawl import media, polite
+from webvid.crawl import media, optout, optout_collect, polite
 from webvid.crawl.egress import EgressPolicy, PrivateAddressError, Verdict
 from webvid.crawl.items import Outcome
-from webvid.crawl.net import HostSlots, RobotsCache, describe_exception
+from webvid.crawl.net import HostSlots, RobotsCache, describe_exception, host_key
 from webvid.crawl.recipe import CrawlRecipe
 from webvid.crawl.sink import Disk, MediaSink
 
@@ -55,6 +61,9 @@ class Fetcher:
         self.slots = slots
         self.robots = robots
         self.policy = EgressPolicy.from_config(cfg.polite)
+        self.purpose = cfg.polite.purpose
+        #: robots rules of each host asked so far (host_key → rules), for the responses' checks
+        self.host_rules: dict[str, polite.RobotsRules] = {}
         # (scheme, netloc, hosts) of ASCII URLs that passed: the verdict depends on nothing
         # else, and a full parse per item costs more than the rest of the check
         self._passed: set[tuple[str, str, frozenset[str] | None]] = set()
@@ -95,16 +104,52 @@ class Fetcher:
             return Outcome("connection_error", f"cannot resolve {verdict.host}: {exc}")
         return None
 
-    async def robots_check(self, url: str) -> Outcome | None:
+    async def robots_check(self, url: str, on: str = "media") -> Outcome | None:
+        """A refusal by robots.txt: Disallow for our token, or (crawling for training) for a
+        group naming a known AI-training crawler; None when the URL may be fetched."""
         rules = await self.robots.rules(url)
-        parts = media.split_url(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if rules.allowed(path):
-            return None
-        why = "robots.txt unreachable" if rules.disallow_all else "robots.txt disallows"
-        return Outcome(
-            "robots_disallowed", f"{why} {path[:200]} for {self.cfg.polite.robots_token}"
+        self.host_rules[host_key(url)] = rules
+        path = _path_of(url)
+        token = self.cfg.polite.robots_token
+        if not rules.allowed(path):
+            why = "robots.txt unreachable" if rules.disallow_all else "robots.txt disallows"
+            value = f"{why} {path[:200]} for {token}"
+            signal = optout.Signal("robots", on, value, optout.same_for_all(optout.DENY))
+            return Outcome("robots_disallowed", value, signals=[signal])
+        if rules.signals is not None and self.purpose != "search":
+            signal = rules.signals.ai_denial(path, on)
+            if signal is not None:
+                return Outcome(
+                    "robots_disallowed",
+                    f"robots.txt {signal.value} (an AI-training crawler: we crawl for "
+                    f"{self.purpose}, so its group applies to us)",
+                    signals=[signal],
+                )
+        return None
+
+    def screen(self, resp: aiohttp.ClientResponse, on: str) -> tuple[Outcome | None, list[Any]]:
+        """``(refusal or None, signals)``: every opt-out signal on a response, decided for
+        the crawl's purpose. The host's rules were fetched by :meth:`robots_check` of the hop."""
+        url = str(resp.url)
+        rules = self.host_rules.get(host_key(url), polite.ALLOW_ALL)
+        signals = optout_collect.response_signals(
+            resp.headers,
+            rules,
+            _path_of(url),
+            on,
+            token=self.cfg.polite.robots_token,
+            x_robots_tag=self.cfg.polite.obey_x_robots_tag,
         )
+        decision = optout.decide(signals, self.purpose)
+        if not decision.deny:
+            return None, signals
+        return Outcome(
+            decision.reason,
+            decision.message,
+            http_status=resp.status,
+            content_type=resp.headers.get("Content-Type"),
+            signals=signals,
+        ), signals
 
     # -- the request loop ----------------------------------------------------------------
 
@@ -116,6 +161,7 @@ class Fetcher:
         headers: Callable[[], dict[str, str]] | None = None,
         hosts: frozenset[str] | None = None,
         deadline_s: float | None = None,
+        on: str = "media",
     ) -> Outcome:
         """Attempts with backoff; returns the last outcome (success or the final failure).
 
@@ -128,7 +174,7 @@ class Fetcher:
             try:
                 self.in_flight += 1
                 out = await self._attempt(
-                    url, handler, headers() if headers else {}, hosts, deadline_s
+                    url, handler, headers() if headers else {}, hosts, deadline_s, on
                 )
             except asyncio.CancelledError:
                 raise
@@ -161,6 +207,7 @@ class Fetcher:
         headers: dict[str, str],
         hosts: frozenset[str] | None,
         deadline_s: float | None = None,
+        on: str = "media",
     ) -> Outcome:
         seen: set[str] = set()
         current = url
@@ -181,7 +228,7 @@ class Fetcher:
                 if verdict.url is None:
                     return _refusal(verdict)  # type: ignore[return-value]
                 current = str(verdict.url)  # what is connected to, joined against, logged
-                refused = await self.robots_check(current)
+                refused = await self.robots_check(current, on)
                 if refused:
                     return refused
                 seen.add(current)
@@ -215,34 +262,21 @@ class Fetcher:
                     return await handler(resp, current)
         return Outcome("redirect_loop", f"more than {self.cfg.net.max_redirects} redirects")
 
-    def opt_out(self, resp: aiohttp.ClientResponse) -> Outcome | None:
-        if not self.cfg.polite.obey_x_robots_tag:
-            return None
-        directive = polite.x_robots_opt_out(
-            resp.headers.getall("X-Robots-Tag", []), self.cfg.polite.robots_token
-        )
-        if directive:
-            return Outcome(
-                "x_robots_tag",
-                f"X-Robots-Tag: {directive}",
-                http_status=resp.status,
-                content_type=resp.headers.get("Content-Type"),
-            )
-        return None
-
     # -- pages ---------------------------------------------------------------------------
 
     async def get_page(
         self, url: str, hosts: frozenset[str] | None = None
     ) -> tuple[Outcome, str | None, str]:
-        """``(outcome, html text or None, final url)`` of an HTML page. A page opted out by
-        ``X-Robots-Tag`` comes back with reason ``x_robots_tag`` *and* its text: its links
-        may still be followed, its content is not used."""
+        """``(outcome, html text or None, final url)`` of an HTML page, the response's opt-out
+        signals on the outcome. A page a signal opts out (reason ``x_robots_tag`` or
+        ``opt_out``) comes back with its text too: its links may still be followed, its
+        content is not used."""
         holder: dict[str, Any] = {}
 
         async def handler(resp: aiohttp.ClientResponse, final: str) -> Outcome:
             holder["url"] = final
-            refused = self.opt_out(resp)  # the page's content is off limits; its links are not
+            # the page's content may be off limits; its links are not
+            refused, signals = self.screen(resp, "page")
             ctype = resp.headers.get("Content-Type")
             if media.content_type_class(ctype) not in ("html", "missing"):
                 return Outcome(
@@ -258,27 +292,41 @@ class Fetcher:
                 )
             holder["text"] = body.decode(resp.charset or "utf-8", "replace")
             return refused or Outcome(
-                None, http_status=resp.status, content_type=ctype, bytes=len(body)
+                None, http_status=resp.status, content_type=ctype, bytes=len(body), signals=signals
             )
 
-        out = await self.request(url, handler, hosts=hosts)
-        text = holder.get("text") if out.reason in (None, "x_robots_tag") else None
+        out = await self.request(url, handler, hosts=hosts, on="page")
+        text = holder.get("text") if out.reason in (None, "x_robots_tag", "opt_out") else None
         return out, text, holder.get("url", url)
 
     # -- media ---------------------------------------------------------------------------
 
     async def download(self, url: str, cid: str) -> Outcome:
         """Fetch ``url`` as the media of clip ``cid`` (see :mod:`webvid.crawl.sink`)."""
-        sink = MediaSink(self.cfg, self.disk, self.opt_out, cid, url)
+        seen: list[Any] = []
+
+        def opt_out(resp: aiohttp.ClientResponse) -> Outcome | None:
+            refused, seen[:] = self.screen(resp, "media")
+            return refused
+
+        sink = MediaSink(self.cfg, self.disk, opt_out, cid, url)
         try:
             out = await self.request(url, sink.handle, headers=sink.range_headers)
         except BaseException:
             await sink.discard(keep_partial=True)
             raise
+        if not out.signals:
+            out.signals = list(seen)  # allowed: the signals seen on the last response
         if out.reason is not None:
             await sink.discard(keep_partial=contract.is_retryable(out.reason))
         out.via = "direct"
         return out
+
+
+def _path_of(url: str) -> str:
+    """Path and query of ``url``, as robots.txt rules and TDMRep locations are matched."""
+    parts = media.split_url(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _refusal(verdict: Verdict) -> Outcome | None:

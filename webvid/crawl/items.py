@@ -37,6 +37,8 @@ class Item:
     extra: dict[str, Any] | None = None
     #: a failure already known before any media request (clip page 404, robots, no media)
     failed: Outcome | None = None
+    #: opt-out signals seen on the clip page (``optout.Signal``; discovery mode)
+    signals: list[Any] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -52,6 +54,8 @@ class Outcome:
     via: str | None = None
     attempts: int = 0
     dry_run: bool = False
+    #: opt-out signals seen on the response(s) of this request (``optout.Signal``)
+    signals: list[Any] = dataclasses.field(default_factory=list)
     # not recorded: how the fetch loop and the worker act on an outcome
     retry_after_s: float | None = None  # the server's Retry-After, when it sent one
     handoff: bool = False  # a page or manifest where media was expected: try yt-dlp (auto)

@@ -11,7 +11,8 @@ Pipeline (one asyncio loop, one ``ClientSession``)::
       → this unit's slice (clip id hash), done items skipped  → Item
       → bounded queue (2 × concurrency: memory stays flat)  → Item
       → N workers: policy checks, direct download or yt-dlp  → Outcome
-      → record dict → journal line + Parquet part (RecordStore)
+      → record dict, with the opt-out signals of page and media decided for the crawl's
+        purpose (optout.record_columns) → journal line + Parquet part (RecordStore)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from webvid import io
-from webvid.crawl import media, sources
+from webvid.crawl import media, optout, sources
 from webvid.crawl.fetch import Fetcher
 from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome, make_record
@@ -262,6 +263,8 @@ class _UnitCrawl:
             t0 = time.monotonic()
             outcome = await self._process(item)
             record = make_record(item, outcome, started, time.monotonic() - t0)
+            signals = [*item.signals, *outcome.signals]  # the clip page's, then the media's
+            record.update(optout.record_columns(signals, self.cfg.polite.purpose))
             self.store.add(record)
             if self.store.due():
                 self._flush_soon()

@@ -16,13 +16,16 @@ Takes a :class:`~webvid.crawl.recipe.CrawlRecipe`; produces
   implementation; :mod:`webvid.scale.limiter` holds the cluster-wide one (Ray);
 * :class:`HostSlots` — per host: a concurrency semaphore, a token bucket (lowered by
   robots ``Crawl-delay``), and a pause that 429/503 answers extend (adaptive back-off);
-* :class:`RobotsCache` — robots.txt fetched once per host, shared by all waiters.
+* :class:`RobotsCache` — robots.txt fetched once per host, shared by all waiters, and with it
+  the host's TDMRep file ``/.well-known/tdmrep.json`` (byte-capped, under the same egress
+  checks per hop, and through the host's polite slot): the rules carry both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import socket
@@ -37,7 +40,7 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from webvid.crawl import polite
+from webvid.crawl import optout_tdm, polite
 from webvid.crawl.egress import EgressPolicy, PrivateAddressError, canonical_host
 from webvid.crawl.media import split_url
 from webvid.crawl.recipe import CrawlRecipe
@@ -267,6 +270,8 @@ class RobotsCache:
             self.fetches[key] = self.fetches.get(key, 0) + 1
             try:
                 rules = await self._fetch(key)
+                if not rules.disallow_all:
+                    rules = dataclasses.replace(rules, tdm=await self._fetch_tdm(key))
             except asyncio.CancelledError:
                 del self._rules[key]
                 fut.cancel()
@@ -305,9 +310,25 @@ class RobotsCache:
         )
         return polite.DISALLOW_ALL
 
-    async def _get_following(self, url: str) -> tuple[int, bytes]:
-        """GET robots.txt, following redirects by hand so every hop's address is checked
-        (a robots.txt must not bounce us to 169.254.169.254 or 127.0.0.1)."""
+    async def _fetch_tdm(self, key: str) -> optout_tdm.TdmFile | None:
+        """The host's tdmrep.json, None when it has none. Unreachable, refused or not 200
+        means no file (TDMRep: the server does not implement the protocol); one attempt,
+        under the robots.txt deadline, holding a turn of the host's slot."""
+        url = key + optout_tdm.TDM_FILE_PATH
+        try:
+            async with (
+                self.slots.get(url).use(),
+                asyncio.timeout(min(60.0, self.cfg.net.total_timeout_s)),
+            ):
+                status, body = await self._get_following(url, optout_tdm.TDM_FILE_MAX_BYTES + 1)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.info("tdmrep.json of %s unreachable (%s): no TDMRep file", key, exc)
+            return None
+        return optout_tdm.parse_tdm_file(body) if status == 200 else None
+
+    async def _get_following(self, url: str, max_bytes: int = 512 * 1024) -> tuple[int, bytes]:
+        """GET robots.txt (or tdmrep.json), following redirects by hand so every hop's address
+        is checked (a robots.txt must not bounce us to 169.254.169.254 or 127.0.0.1)."""
         for _ in range(self.cfg.net.max_redirects + 1):
             verdict = self.policy.check(url)
             if verdict.url is None:
@@ -321,7 +342,7 @@ class RobotsCache:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     url = urljoin(url, resp.headers["Location"])
                     continue
-                return resp.status, await resp.content.read(512 * 1024)
+                return resp.status, await _read_capped(resp, max_bytes)
         return 503, b""  # too many redirects: "unreachable" → disallow all
 
     def _apply_delay(self, key: str, rules: polite.RobotsRules) -> None:
@@ -333,6 +354,16 @@ class RobotsCache:
             )
             slot.bucket.burst = 1
             slot.bucket.tokens = min(slot.bucket.tokens, 1.0)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, up to ``max_bytes`` of it (``read(n)`` alone may stop at what is buffered)."""
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buf += chunk
+        if len(buf) >= max_bytes:
+            break
+    return bytes(buf[:max_bytes])
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:

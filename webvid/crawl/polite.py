@@ -6,7 +6,9 @@ value, an IP address, the clock); produces decisions:
 * :func:`parse_robots` → :class:`RobotsRules`: protego parses and matches (RFC 9309 as
   Google reads it: groups by user-agent token, longest match wins, ``Allow`` wins ties, ``*``
   and ``$`` wildcards, ``Crawl-delay``); :func:`robots_for_status` adds our policy (4xx: allow
-  all, 5xx: disallow all);
+  all, 5xx: disallow all). The rules also carry the file's opt-out side
+  (:mod:`webvid.crawl.optout_robots`: ``Content-Usage`` / ``Content-Signal`` rules, groups of
+  AI-training crawlers) and the host's tdmrep.json (:mod:`webvid.crawl.optout_tdm`);
 * :func:`x_robots_opt_out` — whether an ``X-Robots-Tag`` opts out of AI/dataset use, with
   img2dataset's directive set and UA-scoped directives (``webvid: noai``);
 * :func:`backoff_delay`, :func:`parse_retry_after` — exponential backoff with jitter that
@@ -29,6 +31,8 @@ import time
 from protego import Protego
 
 from webvid import contract
+from webvid.crawl.optout_robots import RobotsSignals, parse_signals
+from webvid.crawl.optout_tdm import TdmFile
 
 # --------------------------------------------------------------------------------------------
 # robots.txt
@@ -49,6 +53,8 @@ class RobotsRules:
     token: str = ""
     crawl_delay_s: float | None = None
     disallow_all: bool = False  # robots.txt unreachable (5xx / network error): RFC 9309 §2.3.1.4
+    signals: RobotsSignals | None = None  # usage rules and AI-crawler groups of the file
+    tdm: TdmFile | None = None  # the host's /.well-known/tdmrep.json, when it has one
 
     def allowed(self, path: str) -> bool:
         """Whether ``path`` (path + query, percent-encoded as sent) may be fetched."""
@@ -77,7 +83,12 @@ def parse_robots(text: str, token: str) -> RobotsRules:
     """
     token = token.strip().lower()
     parser = Protego.parse(_utf8(text.removeprefix("\ufeff")))  # a BOM is not a field name
-    return RobotsRules(parser=parser, token=token, crawl_delay_s=parser.crawl_delay(token))
+    return RobotsRules(
+        parser=parser,
+        token=token,
+        crawl_delay_s=parser.crawl_delay(token),
+        signals=parse_signals(text, token),
+    )
 
 
 def robots_for_status(status: int, text: str, token: str) -> RobotsRules:
@@ -97,8 +108,13 @@ def robots_for_status(status: int, text: str, token: str) -> RobotsRules:
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
 
 
-def x_robots_opt_out(values: list[str] | tuple[str, ...], token: str) -> str | None:
-    """The opt-out directive that applies to us in these header values, or None.
+def x_robots_opt_out(
+    values: list[str] | tuple[str, ...],
+    token: str,
+    directives: frozenset[str] = OPT_OUT_DIRECTIVES,
+) -> str | None:
+    """The opt-out directive (one of ``directives``) that applies to us in these header
+    values, or None.
 
     A value is ``"noai, noindex"`` (everyone) or ``"otherbot: noai"`` / ``"webvid: noai"``
     (that user agent only). Directives scoped to other agents are ignored.
@@ -121,7 +137,7 @@ def x_robots_opt_out(values: list[str] | tuple[str, ...], token: str) -> str | N
                     scope, part = head, rest
             if scope is not None and scope != token:
                 continue
-            if part in OPT_OUT_DIRECTIVES:
+            if part in directives:
                 return part
     return None
 
@@ -236,6 +252,7 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _STATUS_OF_REASON = {
     "robots_disallowed": contract.STATUS_SKIPPED_ROBOTS,
     "x_robots_tag": contract.STATUS_SKIPPED_OPT_OUT,
+    "opt_out": contract.STATUS_SKIPPED_OPT_OUT,
     "private_address": contract.STATUS_SKIPPED_POLICY,
     "off_host": contract.STATUS_SKIPPED_POLICY,
     "invalid_url": contract.STATUS_SKIPPED_POLICY,

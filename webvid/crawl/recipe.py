@@ -66,6 +66,8 @@ class PoliteConfig:
     robots_token: str = TOKEN  # the token robots.txt groups and X-Robots-Tag scopes name
     obey_robots: bool = True
     obey_x_robots_tag: bool = True
+    #: what the crawl collects for: the opt-out signals are read for it (docs/ethics.md)
+    purpose: Literal["train-ai", "train-genai", "search"] = "train-ai"
     allow_private: bool = False  # loopback/private/link-local targets (tests, the demo)
     private_allowlist: tuple[str, ...] = ()  # CIDR networks allowed anyway (an intranet mirror)
     per_host_concurrency: int = 4

@@ -211,6 +211,7 @@ class RecordStore:
             dropped += n_drop
             with pq.ParquetFile(path) as pf:
                 table = pf.read().filter(pa.array(keep, pa.bool_()))
+            table = contract.with_new_columns(table, contract.CRAWL_RECORD_SCHEMA)  # older parts
             if table.num_rows:
                 io.write_parquet(path, table, contract.CRAWL_RECORD_SCHEMA)
             else:
