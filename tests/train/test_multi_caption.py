@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from webvid.benchmarks.items import BenchItem, Benchmark
+from webvid.benchmarks.prepare import PrepareOptions, prepare
 from webvid.clips.frames import BrokenSample
 from webvid.clips.sample import ClipOptions, Tokenize, load_tokenizer, train_caption
 from webvid.clips.stream import expand_shards
 from webvid.config import from_dict
 from webvid.errors import ConfigError
 from webvid.synth import shards as synth
+from webvid.synth.crawl_dir import make_video
 from webvid.train import trainer
 from webvid.train.data import TrainStream, make_train_loader
 from webvid.train.recipe import TrainRecipe
@@ -181,6 +184,42 @@ def test_captions_are_cleaned_and_bad_lists_are_broken_samples(tmp_path):
         ['data.caption_sample: (unset) -> "rand"'],
         [],
     )
+
+
+def test_shards_from_webvid_prepare_give_each_video_several_captions_over_epochs(tmp_path):
+    """The whole path: real videos → ``webvid prepare``'s shards (mp4, all captions in the
+    json) → the training stream, over about 8 epochs."""
+    items = []
+    for i in range(4):
+        path = make_video(tmp_path / "videos" / f"v{i}.mp4", seed=i + 1, duration=1.0)
+        items.append(BenchItem(f"v{i}", path, tuple(captions_of_video(i))))
+    bench = Benchmark(
+        "msvd-train", "msvd", "train", "collaborative-experts", tuple(items), ("t2v",), ()
+    )
+    out = tmp_path / "shards"
+    done = prepare(bench, tmp_path, out, options=PrepareOptions(shard_size=2, workers=1))
+    assert done.written == 4
+    plan = Plan([StagePlan("4f", 4, 10_000, 1e-3, 0, (2,))], ["video"], [1])
+    stream = TrainStream(
+        expand_shards(str(out / "train" / "*.tar")),
+        "video",
+        0,
+        plan,
+        ClipOptions(size=32),
+        Tokenize(VOCAB, 16),
+        seed=0,
+        shuffle_buffer=2,
+        num_workers=2,
+    )
+    batches = [b for _, b in zip(range(16), make_train_loader(stream, 2), strict=False)]
+    per_video: dict[str, set[str]] = defaultdict(set)
+    for key, cap in visits(batches):
+        per_video[key].add(cap)
+    assert len(per_video) == 4
+    for caps in per_video.values():
+        # one video's captions (the "<colour> clip" word is the video's), several of them
+        assert len({c.split()[1] for c in caps}) == 1 and len(caps) >= 2, caps
+    assert all(sum(b["broken"].values()) == 0 for b in batches)
 
 
 def recipe(shards: Path, how: str, steps: int) -> TrainRecipe:
