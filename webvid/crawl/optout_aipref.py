@@ -25,6 +25,7 @@ typo in an opt-out must not become a yes.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from webvid.contract import PURPOSES
@@ -172,6 +173,7 @@ def parse_dictionary(text: str) -> dict[str, object]:
             raise SFError("trailing comma")
 
 
+@functools.lru_cache(maxsize=256)  # the same few rule values, response after response
 def usage_prefs(text: str) -> tuple[str | None, str | None, str | None]:
     """What a statement of preference says per purpose (``PURPOSES`` order)."""
     try:

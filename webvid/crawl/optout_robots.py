@@ -69,8 +69,12 @@ _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise_path(path: str) -> str:
-    """Percent-encoded unreserved characters decoded, other escapes upper-cased."""
+    """Percent-encoded unreserved characters decoded, other escapes upper-cased (memoised: a
+    response's path is compared with every rule of its host)."""
+    if "%" not in path:
+        return path
 
     def fix(m: re.Match[str]) -> str:
         ch = chr(int(m.group(1), 16))
@@ -122,6 +126,7 @@ def _split_ws(value: str) -> tuple[str, str, str]:
     return value[: m.start()], m.group(0), value[m.end() :]
 
 
+@functools.lru_cache(maxsize=256)  # the same few rule values, response after response
 def signal_prefs(text: str) -> tuple[str | None, str | None, str | None]:
     """A ``Content-Signal`` value (``ai-train=no, search=yes``) per purpose: ``ai-train`` speaks
     for both training purposes, ``search`` for search, ``ai-input`` for none of ours. A value
@@ -171,13 +176,30 @@ def parse_groups(text: str) -> list[Group]:
     return groups
 
 
+#: a rule as the signals read it: (field, path pattern, preference, value as written); the
+#: path and preference of a usage rule are split once, when the file is parsed
+Rule = tuple[str, str, str, str]
+_KEPT = ("allow", "disallow", "content-usage", "content-signal")
+
+
+def _rules(rules: list[tuple[str, str]]) -> tuple[Rule, ...]:
+    out: list[Rule] = []
+    for field, value in rules:
+        if field in ("allow", "disallow"):
+            out.append((field, value, "", value))
+        elif field in _KEPT:
+            path, pref = split_rule(value)
+            out.append((field, path, pref, value))
+    return tuple(out)
+
+
 @dataclasses.dataclass(frozen=True)
 class RobotsSignals:
     """The opt-out side of one robots.txt, for one token."""
 
-    own: tuple[tuple[str, str], ...] = ()  # rules of our token's groups (else the * groups)
+    own: tuple[Rule, ...] = ()  # rules of our token's groups (else the * groups)
     own_named: bool = False  # a group names our token
-    ai: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # (agent, rules) per AI group
+    ai: tuple[tuple[str, tuple[Rule, ...]], ...] = ()  # (agent as written, rules) per AI group
 
     def usage_signals(self, path: str, on: str) -> list[Signal]:
         """``content-usage`` and ``content-signal`` signals that apply to ``path``."""
@@ -200,10 +222,10 @@ class RobotsSignals:
         return None
 
 
-def _access(rules: tuple[tuple[str, str], ...], path: str) -> tuple[str, str] | None:
+def _access(rules: tuple[Rule, ...], path: str) -> tuple[str, str] | None:
     """The Allow/Disallow rule that governs ``path`` (longest match, Allow wins ties)."""
     best: tuple[int, int, str, str] | None = None
-    for field, pattern in rules:
+    for field, pattern, _pref, _value in rules:
         if field not in ("allow", "disallow") or not pattern or not pattern_matches(pattern, path):
             continue
         key = (pattern_length(pattern), 1 if field == "allow" else 0, field, pattern)
@@ -212,20 +234,15 @@ def _access(rules: tuple[tuple[str, str], ...], path: str) -> tuple[str, str] | 
     return (best[2], best[3]) if best else None
 
 
-def _usage(
-    rules: tuple[tuple[str, str], ...], path: str, on: str, agent: str | None
-) -> list[Signal]:
+def _usage(rules: tuple[Rule, ...], path: str, on: str, agent: str | None) -> list[Signal]:
     out: list[Signal] = []
     for field, source, read in (
         ("content-usage", "content-usage", usage_prefs),
         ("content-signal", "content-signal", signal_prefs),
     ):
         matched: list[tuple[int, str, str]] = []
-        for f, value in rules:
-            if f != field:
-                continue
-            rpath, pref = split_rule(value)
-            if pattern_matches(rpath, path):
+        for f, rpath, pref, value in rules:
+            if f == field and pattern_matches(rpath, path):
                 matched.append((pattern_length(rpath), value, pref))
         if not matched:
             continue
@@ -260,7 +277,7 @@ def parse_signals(text: str, token: str) -> RobotsSignals:
                 ai.setdefault(tok, []).extend(group.rules)
                 names.setdefault(tok, agent.strip())
     return RobotsSignals(
-        own=tuple(own if own_named else star),
+        own=_rules(own if own_named else star),
         own_named=own_named,
-        ai=tuple((names[t], tuple(rules)) for t, rules in sorted(ai.items())),
+        ai=tuple((names[t], _rules(rules)) for t, rules in sorted(ai.items())),
     )
