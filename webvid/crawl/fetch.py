@@ -14,9 +14,9 @@ runs under one total deadline, so a trickling server cannot hold a worker.
 
 Opt-outs (:mod:`webvid.crawl.optout`): before a hop is requested, robots.txt Disallow for our
 token — and, when crawling for training, for a known AI-training crawler — refuses it; when a
-page or media response arrives, every signal on it (:func:`~webvid.crawl.optout_collect.
-response_signals`) is gathered onto the Outcome and decided for the crawl's purpose before any
-body is read.
+page or media response arrives, every signal on it
+(:func:`webvid.crawl.optout_collect.response_signals`) is gathered onto the Outcome and
+decided for the crawl's purpose before any body is read.
 
 Media bodies go to :class:`webvid.crawl.sink.MediaSink` (sha256 on the way, byte cap,
 content-type and magic checks, verified commit, Range resume).
