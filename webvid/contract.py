@@ -4,8 +4,8 @@ Takes nothing and produces nothing by itself: it is the one module the three sta
 It defines
 
 * the pyarrow schemas of the crawl records (``records/part-*.parquet``), the shard sample
-  tables (``00000.parquet``), the shard index (``index.parquet``) and the curation verdicts
-  (``verdicts.parquet``);
+  tables (``00000.parquet``), the shard index (``index.parquet``), the curation verdicts
+  (``verdicts.parquet``) and the takedown log of a data root (``takedowns.parquet``);
 * the status vocabulary (img2dataset / video2dataset compatible, extended with ours) and the
   closed set of failure reasons, with which of them are worth retrying;
 * clip-id rules: stable ids derived from a source id or a URL that are always safe file names;
@@ -78,10 +78,14 @@ CRAWL_REASONS: Final[Mapping[str, bool]] = {
     "no_media_found": False,  # a page without any extractable video/image
     "ytdlp_error": False,  # yt-dlp could not extract or download
     "bad_row": False,  # a table row that is not UTF-8 text or is over table.max_row_bytes
+    "taken_down": False,  # on an exclude list or a takedown log (webvid takedown): never fetched
 }
 
 #: Curation rejection reasons written by ``webvid shard`` into ``verdicts.parquet``.
 VERDICT_REASONS: Final[tuple[str, ...]] = (
+    # on an exclude list or removed by `webvid takedown`: counted in the funnel and the
+    # manifest, but such an input has no verdict row (nothing but takedowns.parquet names it)
+    "taken_down",
     "invalid_clip_id",  # the record's clip_id breaks the clip-id rule (is_clip_id): never a path
     "unsafe_media_path",  # media_path leaves the crawl dir (.., absolute, symlink) or is no file
     "missing_media",  # the crawl record says success but the media file is gone
@@ -127,6 +131,7 @@ OPTOUT_SOURCES: Final[tuple[str, ...]] = (
     "tdmrep-meta",  # TDMRep <meta name="tdm-reservation"> on the clip page
     "x-robots-tag",  # X-Robots-Tag response header
     "robots-meta",  # <meta name="robots"> on the clip page
+    "takedown",  # not the site's: an exclude list or takedown log of ours (webvid takedown)
 )
 
 #: One signal seen for an item (``optout_signals``): where it came from, its raw value, what
@@ -381,11 +386,38 @@ VERDICT_SCHEMA: Final = pa.schema(
     ]
 )
 
+#: One row per sample removed by ``webvid takedown`` and per listed identifier that matched
+#: nothing (``takedowns.parquet`` in the data root); later crawls and shard runs skip them all.
+TAKEDOWN_SCHEMA: Final = pa.schema(
+    [
+        pa.field("takedown_id", pa.string(), nullable=False),  # one per takedown run
+        pa.field("at", _ts, nullable=False),  # when the takedown was planned (UTC)
+        pa.field("reason", pa.string()),  # why: --reason
+        pa.field("list", pa.string()),  # the list file, as given
+        pa.field("list_sha256", pa.string()),
+        pa.field("kind", pa.string(), nullable=False),  # clip_id | url | sha256 | key
+        pa.field("identifier", pa.string(), nullable=False),  # as listed
+        pa.field("matched", pa.string()),  # the column it matched; null: matched nothing
+        pa.field("shard_set", pa.string()),  # the shard dir, relative to the root
+        pa.field("split", pa.string()),
+        pa.field("shard", pa.string()),  # null for a rejected input (a verdict row only)
+        pa.field("key", pa.string()),
+        pa.field("clip_id", pa.string()),
+        pa.field("source_id", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("page_url", pa.string()),
+        pa.field("sha256", pa.string()),  # of the stored media member
+        pa.field("source_sha256", pa.string()),  # of the crawled file
+        pa.field("index_rows", pa.int64()),  # rows removed from embedding indexes
+    ]
+)
+
 SCHEMAS: Final[Mapping[str, pa.Schema]] = {
     "crawl": CRAWL_RECORD_SCHEMA,
     "samples": SAMPLE_SCHEMA,
     "shards": SHARD_INDEX_SCHEMA,
     "verdicts": VERDICT_SCHEMA,
+    "takedowns": TAKEDOWN_SCHEMA,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -397,6 +429,9 @@ CRAWL_RECORDS_GLOB: Final = "records/part-*.parquet"
 SHARD_INDEX_NAME: Final = "index.parquet"
 VERDICTS_NAME: Final = "verdicts.parquet"
 SAMPLE_PARQUET_RE: Final = re.compile(r"^\d{5,}\.parquet$")
+TAKEDOWNS_NAME: Final = "takedowns.parquet"  # the takedown log of a data root
+#: Schema metadata key of an embedding index written by ``webvid embed`` (any file name).
+EMBEDDING_INDEX_META_KEY: Final = b"webvid.index"
 
 #: Manifest ``kind`` values, one per kind of output folder.
 MANIFEST_KINDS: Final = ("crawl", "shards", "run")

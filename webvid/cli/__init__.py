@@ -11,6 +11,7 @@ command is called, so ``webvid --help`` and ``webvid query`` stay fast and need 
 
 * :mod:`webvid.cli.crawl` — ``crawl`` (picks the engine: local, or Ray through ``webvid.scale``);
 * :mod:`webvid.cli.shard` — ``shard`` (the same ``--engine`` choice);
+* :mod:`webvid.cli.takedown` — ``takedown`` (removes listed clips from finished shard sets);
 * :mod:`webvid.cli.prepare` — ``prepare`` (a benchmark's train split → shards);
 * :mod:`webvid.cli.train` — ``train``, ``eval``, ``embed``, ``search``;
 * :mod:`webvid.cli.demo` — ``demo`` and ``demo-site``;
@@ -48,6 +49,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": (
         "webvid.cli.prepare:prepare_cmd",
         "Turn a benchmark's train split into fine-tuning shards, all captions kept.",
+    ),
+    "takedown": (
+        "webvid.cli.takedown:takedown",
+        "Remove listed clips from every shard set and embedding index under a root.",
     ),
     "train": ("webvid.cli.train:train", "Train the Frozen-in-Time dual encoder on shards."),
     "eval": ("webvid.cli.train:eval_cmd", "Text-video retrieval metrics of a checkpoint."),

@@ -9,6 +9,7 @@ file, unknown format, no URL column) come out as one line from the top-level CLI
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -118,6 +119,12 @@ def parse_size(text: str, flag: str = "--max-bytes") -> int:
     "(docs/ethics.md) [default: train-ai].",
 )
 @click.option(
+    "--exclude",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="List of clip ids / URLs / sha256 (or a takedowns.parquet) never to fetch (repeatable).",
+)
+@click.option(
     "--allow-private",
     is_flag=True,
     help="Allow loopback/private/link-local addresses (tests, the demo).",
@@ -193,6 +200,8 @@ def crawl(
     if opts.get("max_table_bytes"):
         sets.append(f"max_table_bytes={parse_size(opts['max_table_bytes'], '--max-table-bytes')}")
     cfg = load(recipe, sets)
+    if opts.get("exclude"):
+        cfg = dataclasses.replace(cfg, exclude=(*cfg.exclude, *opts["exclude"]))
     check_engine(opts.get("engine"), opts.get("ray_address"))
     with progress_display(ctx) as progress:
         if opts.get("engine") == "ray":

@@ -10,6 +10,8 @@ are. The command is the verb ``shard``; the package, recipes folder and output f
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 from rich.table import Table
 
@@ -48,6 +50,13 @@ def funnel_table(summary: ShardSummary) -> Table:
 @recipe_options(None)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
 @click.option("--val-fraction", type=float, default=None, help="Share of clips in the val split.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="List of clip ids / URLs / sha256 (or a takedowns.parquet) to skip (repeatable).",
+)
 @engine_options(
     "Where the per-clip work and shard writing run: a local process pool or Ray tasks.",
     "Ray cluster to use with --engine ray (default: start a local Ray).",
@@ -59,6 +68,7 @@ def shard(
     overrides: tuple[str, ...],
     workers: int | None,
     val_fraction: float | None,
+    exclude: tuple[str, ...] = (),
     engine: str = "local",
     ray_address: str | None = None,
 ) -> None:
@@ -70,7 +80,8 @@ def shard(
     OUT/verdicts.parquet  every input, kept or rejected, with its reason and scores
     OUT/index.parquet, report.html, manifest.json (written last)
     Reruns resume: committed shards are kept. Without --recipe the built-in defaults
-    (the same as shards/webvid.toml) apply.
+    (the same as shards/webvid.toml) apply. Clips on an --exclude list, or in the
+    takedowns.parquet of OUT, of a crawl dir or of a folder above them, are skipped.
     """
     sets = list(overrides)
     if workers is not None:
@@ -78,6 +89,8 @@ def shard(
     if val_fraction is not None:
         sets.append(f"output.val_fraction={val_fraction}")
     config = load(recipe, sets)
+    if exclude:
+        config = dataclasses.replace(config, exclude=(*config.exclude, *exclude))
     check_engine(engine, ray_address)
     with progress_display() as progress:
         if engine == "ray":

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Container
+from collections.abc import AsyncIterator, Callable, Container
 from urllib.parse import urlsplit
 
 from webvid.contract import clip_id
@@ -46,9 +46,16 @@ _ASSET_EXTS = (
 
 class Discoverer:
     def __init__(
-        self, cfg: CrawlRecipe, fetcher: Fetcher, start: str, done: Container[str]
+        self,
+        cfg: CrawlRecipe,
+        fetcher: Fetcher,
+        start: str,
+        done: Container[str],
+        listed: Callable[[str, str, str | None], Outcome | None] | None = None,
     ) -> None:
         self.cfg = cfg
+        #: ``listed(page_url, clip_id, source_id)``: the outcome of a page on an exclude list
+        self.listed = listed
         self.d = cfg.discover
         self.fetcher = fetcher
         self.starts = [start, *[u for u in self.d.start_urls if u != start]]
@@ -160,6 +167,11 @@ class Discoverer:
         if is_item and self.clip_id_for(url)[0] in self.done:
             self.stats["skipped_done"] += 1
             return  # finished by an earlier run: not even its page is fetched again
+        if self.listed is not None and is_item is not False:
+            taken = self.listed(url, *self.clip_id_for(url))
+            if taken is not None:  # taken down: its page is never fetched
+                await self.out.put(self._emit_item(url, failed=taken))
+                return
         out, text, final = await self.fetcher.get_page(url, hosts=self.hosts)
         self.stats["pages"] += 1
         if text is None:

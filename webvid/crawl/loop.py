@@ -46,6 +46,7 @@ from webvid.crawl.store import RecordStore
 from webvid.crawl.tasks import WorkerWatch
 from webvid.crawl.unit import CrawlUnit, UnitCounts, is_done
 from webvid.errors import InputError
+from webvid.exclude import ExcludeSet, logs_for
 from webvid.log import Progress
 
 T = TypeVar("T")
@@ -134,6 +135,9 @@ class _UnitCrawl:
         )
         if done:
             self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
+        # exclude lists and the takedown logs of OUT and the folders above it
+        self.exclude = ExcludeSet.load([*self.cfg.exclude, *logs_for(self.out)])
+        self.taken: dict[str, str] = {}  # clip id → the listed identifier (optout_value)
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self.cfg.concurrency)
         try:
             async with make_session(self.cfg) as session:
@@ -199,7 +203,8 @@ class _UnitCrawl:
         else:
             from webvid.crawl.discover import Discoverer
 
-            stream = Discoverer(self.cfg, self.fetcher, self.source, done).items()
+            listed = self._listed_page if len(self.exclude) else None
+            stream = Discoverer(self.cfg, self.fetcher, self.source, done, listed).items()
         n = 0
         async for item in stream:
             if limit is not None and n >= limit:
@@ -214,6 +219,11 @@ class _UnitCrawl:
                 self.skipped_done += 1
                 self._advance()
                 continue
+            if len(self.exclude) and item.clip_id not in self.taken:
+                urls = (item.media_url, item.page_url)
+                hit = self.exclude.match(clip_id=item.clip_id, source_id=item.source_id, urls=urls)
+                if hit is not None:
+                    item.failed = self._taken_down(item.clip_id, hit)
             yield item
         if hasattr(stream, "aclose"):
             await stream.aclose()
@@ -262,9 +272,13 @@ class _UnitCrawl:
             started = time.time()
             t0 = time.monotonic()
             outcome = await self._process(item)
+            if outcome.sha256 and outcome.reason is None and outcome.sha256 in self.exclude.sha256s:
+                outcome = self._drop_listed_body(item, outcome)
             record = make_record(item, outcome, started, time.monotonic() - t0)
             signals = [*item.signals, *outcome.signals]  # the clip page's, then the media's
             record.update(optout.record_columns(signals, self.cfg.polite.purpose))
+            if outcome.reason == "taken_down":
+                record.update(optout_source="takedown", optout_value=self.taken.pop(item.clip_id))
             self.store.add(record)
             if self.store.due():
                 self._flush_soon()
@@ -321,6 +335,26 @@ class _UnitCrawl:
             out = await self.ytdlp.download(url, item.clip_id)
         out.attempts += tried
         return out
+
+    # -- takedowns (exclude lists, takedowns.parquet) ----------------------------------------
+
+    def _taken_down(self, cid: str, hit: tuple[str, str], **fields: Any) -> Outcome:
+        self.taken[cid] = f"{hit[0]}:{hit[1]}"
+        return Outcome("taken_down", f"{hit[0]} {hit[1]} is on an exclude list", **fields)
+
+    def _listed_page(self, url: str, cid: str, sid: str | None) -> Outcome | None:
+        """Discovery: the outcome of a clip page whose URL or id is listed (never fetched)."""
+        hit = self.exclude.match(clip_id=cid, source_id=sid, urls=(url,))
+        return None if hit is None else self._taken_down(cid, hit)
+
+    def _drop_listed_body(self, item: Item, out: Outcome) -> Outcome:
+        """A body whose sha256 is listed (known only once it is in): deleted at once."""
+        if out.media_path:
+            (self.out / out.media_path).unlink(missing_ok=True)
+        hit = ("sha256", out.sha256 or "")
+        return self._taken_down(
+            item.clip_id, hit, http_status=out.http_status, attempts=out.attempts
+        )
 
     def _flush_soon(self) -> None:
         """Commit the buffered records as a part on a worker thread (sync + Parquet write)."""

@@ -253,6 +253,7 @@ _STATUS_OF_REASON = {
     "robots_disallowed": contract.STATUS_SKIPPED_ROBOTS,
     "x_robots_tag": contract.STATUS_SKIPPED_OPT_OUT,
     "opt_out": contract.STATUS_SKIPPED_OPT_OUT,
+    "taken_down": contract.STATUS_SKIPPED_OPT_OUT,  # exclude list / takedown log
     "private_address": contract.STATUS_SKIPPED_POLICY,
     "off_host": contract.STATUS_SKIPPED_POLICY,
     "invalid_url": contract.STATUS_SKIPPED_POLICY,

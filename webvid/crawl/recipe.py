@@ -123,6 +123,10 @@ class CrawlRecipe:
     polite: PoliteConfig = dataclasses.field(default_factory=PoliteConfig)
     net: NetConfig = dataclasses.field(default_factory=NetConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    #: exclude lists (clip ids, URLs, sha256) and takedown logs: their items are recorded as
+    #: skipped (reason taken_down) and never fetched; OUT's takedowns.parquet and those of the
+    #: folders above it are read as well (docs/ethics.md, "Takedowns")
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = {

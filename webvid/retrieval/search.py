@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from webvid import contract
 from webvid.clips.sample import ClipOptions, Tokenize
 from webvid.errors import InputError
 from webvid.io import write_parquet
@@ -27,7 +28,7 @@ from webvid.log import NullProgress, Progress
 from webvid.model.build import data_stats, load_for_inference
 from webvid.retrieval.evaluate import embed, make_stream
 
-INDEX_META_KEY = b"webvid.index"
+INDEX_META_KEY = contract.EMBEDDING_INDEX_META_KEY
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 
 from webvid import contract
 from webvid.errors import InputError
+from webvid.exclude import ExcludeSet, logs_for
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,35 @@ def media_source(root: Path, rel: object) -> tuple[str | None, str | None, str |
     if os.path.lexists(full) and not full.is_file():
         return None, "unsafe_media_path", f"{_shown(rel)} is not a regular file"
     return str(full), None, None
+
+
+def exclusions(
+    lists: Sequence[str | os.PathLike[str]], out: Path, crawl_dirs: Sequence[Path]
+) -> ExcludeSet:
+    """What a shard run skips: the recipe's exclude lists, and the takedown logs of the
+    output folder and of each crawl dir (each folder and every folder above it)."""
+    logs = [log for d in (out, *crawl_dirs) for log in logs_for(d)]
+    return ExcludeSet.load([*lists, *logs])
+
+
+def drop_excluded(
+    items: Sequence[InputItem], excl: ExcludeSet
+) -> tuple[list[InputItem], list[InputItem]]:
+    """``(items to curate, items on the list)``: by clip id, source id, media or page URL,
+    or the crawled file's sha256. Listed items are never opened and get no verdict row."""
+    if not len(excl):
+        return list(items), []
+    keep: list[InputItem] = []
+    listed: list[InputItem] = []
+    for it in items:
+        hit = excl.match(
+            clip_id=it.clip_id,
+            source_id=it.source_id,
+            urls=(it.url, it.page_url),
+            sha256s=(it.crawl_sha256,),
+        )
+        (keep if hit is None else listed).append(it)
+    return keep, listed
 
 
 def _text(value: object) -> str | None:

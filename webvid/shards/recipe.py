@@ -154,11 +154,17 @@ class ShardRecipe:
     transform: TransformConfig = field(default_factory=TransformConfig)
     images: ImageConfig = field(default_factory=ImageConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: exclude lists (clip ids, URLs, sha256) and takedown logs whose items are skipped; the
+    #: takedowns.parquet of the output folder, the crawl dirs and the folders above them are
+    #: read as well (docs/ethics.md, "Takedowns")
+    exclude: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
-        """A hash of everything that shapes the output (not ``workers``)."""
+        """A hash of everything that shapes the output (not ``workers``, nor ``exclude``:
+        what a list removes is checked against a finished dir instead, see ``shards.run``)."""
         data = to_dict(self)
         data.pop("workers", None)
+        data.pop("exclude", None)
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

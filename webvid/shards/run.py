@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from webvid import contract
 from webvid.config import to_dict
 from webvid.errors import InputError
@@ -52,7 +54,7 @@ from webvid.log import NullProgress, Progress
 from webvid.shards import writer
 from webvid.shards.decide import SPLITS, add_languages, caption_facts, decide, funnel, place
 from webvid.shards.fanout import ShardRunner, map_in_order, start_pool
-from webvid.shards.inputs import InputItem, read_inputs
+from webvid.shards.inputs import InputItem, drop_excluded, exclusions, read_inputs
 from webvid.shards.recipe import ShardRecipe
 from webvid.shards.records import ClipResult, Verdict
 from webvid.shards.rows import verdict_row
@@ -146,6 +148,7 @@ class ShardJob:
     items: tuple[InputItem, ...]
     skipped: int  # crawl records that were not successes
     fingerprint: str
+    taken_down: int = 0  # inputs on an exclude list or a takedown log: never opened
 
     @property
     def staging(self) -> Path:
@@ -181,10 +184,12 @@ def run(
     if not dirs:
         raise InputError("no crawl dir given")
     items, skipped = read_inputs(list(dirs))
-    fp = fingerprint(recipe, items)
-    job = ShardJob(recipe, Path(out), dirs, tuple(items), skipped, fp)
+    fp = fingerprint(recipe, items)  # over every input: a takedown leaves a finished dir done
+    items, listed = drop_excluded(items, exclusions(recipe.exclude, Path(out), dirs))
+    job = ShardJob(recipe, Path(out), dirs, tuple(items), skipped, fp, len(listed))
     done = _check_out(job.out, fp)
     if done is not None:
+        _check_listed(job.out, listed)
         return _summary_from_manifest(job.out, done)
     _prepare(job, progress)
     clock.lap("read")
@@ -197,6 +202,20 @@ def run(
     return _finish(job, curation, clock)
 
 
+def _check_listed(out: Path, listed: Sequence[InputItem]) -> None:
+    """A finished dir that still holds listed clips is not done: they must be taken down."""
+    verdicts = out / contract.VERDICTS_NAME
+    if not listed or not verdicts.is_file():
+        return
+    present = set(pq.read_table(verdicts, columns=["clip_id"]).column("clip_id").to_pylist())
+    n = sum(1 for it in listed if it.clip_id in present)
+    if n:
+        raise InputError(
+            f"{out} is finished but holds {n} clip(s) on the exclude list: remove them with "
+            f"webvid takedown LIST --root {out}"
+        )
+
+
 def _prepare(job: ShardJob, progress: Progress) -> None:
     """Make the staging folder, clear a killed run's temporary files, say what came in."""
     job.staging.mkdir(parents=True, exist_ok=True)
@@ -206,6 +225,10 @@ def _prepare(job: ShardJob, progress: Progress) -> None:
         f"{len(job.items)} inputs from {len(job.crawl_dirs)} crawl dir(s); "
         f"{job.skipped} unsuccessful records skipped"
     )
+    if job.taken_down:
+        progress.message(
+            f"{job.taken_down} inputs on an exclude list or takedown log: skipped unopened"
+        )
     unsafe = sum(1 for it in job.items if it.reject in ("invalid_clip_id", "unsafe_media_path"))
     if unsafe:
         progress.message(
@@ -289,10 +312,10 @@ def _finish(job: ShardJob, curation: Curation, clock: _Clock) -> ShardSummary:
     )
     summary = ShardSummary(
         out=out,
-        inputs=len(job.items),
+        inputs=len(job.items) + job.taken_down,
         kept=sum(1 for v in ordered if v.kept),
         skipped_records=job.skipped,
-        funnel=funnel(ordered),
+        funnel=[("taken_down", job.taken_down)] * bool(job.taken_down) + funnel(ordered),
         samples={s: sum(len(p.samples) for p in plans if p.split == s) for s in SPLITS},
         shards=len(plans),
         shards_written=len(plans) - curation.shards_reused,
