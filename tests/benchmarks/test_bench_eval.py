@@ -111,3 +111,25 @@ def test_an_undecodable_video_fails_the_protocol(run_cli, bench_roots, ckpt, tmp
     )
     assert code == 2 and "1 of 3 videos could not be decoded" in " ".join(err.split())
     assert not out_json.exists()
+
+
+def test_benchmark_queries_are_not_cut_like_webvid_captions(
+    run_cli, bench_roots, ckpt, monkeypatch
+):
+    """The official test.py cuts neither characters (350 is its WebVid loader's rule) nor tokens
+    (model_max_length 1e6): a benchmark query is bounded only by the text model's positions —
+    DiDeMo paragraphs run long. Shard-set evaluation keeps the training-time limits."""
+    import webvid.retrieval.evaluate as ev
+
+    seen = []
+    real = ev.evaluate_model
+
+    def spy(model, stream, **kw):
+        seen.append((stream.opts.caption_max_chars, kw["max_text_len"]))
+        return real(model, stream, **kw)
+
+    monkeypatch.setattr(ev, "evaluate_model", spy)
+    root = bench_roots["didemo-ce"]
+    code, _, err = run_cli(["-q", "eval", str(ckpt), str(root), "--benchmark", "didemo"])
+    assert code == 0, err
+    assert seen == [(0, 512)]  # MiniLM's (and DistilBERT's) 512 positions

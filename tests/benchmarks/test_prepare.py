@@ -329,3 +329,32 @@ def test_cli_prepares_every_dataset_in_both_layouts(
             assert s["txt"].decode() == meta["captions"][0] and s["mp4"][4:8] == b"ftyp"
             assert meta["dataset"] == dataset and meta["split"] == "train"
     assert got == want and len(want) >= 1
+
+
+def test_cli_prepare_records_a_missing_video_or_refuses_on_request(
+    run_cli, msvd_root: Path, tmp_path: Path
+) -> None:
+    """Real downloads lack a few videos (DiDeMo's often do): by default each is a missing_media
+    row and the run goes on; ``--missing error`` stops before writing; all missing is an error."""
+    root = tmp_path / "msvd"
+    (root / "structured-symlinks").mkdir(parents=True)
+    (root / "structured-symlinks" / "train_list.txt").write_text("v0\nv6\n")  # v6: no file
+    (root / "structured-symlinks" / "raw-captions.pkl").write_bytes(
+        pickle.dumps({v: TOKENS[v] for v in ("v0", "v6")})
+    )
+    (root / "videos").mkdir()
+    (root / "videos" / "v0.mp4").write_bytes((msvd_root / "videos" / "v0.mp4").read_bytes())
+    code, stdout, err = run_cli(["prepare", "msvd", str(root), "-o", str(tmp_path / "a")])
+    assert code == 0, err
+    assert "1/2 videos of msvd-train written" in stdout and "missing_media 1" in stdout
+    items = {r["id"]: r for r in pq.read_table(tmp_path / "a" / ITEMS_NAME).to_pylist()}
+    assert items["v6"]["reason"] == "missing_media" and items["v6"]["key"] is None
+    assert items["v0"]["key"] is not None
+    code, _, err = run_cli(
+        ["prepare", "msvd", str(root), "-o", str(tmp_path / "b"), "--missing", "error"]
+    )
+    assert code == 2 and "1 of 2 videos not found" in " ".join(err.split())
+    assert not (tmp_path / "b").exists()
+    (root / "videos" / "v0.mp4").unlink()
+    code, _, err = run_cli(["prepare", "msvd", str(root), "-o", str(tmp_path / "c")])
+    assert code == 2 and "2 of 2 videos not found" in " ".join(err.split())

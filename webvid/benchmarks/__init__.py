@@ -16,6 +16,7 @@ from pathlib import Path
 from webvid.benchmarks import didemo, lsmdc, msrvtt, msvd
 from webvid.benchmarks.annotations import load_annotation_pickle
 from webvid.benchmarks.items import BENCHMARKS, DATASETS, LAYOUTS, BenchItem, Benchmark
+from webvid.benchmarks.videos import VideoQuery
 from webvid.errors import InputError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LAYOUTS",
     "BenchItem",
     "Benchmark",
+    "VideoQuery",
     "load_annotation_pickle",
     "load_benchmark",
     "load_train_split",
@@ -48,18 +50,25 @@ def load_benchmark(name: str, root: str | Path, *, videos: str | Path | None = N
 
 
 def load_train_split(
-    dataset: str, root: str | Path, *, videos: str | Path | None = None
+    dataset: str,
+    root: str | Path,
+    *,
+    videos: str | Path | None = None,
+    keep_missing: bool = False,
 ) -> Benchmark:
     """The training split of ``dataset`` (one of :data:`DATASETS`), every caption per video.
 
     MSR-VTT's is the 9k JSFusion training list (the 1k-A protocol's), DiDeMo's captions are each
-    video's paragraph (one per video, as both community codes train).
+    video's paragraph (one per video, as both community codes train). ``keep_missing``: a video
+    not on disk keeps its item with a path that does not exist (``webvid prepare`` records it as
+    ``missing_media``) instead of failing the whole split; all of them missing is still an error.
     """
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     r = _root(root)
+    query = VideoQuery(videos, keep_missing=keep_missing)
     if dataset == "msrvtt":
-        return msrvtt.load("msrvtt-train", r, videos)
+        return msrvtt.load("msrvtt-train", r, query)
     return {"msvd": msvd.load, "didemo": didemo.load, "lsmdc": lsmdc.load}[dataset](
-        "train", r, videos
+        "train", r, query
     )

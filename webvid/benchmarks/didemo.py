@@ -30,6 +30,7 @@ from webvid.benchmarks.annotations import (
 )
 from webvid.benchmarks.items import Benchmark
 from webvid.benchmarks.layout import assemble, c4c_folder, ce_folder, not_found
+from webvid.benchmarks.videos import VideoQuery
 from webvid.errors import InputError
 
 CAPTIONS = "raw-captions.pkl"
@@ -52,7 +53,7 @@ def _json_sentences(path: Path) -> dict[str, list[str]]:
     return table
 
 
-def load(split: str, root: Path, videos: str | Path | None) -> Benchmark:
+def load(split: str, root: Path, videos: str | Path | VideoQuery | None) -> Benchmark:
     """DiDeMo's ``split`` (``test`` or ``train``) under ``root``."""
     list_name, json_name = f"{split}_list.txt", f"{split}_data.json"
     ce = ce_folder(root, list_name, CAPTIONS)

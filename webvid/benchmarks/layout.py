@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from webvid.benchmarks.items import BenchItem, Benchmark
-from webvid.benchmarks.videos import VideoFinder
+from webvid.benchmarks.videos import VideoFinder, VideoQuery
 from webvid.errors import InputError
 
 CE_FOLDERS = ("high-quality/structured-symlinks", "structured-symlinks")
@@ -54,7 +54,7 @@ def assemble(
     split: str,
     layout: str,
     root: Path,
-    videos: str | Path | None,
+    videos: str | Path | VideoQuery | None,
     ids: Sequence[str],
     captions: Sequence[Sequence[str]],
     directions: tuple[str, ...],

@@ -27,7 +27,7 @@ from webvid.benchmarks.annotations import (
 )
 from webvid.benchmarks.items import Benchmark
 from webvid.benchmarks.layout import assemble, c4c_folder, ce_folder, not_found
-from webvid.benchmarks.videos import lsmdc_movie
+from webvid.benchmarks.videos import VideoQuery, lsmdc_movie
 from webvid.errors import InputError
 
 CAPTIONS = "raw-captions.pkl"
@@ -48,7 +48,7 @@ def _tsv_captions(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     return ids, table
 
 
-def load(split: str, root: Path, videos: str | Path | None) -> Benchmark:
+def load(split: str, root: Path, videos: str | Path | VideoQuery | None) -> Benchmark:
     """LSMDC's ``split`` (``test`` or ``train``) under ``root``."""
     list_name = f"{split}_list.txt"
     ce = ce_folder(root, list_name, CAPTIONS)

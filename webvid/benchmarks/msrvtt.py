@@ -37,6 +37,7 @@ from webvid.benchmarks.annotations import (
 )
 from webvid.benchmarks.items import Benchmark
 from webvid.benchmarks.layout import assemble, c4c_folder, ce_folder, not_found
+from webvid.benchmarks.videos import VideoQuery
 from webvid.errors import InputError
 
 #: protocol → (CE list file, split name)
@@ -53,7 +54,7 @@ C4C_TRAIN = "MSRVTT_train.9k.csv"
 DIRECTIONS = ("t2v", "v2t")
 
 
-def load(name: str, root: Path, videos: str | Path | None) -> Benchmark:
+def load(name: str, root: Path, videos: str | Path | VideoQuery | None) -> Benchmark:
     """The MSR-VTT split ``name`` (a key of :data:`LISTS`) under ``root``."""
     list_name, split = LISTS[name]
     ce = ce_folder(root, list_name)
@@ -122,7 +123,7 @@ def _designated(ce: Path, ids: list[str], caps: dict[str, list[str]]) -> list[li
     return out
 
 
-def _load_ce(name: str, root: Path, ce: Path, videos: str | Path | None) -> Benchmark:
+def _load_ce(name: str, root: Path, ce: Path, videos: str | Path | VideoQuery | None) -> Benchmark:
     list_name, split = LISTS[name]
     ids = read_list(ce / list_name)
     caps, cap_file = _ce_captions(root, ce)
@@ -167,7 +168,9 @@ def _csv_column(path: Path, header: list[str], name: str) -> int:
     return header.index(name)
 
 
-def _load_c4c(name: str, root: Path, c4c: Path, videos: str | Path | None) -> Benchmark:
+def _load_c4c(
+    name: str, root: Path, c4c: Path, videos: str | Path | VideoQuery | None
+) -> Benchmark:
     split = LISTS[name][1]
     if name == "msrvtt-1ka":
         path = c4c / JSFUSION_CSV

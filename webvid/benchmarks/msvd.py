@@ -20,12 +20,13 @@ from pathlib import Path
 from webvid.benchmarks.annotations import caption_table, load_annotation_pickle, read_list
 from webvid.benchmarks.items import Benchmark
 from webvid.benchmarks.layout import assemble, c4c_folder, ce_folder, not_found
+from webvid.benchmarks.videos import VideoQuery
 from webvid.errors import InputError
 
 CAPTIONS = "raw-captions.pkl"
 
 
-def load(split: str, root: Path, videos: str | Path | None) -> Benchmark:
+def load(split: str, root: Path, videos: str | Path | VideoQuery | None) -> Benchmark:
     """MSVD's ``split`` (``test`` or ``train``) under ``root``."""
     list_name = f"{split}_list.txt"
     folder, layout = ce_folder(root, list_name, CAPTIONS), "collaborative-experts"

@@ -8,12 +8,16 @@ original suffixes). LSMDC clips live in one folder per movie, ``<folder>/<movie>
 (the movie is the clip id up to its last underscore, :func:`lsmdc_movie`); a flat
 ``<folder>/<clip>.<ext>`` is accepted too. Each folder is listed once, not stat-ed per id.
 A missing video is an :class:`~webvid.errors.InputError` that counts the missing ones and names
-the first few.
+the first few, unless the caller asked to keep them (:class:`VideoQuery` ``keep_missing``, used by
+``webvid prepare``, which records each missing video as a ``missing_media`` row and goes on): then
+a missing id gets the path it would have had (``<first folder>/<id>.mp4``), which does not exist.
+Every video missing is an error in both modes (a wrong folder, not a few lost downloads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from webvid.errors import InputError
@@ -35,8 +39,19 @@ def lsmdc_movie(clip_id: str) -> str:
     return movie
 
 
-def video_folders(root: Path, videos: str | Path | None) -> list[Path]:
+@dataclass(frozen=True)
+class VideoQuery:
+    """Where to look (``folder``: ``--videos``, None for the defaults) and what a missing video
+    is: an error (the default, and always for evaluation) or kept with a non-existent path."""
+
+    folder: str | Path | None = None
+    keep_missing: bool = False
+
+
+def video_folders(root: Path, videos: str | Path | VideoQuery | None) -> list[Path]:
     """Where videos are looked for, in order (see the module docstring)."""
+    if isinstance(videos, VideoQuery):
+        videos = videos.folder
     if videos is not None:
         folder = Path(videos)
         if not folder.is_dir():
@@ -51,8 +66,11 @@ def video_folders(root: Path, videos: str | Path | None) -> list[Path]:
 class VideoFinder:
     """Resolves ids to files under :func:`video_folders`, listing each folder at most once."""
 
-    def __init__(self, root: Path, videos: str | Path | None, *, extra: bool = False) -> None:
+    def __init__(
+        self, root: Path, videos: str | Path | VideoQuery | None, *, extra: bool = False
+    ) -> None:
         self.folders = video_folders(root, videos)
+        self.keep_missing = isinstance(videos, VideoQuery) and videos.keep_missing
         self.suffixes = VIDEO_EXTENSIONS + (EXTRA_EXTENSIONS if extra else ())
         self._listings: dict[Path, tuple[dict[str, Path], dict[str, Path]]] = {}
 
@@ -87,7 +105,8 @@ class VideoFinder:
         entries: Sequence[str] | None = None,
         movies: Sequence[str] | None = None,
     ) -> list[Path]:
-        """Every id's file, in order; an InputError listing the missing ones if any is absent."""
+        """Every id's file, in order; an InputError listing the missing ones if any is absent
+        (with ``keep_missing``: their would-be ``<first folder>/<id>.mp4`` instead)."""
         paths: list[Path] = []
         missing: list[str] = []
         for i, vid in enumerate(ids):
@@ -98,9 +117,10 @@ class VideoFinder:
             )
             if p is None:
                 missing.append(vid)
+                paths.append(self.folders[0] / f"{vid}.mp4")
             else:
                 paths.append(p)
-        if missing:
+        if missing and (not self.keep_missing or len(missing) == len(ids)):
             where = ", ".join(str(f) for f in self.folders)
             raise InputError(
                 f"{len(missing)} of {len(ids)} videos not found under {where} "

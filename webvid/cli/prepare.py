@@ -57,6 +57,14 @@ def summary_line(s: PrepareSummary) -> str:
     help="Videos are cut to this many seconds.",
 )
 @click.option("--crf", type=int, default=23, show_default=True, help="x264 quality of transcodes.")
+@click.option(
+    "--missing",
+    type=click.Choice(["record", "error"]),
+    default="record",
+    show_default=True,
+    help="A listed video not on disk: a missing_media row in items.parquet (the run goes on), "
+    "or an error before anything is written. Every video missing is always an error.",
+)
 def prepare_cmd(
     name: str,
     root: str,
@@ -67,6 +75,7 @@ def prepare_cmd(
     max_short_side: int,
     max_duration_s: float,
     crf: int,
+    missing: str,
 ) -> None:
     """Turn dataset NAME's train split under ROOT into WebDataset training shards in OUT.
 
@@ -88,7 +97,7 @@ def prepare_cmd(
         workers=workers,
         media=MediaSettings(max_short_side=max_short_side, max_duration_s=max_duration_s, crf=crf),
     )
-    bench = load_train_split(name, root, videos=videos)
+    bench = load_train_split(name, root, videos=videos, keep_missing=missing == "record")
     with progress_display() as progress:
         summary = prepare(bench, root, out, options=options, progress=progress)
     if is_quiet():

@@ -7,6 +7,7 @@ stdout); all work happens in :mod:`webvid.train.run`, :mod:`webvid.retrieval.eva
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -238,7 +239,13 @@ def eval_cmd(
     model = model.to(torch.device(device))
     stats = data_stats(checkpoint)  # the normalisation the model was trained with
     opts = ClipOptions(size=model.config.img_size, train=False, short_side=stats["short_side"])
+    max_text_len = stats["max_text_len"]
     if bench is not None:
+        # The official test.py neither cuts captions at 350 characters (that is its WebVid
+        # loader) nor truncates tokens (model_max_length 1e6): only the text model's positions
+        # bound a query, which matters for DiDeMo's paragraphs.
+        opts = dataclasses.replace(opts, caption_max_chars=0)
+        max_text_len = int(getattr(model.text_model.config, "max_position_embeddings", 512))
         stream = EvalStream(
             None, "video", frames, opts, items=bench.eval_items(), window_stride=window_stride
         )
@@ -259,7 +266,7 @@ def eval_cmd(
             stream,
             mean=stats["mean"],
             std=stats["std"],
-            max_text_len=stats["max_text_len"],
+            max_text_len=max_text_len,
             batch_size=batch_size,
             num_workers=workers,
             precision=precision,
