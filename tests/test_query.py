@@ -247,3 +247,37 @@ def test_stale_temp_parquet_is_ignored(root: Path) -> None:
     (root / "crawl/records/.tmp-part-00002.parquet.abc").write_bytes(b"partial")
     con = q.connect(root)
     assert con.execute("SELECT count(*) FROM crawl").fetchone() == (40,)
+
+
+def test_views_go_by_schema_not_file_name(root: Path) -> None:
+    """An embedding index called index.parquet (as `webvid embed` writes in a run dir) is not a
+    shard index: the shards view keeps its own rows and columns; the index gets its own view."""
+    table = pa.table(
+        {
+            "key": ["000000000", "000000001"],
+            "caption": ["a", "b"],
+            "source": ["shards/train/00000.tar"] * 2,
+            "embedding": pa.FixedSizeListArray.from_arrays(
+                pa.array([1.0, 0.0, 0.0, 1.0], pa.float32()), 2
+            ),
+        }
+    ).replace_schema_metadata({contract.EMBEDDING_INDEX_META_KEY: b'{"dim": 2}'})
+    wio.write_parquet(root / "run" / contract.SHARD_INDEX_NAME, table)
+    # a shard index under another name is still a shard index
+    extra = pq.read_table(root / "shards" / contract.SHARD_INDEX_NAME).to_pylist()
+    extra[0]["shard"] = "00001"
+    wio.write_parquet(
+        root / "more" / "shard-index.parquet",
+        contract.rows_to_table(extra, contract.SHARD_INDEX_SCHEMA),
+    )
+    con = q.open_readonly(root)
+    rows = con.execute("SELECT shard, filename FROM shards ORDER BY shard").fetchall()
+    assert [(s, Path(f).relative_to(root).as_posix()) for s, f in rows] == [
+        ("00000", "shards/index.parquet"),
+        ("00001", "more/shard-index.parquet"),
+    ]
+    views = dict(q.describe(con))
+    assert [c for c, _ in views["shards"]] == [*contract.SHARD_INDEX_SCHEMA.names, "filename"]
+    assert con.execute("SELECT count(*), min(caption) FROM embeddings").fetchone() == (2, "a")
+    assert q.classify(root / "run" / contract.SHARD_INDEX_NAME) == q.EMBEDDINGS_VIEW
+    assert q.classify(root / "shards" / contract.SHARD_INDEX_NAME) == "shards"

@@ -8,10 +8,16 @@ view           files                                               schema
 =============  ==================================================  ==========================
 ``crawl``      ``**/records/part-*.parquet``                       ``CRAWL_RECORD_SCHEMA``
 ``samples``    ``**/NNNNN.parquet`` (shard sample tables)          ``SAMPLE_SCHEMA``
-``shards``     ``**/index.parquet`` (shard indexes)                ``SHARD_INDEX_SCHEMA``
+``shards``     any file with the shard index's columns             ``SHARD_INDEX_SCHEMA``
 ``verdicts``   ``**/verdicts.parquet``                             ``VERDICT_SCHEMA``
+``embeddings`` any file with ``webvid.index`` schema metadata       ``key, caption, source,
+               (embedding indexes of ``webvid embed``)              embedding``
 other          any other ``*.parquet``, one view per file stem     as written
 =============  ==================================================  ==========================
+
+Views are chosen by a file's schema and location, never by its name alone: an embedding
+index is often called ``index.parquet`` too, and must not join the shard indexes (nor a
+shard index named otherwise be missed).
 
 Every view has a ``filename`` column naming the file each row came from. A contract view
 with no file behind it is still created, empty and typed, so queries do not fail on a
@@ -88,15 +94,31 @@ class RootFiles:
         return sum(len(v) for v in self.groups.values())
 
 
-def classify(path: Path) -> str:
-    """The view a Parquet file belongs to, from its name and folder (the contract's layout)."""
+#: The view of embedding indexes (files with :data:`contract.EMBEDDING_INDEX_META_KEY`).
+EMBEDDINGS_VIEW = "embeddings"
+#: Columns that make a file a shard index, whatever its name: the schema's required ones.
+_SHARD_INDEX_COLUMNS = frozenset(f.name for f in contract.SHARD_INDEX_SCHEMA if not f.nullable)
+
+
+def classify(path: Path, schema: pa.Schema | None = None) -> str:
+    """The view a Parquet file belongs to, from its folder, name and schema.
+
+    ``schema`` is the file's Arrow schema (read from its footer when not given). A file with
+    embedding-index metadata is ``embeddings`` and a file with every required shard-index
+    column is ``shards``, whatever their names; crawl parts, verdicts and sample tables go by
+    the contract's layout; anything else gets a view named after its stem.
+    """
     name = path.name
     if path.parent.name == "records" and name.startswith("part-"):
         return "crawl"
+    if schema is None:
+        schema = pq.read_schema(path)
+    if contract.EMBEDDING_INDEX_META_KEY in (schema.metadata or {}):
+        return EMBEDDINGS_VIEW
+    if set(schema.names) >= _SHARD_INDEX_COLUMNS:
+        return "shards"
     if name == contract.VERDICTS_NAME:
         return "verdicts"
-    if name == contract.SHARD_INDEX_NAME:
-        return "shards"
     if contract.SAMPLE_PARQUET_RE.match(name):
         return "samples"
     view = _VIEW_NAME.sub("_", path.stem.lower()).strip("_") or "data"
@@ -116,8 +138,17 @@ def scan_root(root: str | os.PathLike[str]) -> RootFiles:
         for fn in filenames:
             if fn.endswith(".parquet") and not fn.startswith("."):
                 p = Path(dirpath) / fn
-                groups.setdefault(classify(p), []).append(p)
+                groups.setdefault(classify(p, _read_schema(p)), []).append(p)
     return RootFiles({k: sorted(v) for k, v in sorted(groups.items())})
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    """The file's schema; an empty one for an unreadable file, which is then classified by
+    name and reported when its view is opened (:func:`open_readonly`)."""
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return pa.schema([])
 
 
 def _sql_str(s: str) -> str:
