@@ -399,6 +399,7 @@ TAKEDOWN_SCHEMA: Final = pa.schema(
         pa.field("identifier", pa.string(), nullable=False),  # as listed
         pa.field("matched", pa.string()),  # the column it matched; null: matched nothing
         pa.field("shard_set", pa.string()),  # the shard dir, relative to the root
+        pa.field("crawl_dir", pa.string()),  # the crawl dir a record was removed from
         pa.field("split", pa.string()),
         pa.field("shard", pa.string()),  # null for a rejected input (a verdict row only)
         pa.field("key", pa.string()),

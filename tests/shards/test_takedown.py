@@ -151,6 +151,7 @@ def test_takedown_removes_each_kind_and_changes_nothing_else(root: Path, run_cli
     assert code == 0, err
     out = " ".join(out.split())  # rich wraps long lines
     assert "removed 6 sample(s)" in out and "1 rejected input(s)" in out
+    assert "7 crawl record(s)" in out
 
     after = hashes(root)
     changed = {p for p in before if before[p] != after.get(p)}
@@ -160,9 +161,13 @@ def test_takedown_removes_each_kind_and_changes_nothing_else(root: Path, run_cli
         "shards/index.parquet",
         "shards/manifest.json",
         "run/index.parquet",
+        "crawl/records/part-00000.parquet",
+        "crawl/manifest.json",
     }
-    assert changed == expected
+    downloads = {contract.media_relpath(c, "mp4") for c in gone | {"tdtwin01"}}
+    assert changed - {f"crawl/{p}" for p in downloads} == expected
     assert set(after) - set(before) == {contract.TAKEDOWNS_NAME}
+    assert set(before) - set(after) == {f"crawl/{p}" for p in downloads}  # the files are gone
 
     # the tars: the removed keys' members are gone, every other member's blocks are the same
     for p, old_blocks in blocks.items():
@@ -221,8 +226,8 @@ def test_takedown_removes_each_kind_and_changes_nothing_else(root: Path, run_cli
 
     # findable nowhere but the log: no table cell, tar member or JSON names them
     names = gone | {"tdtwin01"} | {old[c]["url"] for c in gone} | {old[c]["page_url"] for c in gone}
-    for p in [*(root / "shards").rglob("*"), *(root / "run").rglob("*")]:
-        if not p.is_file():
+    for p in root.rglob("*"):
+        if p.name == contract.TAKEDOWNS_NAME or not p.is_file():
             continue
         if p.suffix == ".parquet":
             text = json.dumps(pq.read_table(p).to_pylist(), default=str)
@@ -251,8 +256,13 @@ def test_takedown_removes_each_kind_and_changes_nothing_else(root: Path, run_cli
         ("key", "key"),
         ("clip_id", None),
     }
-    twin = next(r for r in log if r["clip_id"] == "tdtwin01")
+    twin = next(r for r in log if r["clip_id"] == "tdtwin01" and r["shard_set"])
     assert twin["key"] is None and twin["matched"] == "source_sha256"
+    records = [r for r in log if r["crawl_dir"]]
+    assert {r["clip_id"] for r in records} == gone | {"tdtwin01"}
+    assert all(r["crawl_dir"] == "crawl" and not r["shard_set"] for r in records)
+    crawl_manifest = read_json(root / "crawl" / contract.MANIFEST_NAME)
+    assert crawl_manifest["counts"]["records"] == N_CLIPS + 1 - 7
     assert all(r["reason"] == "DMCA" and r["list"] == str(listing) for r in log)
     assert all(r["index_rows"] == 1 for r in log if r["key"])
     assert len({r["takedown_id"] for r in log}) == 1
@@ -376,6 +386,7 @@ def test_shard_runs_skip_listed_and_logged_clips(root: Path, run_cli) -> None:
     listing, gone = write_list(root, root.parent / "request.txt")
     sets = [a for s in SETS for a in ("--set", s)]
     crawl, own = str(root / "crawl"), str(root / "own")
+    mirror = shutil.copytree(root / "crawl", root.parent / "mirror")  # outside the root
     assert run_cli(["--quiet", "shard", crawl, "-o", own, *sets])[0] == 0
     # a finished dir that still holds listed clips is not "done": it says to take them down
     code, _, err = run_cli(["shard", crawl, "-o", own, *sets, "--exclude", str(listing)])
@@ -400,13 +411,15 @@ def test_shard_runs_skip_listed_and_logged_clips(root: Path, run_cli) -> None:
     code, out, err = run_cli(["takedown", str(listing), "--root", str(root)])
     assert code == 0 and "2 shard set(s)" in " ".join(out.split()), err
     taken = hashes(root)
-    # the same shard command again: done, and nothing changes
+    # the same shard command again: done (the manifest's fingerprint follows the purged
+    # crawl dir), and nothing changes
     code, out, err = run_cli(["shard", crawl, "-o", own, *sets])
     assert code == 0 and "already complete" in " ".join(out.split()), err
     assert hashes(root) == taken
-    # a new shard run inside the root reads ROOT/takedowns.parquet without being told
+    # a new shard run into the root, from a copy of the crawl made before the takedown, reads
+    # ROOT/takedowns.parquet without being told
     again = root / "again"
-    assert run_cli(["--quiet", "shard", crawl, "-o", str(again), *sets])[0] == 0
+    assert run_cli(["--quiet", "shard", str(mirror), "-o", str(again), *sets])[0] == 0
     kept = pq.read_table(again / contract.VERDICTS_NAME).column("clip_id").to_pylist()
     assert set(kept) == {f"tdclip{i:02d}" for i in range(N_CLIPS)} - gone  # the twin too
     assert read_json(again / contract.MANIFEST_NAME)["counts"]["rejected_taken_down"] == 7

@@ -39,7 +39,8 @@ def takedown(
     \b
     LIST: one clip id, media URL, page URL or sha256 per line (# comments; or a CSV
     with a clip_id / url / page_url / sha256 header). Matching samples leave the tars,
-    the per-shard Parquet, verdicts.parquet and every `webvid embed` index; stats,
+    the per-shard Parquet, verdicts.parquet, every `webvid embed` index and every
+    finished crawl dir (records and downloaded files) under the root; stats,
     index.parquet and manifest.json are updated; only affected shards are rewritten,
     under the same names. ROOT/takedowns.parquet logs what went, when and why, and
     later `webvid crawl` / `webvid shard` runs into ROOT skip those clips.
@@ -63,7 +64,8 @@ def takedown(
     console.print(
         f"{verb} {summary.samples} sample(s) from {summary.shards or 'their'} shard(s) in "
         f"{len(summary.shard_sets)} shard set(s) ({', '.join(summary.shard_sets) or '-'}), "
-        f"{summary.inputs} rejected input(s) from verdicts, {summary.index_rows} row(s) from "
+        f"{summary.inputs} rejected input(s) from verdicts, {summary.records} crawl record(s) "
+        f"and their files, {summary.index_rows} row(s) from "
         f"{len(summary.index_files)} embedding index(es); {summary.unmatched} identifier(s) "
         "matched nothing (logged, so later crawls skip them)"
     )

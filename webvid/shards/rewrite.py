@@ -19,7 +19,7 @@ resumable (:mod:`webvid.shards.takedown` keeps the plan in a journal and replays
   named a removed clip;
 * :func:`rewrite_index`, :func:`rewrite_manifest`: the shard index from the stats files; the
   manifest's counts and funnel from the verdicts and stats (``taken_down`` = inputs that
-  have no verdict row any more);
+  have no verdict row any more), its fingerprint from its crawl dirs as they are now;
 * :func:`filter_embedding_index`: an index written by ``webvid embed`` without the rows of
   removed samples (its schema metadata kept).
 """
@@ -190,11 +190,36 @@ def current_counts(shard_dir: Path, manifest: Mapping[str, Any]) -> dict[str, An
     return {"counts": counts, "funnel": [list(f) for f in funnel]}
 
 
+def current_fingerprint(manifest: Mapping[str, Any]) -> str | None:
+    """The run fingerprint of the manifest's recipe over its crawl dirs as they are now (a
+    takedown purges them too), so the same ``webvid shard`` command finds the dir complete;
+    None when a crawl dir or the recipe cannot be read back."""
+    from webvid.config import from_dict
+    from webvid.errors import WebvidError
+    from webvid.shards.inputs import read_inputs
+    from webvid.shards.recipe import ShardRecipe
+    from webvid.shards.run import fingerprint
+
+    dirs = [Path(d) for d in manifest.get("inputs", [])]
+    if not dirs or not all(d.is_dir() for d in dirs):
+        return None
+    try:
+        recipe = from_dict(ShardRecipe, manifest.get("config", {}))
+        items, _ = read_inputs(dirs)
+    except WebvidError:
+        return None
+    return fingerprint(recipe, items)
+
+
 def rewrite_manifest(shard_dir: Path) -> bool:
-    """``manifest.json`` with the counts and funnel of the dir as it is now (all else kept)."""
+    """``manifest.json`` with the counts, funnel and fingerprint of the dir and its inputs as
+    they are now (all else kept)."""
     path = shard_dir / contract.MANIFEST_NAME
     old = read_json(path)
     new = {**old, **current_counts(shard_dir, old)}
+    fp = current_fingerprint(old)
+    if fp is not None:
+        new["fingerprint"] = fp
     if json.dumps(new, sort_keys=True) == json.dumps(old, sort_keys=True):
         return False
     write_json(path, new)
