@@ -25,10 +25,23 @@ from webvid.demo.site import make_app, start_runner
 from webvid.demo.siteconfig import SiteConfig
 from webvid.errors import WebvidError
 
-#: Planted problems and where their outcome shows: (label, stage, status-or-reason).
+#: Planted problems and where their outcome shows: (label, stage, key); a crawl key is a
+#: status, a reason or an opt-out label (``<optout_source>:kept|skipped``, webvid.demo.counts).
 CAUGHT = (
-    ("refused by robots.txt", "crawl", "skipped_robots"),
-    ("refused by X-Robots-Tag opt-out", "crawl", "skipped_opt_out"),
+    ("refused by robots.txt", "crawl", "robots:skipped"),
+    ("refused by X-Robots-Tag opt-out", "crawl", "x-robots-tag:skipped"),
+    ("refused by robots meta opt-out", "crawl", "robots-meta:skipped"),
+    ("refused by robots.txt group of an AI crawler", "crawl", "robots-ai:skipped"),
+    ("refused by Content-Usage (IETF AI prefs)", "crawl", "content-usage:skipped"),
+    ("kept, Content-Usage allows", "crawl", "content-usage:kept"),
+    ("refused by Content-Signal", "crawl", "content-signal:skipped"),
+    ("kept, Content-Signal allows", "crawl", "content-signal:kept"),
+    ("refused by TDMRep tdmrep.json", "crawl", "tdmrep-file:skipped"),
+    ("kept, TDMRep tdmrep.json allows", "crawl", "tdmrep-file:kept"),
+    ("refused by TDMRep header", "crawl", "tdmrep-header:skipped"),
+    ("kept, TDMRep header allows", "crawl", "tdmrep-header:kept"),
+    ("refused by TDMRep meta", "crawl", "tdmrep-meta:skipped"),
+    ("kept, TDMRep meta allows", "crawl", "tdmrep-meta:kept"),
     ("redirect loop", "crawl", "redirect_loop"),
     ("truncated body", "crawl", "truncated"),
     ("wrong content type", "crawl", "bad_content_type"),
@@ -116,7 +129,7 @@ def caught_counts(s: DemoSummary) -> list[tuple[str, int]]:
     reasons_crawl: dict[str, int] = {}
     for c in s.crawl.values():
         counts = crawl_counts(c)
-        for k, v in {**counts["by_status"], **counts["by_reason"]}.items():
+        for k, v in {**counts["by_status"], **counts["by_reason"], **counts["by_optout"]}.items():
             reasons_crawl[k] = reasons_crawl.get(k, 0) + v
     reasons_shard: dict[str, int] = {}
     for sh in s.shards.values():
@@ -203,6 +216,13 @@ def print_summary(s: DemoSummary) -> None:
     help="Plant the realistic faults (429s, resets, opt-outs, broken clips, ...).",
 )
 @click.option(
+    "--signals/--no-signals",
+    default=False,
+    show_default=True,
+    help="With faults: one extra clip per opt-out signal and answer (Content-Usage, "
+    "Content-Signal, TDMRep, robots meta, an AI-crawler group), as in `webvid demo`.",
+)
+@click.option(
     "--page-size",
     type=click.IntRange(1),
     default=12,
@@ -229,6 +249,7 @@ def demo_site(
     n_images: int | None,
     seed: int,
     faults: bool,
+    signals: bool,
     page_size: int,
     crawl_delay_s: float | None,
     cache_dir: str | None,
@@ -245,6 +266,7 @@ def demo_site(
         n_images=n_clips if n_images is None else n_images,
         page_size=page_size,
         faults=faults,
+        signals=signals,
         crawl_delay_s=crawl_delay_s,
         cache_dir=cache_dir,
     )

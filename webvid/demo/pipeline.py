@@ -152,6 +152,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
         n_clips=cfg.n_clips,
         n_images=cfg.n_images,
         faults=True,
+        signals=True,
         appearances=cfg.n_appearances,
     )
     site = _timed(summary, "site", progress, lambda: start_in_thread(site_cfg))

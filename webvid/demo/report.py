@@ -96,9 +96,14 @@ def _crawl_section(s: Any) -> str:
         out.append(_table(["status", "items"], [[k, v] for k, v in c["by_status"].items()]))
         if c["by_reason"]:
             out.append(_table(["reason", "items"], [[k, v] for k, v in c["by_reason"].items()]))
+        if c["by_optout"]:
+            rows = [[k, v] for k, v in c["by_optout"].items()]
+            out.append(_table(["opt-out signal that decided", "items"], rows))
     out.append(
-        '<p class="muted">skipped_robots: pages under the site\'s robots.txt Disallow; '
-        "skipped_opt_out: an X-Robots-Tag: noai response; 429/503 answers were retried with "
+        '<p class="muted">skipped_robots: pages under the site\'s robots.txt Disallow (or a '
+        "group for an AI-training crawler); skipped_opt_out: an opt-out signal for AI training "
+        "(X-Robots-Tag: noai, Content-Usage, Content-Signal, TDMRep, robots meta; the opt-out "
+        "table says which decided, kept items included); 429/503 answers were retried with "
         "backoff honouring Retry-After; redirect loops, truncated bodies and wrong content types "
         "end as failed_to_download with their reason.</p>"
     )

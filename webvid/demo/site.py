@@ -5,7 +5,10 @@ agreed with the crawler (``docs/demo-site.md``): home, paginated listings, clip 
 / OpenGraph / ``<video>`` markup, a CDN route with Range support, thumbnails and images, a
 CC3M-style TSV, robots.txt, and ``/_truth.json`` with every item's planted fault and expected
 crawl outcome. Faults (429, 503 bursts, resets, slow and truncated bodies, wrong content types,
-a redirect loop, opt-out headers) are decided by :mod:`webvid.synth.catalog` and acted out here.
+a redirect loop, opt-out headers) are decided by :mod:`webvid.synth.catalog` and acted out here;
+with ``signals`` on, so are the opt-out signals of :mod:`webvid.synth.signals` (robots.txt
+``Content-Usage`` / ``Content-Signal`` rules and an AI-crawler group, ``/.well-known/tdmrep.json``,
+``Content-Usage`` and TDMRep headers, TDMRep and robots meta), one clip per signal and answer.
 
 Entry points: :func:`make_app` (builds catalogue and media, blocking), the async context manager
 :func:`serve` (yields the base URL) and :func:`run_in_thread` for synchronous callers.
@@ -30,6 +33,7 @@ from webvid.demo.siteconfig import SiteConfig
 from webvid.log import Progress
 from webvid.synth.catalog import Catalog, Item, build_catalog
 from webvid.synth.media import MediaStore, build_media
+from webvid.synth.signals import media_headers, page_meta, plant_signals, robots_lines, tdmrep_rules
 
 TRUTH_VERSION = 1
 
@@ -60,12 +64,19 @@ def make_app(
         faults=config.faults,
         appearances=config.appearances,
     )
+    if config.faults and config.signals:
+        catalog = plant_signals(catalog)
     if media is None:
         media = build_media(catalog, config.media_params(), config.cache_dir, progress=progress)
+    for probe in catalog.probes:  # a probe serves the media of the clip it was made from
+        assert probe.duplicate_of is not None
+        media.clips[probe.clip_id] = media.clips[probe.duplicate_of]
+        media.thumbs[probe.clip_id] = media.thumbs[probe.duplicate_of]
     app = web.Application()
     app[STATE] = SiteState(config, catalog, media, Counter())
     r = app.router
     r.add_get("/robots.txt", robots)
+    r.add_get("/.well-known/tdmrep.json", tdmrep)
     r.add_get("/", home)
     r.add_get("/videos/page/{n:\\d+}", listing)
     r.add_get("/clip/{id}", clip_page)
@@ -106,7 +117,16 @@ async def robots(request: web.Request) -> web.Response:
     lines = ["User-agent: *", "Disallow: /private/"]
     if cfg.crawl_delay_s is not None:
         lines.append(f"Crawl-delay: {cfg.crawl_delay_s:g}")
+    lines += robots_lines(_state(request).catalog)
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def tdmrep(request: web.Request) -> web.Response:
+    """The TDMRep file of the site, when a clip's signal lives there (else 404)."""
+    rules = tdmrep_rules(_state(request).catalog)
+    if rules is None:
+        raise web.HTTPNotFound(text="no TDMRep file")
+    return web.json_response(rules)
 
 
 async def home(request: web.Request) -> web.Response:
@@ -120,17 +140,19 @@ async def home(request: web.Request) -> web.Response:
     return _html("Demo Stock Footage", "", body)
 
 
-def n_pages(config: SiteConfig) -> int:
-    return max(1, -(-config.n_clips // config.page_size))
+def n_pages(config: SiteConfig, n_listed: int | None = None) -> int:
+    """Listing pages of ``n_listed`` clips (default: the configured count)."""
+    n = config.n_clips if n_listed is None else n_listed
+    return max(1, -(-n // config.page_size))
 
 
 async def listing(request: web.Request) -> web.Response:
     st = _state(request)
     n = int(request.match_info["n"])
-    last = n_pages(st.config)
+    last = n_pages(st.config, len(st.catalog.listed))
     if not 1 <= n <= last:
         raise web.HTTPNotFound(text=f"no page {n}: pages 1..{last}")
-    clips = st.catalog.clips[(n - 1) * st.config.page_size : n * st.config.page_size]
+    clips = st.catalog.listed[(n - 1) * st.config.page_size : n * st.config.page_size]
     items = "".join(
         f'<li><a class="clip-link" href="{c.page_path}">'
         f'<img src="{c.thumb_path}" alt="{escape(c.caption)}" width="{st.config.width}">'
@@ -166,7 +188,7 @@ def clip_markup(item: Item, base: str, cfg: SiteConfig) -> tuple[str, str]:
     """(head, body) HTML of a clip page in the item's markup variant."""
     seconds = cfg.media_params().frames(item.render) / cfg.fps
     media, thumb = base + item.media_path, base + item.thumb_path
-    head, body = "", f"<h1>{escape(item.caption)}</h1>\n"
+    head, body = page_meta(item), f"<h1>{escape(item.caption)}</h1>\n"
     if item.markup in ("full", "jsonld"):
         ld = {
             "@context": "https://schema.org",
@@ -238,7 +260,7 @@ async def truth(request: web.Request) -> web.Response:
     doc = {
         "version": TRUTH_VERSION,
         "config": asdict(st.config),
-        "pages": n_pages(st.config),
+        "pages": n_pages(st.config, len(st.catalog.listed)),
         "items": st.catalog.truth(_base(request)),
     }
     return web.json_response(doc)
@@ -298,7 +320,7 @@ async def cdn(request: web.Request) -> web.StreamResponse:
         response = await handler(request, st.config, path, n)
         if response is not None:
             return response
-    headers = {"Content-Type": "video/mp4"}
+    headers = {"Content-Type": "video/mp4", **media_headers(item)}
     if item.fault == "noai":
         headers["X-Robots-Tag"] = "noai"
     return web.FileResponse(path, headers=headers, chunk_size=st.config.chunk_bytes)

@@ -22,6 +22,9 @@ class SiteConfig:
     appearances: int | None = None  # clip appearance combinations used (None: all 84)
     page_size: int = 12
     faults: bool = True
+    #: with faults: one clip per opt-out signal and answer (webvid.synth.signals); the demo
+    #: pipeline turns it on, ``webvid demo-site --signals`` too
+    signals: bool = False
     crawl_delay_s: float | None = None
     cache_dir: str | None = None  # None: webvid.synth.media.default_cache_dir()
     width: int = 160

@@ -220,6 +220,8 @@ class Item:
     render: RenderSpec
     markup: str = "full"
     duplicate_of: str | None = None
+    #: an opt-out signal the site sends for it, "<kind>:yes" or "<kind>:no" (webvid.synth.signals)
+    signal: str | None = None
 
     @property
     def private(self) -> bool:
@@ -254,6 +256,7 @@ class Item:
             "expected_reason": self.expected.reason,
             "expected_verdict": self.expected.verdict,
             "duplicate_of": self.duplicate_of,
+            "signal": self.signal,
             "media_url": base_url + self.media_path,
         }
         if self.kind == "video":
@@ -271,12 +274,20 @@ class Catalog:
     clips: tuple[Item, ...]
     images: tuple[Item, ...]
     by_id: dict[str, Item] = field(repr=False, compare=False, default_factory=dict)
+    #: extra clips that carry an opt-out signal and are never kept (webvid.synth.signals);
+    #: listed after the clips, never rendered (they borrow a clip's media)
+    probes: tuple[Item, ...] = ()
 
     def __post_init__(self) -> None:
-        self.by_id.update({it.clip_id: it for it in (*self.clips, *self.images)})
+        self.by_id.update({it.clip_id: it for it in (*self.clips, *self.probes, *self.images)})
+
+    @property
+    def listed(self) -> tuple[Item, ...]:
+        """The clips the listing pages show, in order: the catalogue's, then the probes."""
+        return (*self.clips, *self.probes)
 
     def truth(self, base_url: str = "") -> list[dict[str, Any]]:
-        return [it.truth(base_url) for it in (*self.clips, *self.images)]
+        return [it.truth(base_url) for it in (*self.clips, *self.probes, *self.images)]
 
 
 def appearance_combos() -> list[tuple[str, str, str]]:
