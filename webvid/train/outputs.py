@@ -3,7 +3,10 @@
 ``manifest.json``.
 
 Takes the run dir, the recipe, the plan and the records the trainer logs; produces those files
-(and the run's note on its global and per-process batch sizes, :func:`batch_note`). Only the
+(and the run's note on its global and per-process batch sizes, :func:`batch_note`). A
+:class:`LogWindow` gathers the steps between two logged ones, so each logged step writes one
+line per source trained in the window with that source's mean loss (the sources alternate:
+logging only the step's own batch would log one source forever). Only the
 main process calls these (:class:`webvid.train.trainer.Trainer` checks); checkpoints are
 :mod:`webvid.train.state`'s.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,51 @@ class TrainSummary:
     world_size: int = 1
     #: ``{stage: {source: {"global": G, "per_process": G / world_size}}}``
     batch_sizes: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+
+class LogWindow:
+    """The batches since the last logged step: per source the losses, gradient norms and
+    batches, and in all the clips trained and the time spent waiting for data."""
+
+    def __init__(self) -> None:
+        self.reset(time.monotonic())
+
+    def reset(self, now: float) -> None:
+        self.t = now
+        self.clips = 0
+        self.wait = 0.0
+        self.losses: dict[int, list[float]] = {}
+        self.grad_norms: dict[int, list[float]] = {}
+
+    def add(self, src: int, loss: float, grad_norm: float | None, clips: int) -> None:
+        self.losses.setdefault(src, []).append(loss)
+        if grad_norm is not None:
+            self.grad_norms.setdefault(src, []).append(grad_norm)
+        self.clips += clips
+
+    def __bool__(self) -> bool:
+        return bool(self.losses)
+
+    def records(self, now: float) -> list[dict[str, Any]]:
+        """One partial record per source seen, in source order: ``source`` (its index; the
+        trainer names it), ``loss`` (the mean over the window's batches of that source),
+        ``batches``, ``grad_norm`` (mean, when clipping), and the window's ``clips_per_s`` and
+        ``data_wait_share``, the same on every source's line."""
+        dt = max(1e-9, now - self.t)
+        out = []
+        for src in sorted(self.losses):
+            losses = self.losses[src]
+            rec: dict[str, Any] = {
+                "source": src,
+                "loss": sum(losses) / len(losses),
+                "batches": len(losses),
+                "clips_per_s": self.clips / dt,
+                "data_wait_share": min(1.0, self.wait / dt),
+            }
+            if self.grad_norms.get(src):
+                rec["grad_norm"] = sum(self.grad_norms[src]) / len(self.grad_norms[src])
+            out.append(rec)
+        return out
 
 
 def prepare_run_dir(run_dir: Path, recipe: TrainRecipe, resumed_from: int) -> None:

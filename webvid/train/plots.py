@@ -1,6 +1,7 @@
 """Training curves as a PNG: loss per source and validation R@k against the step.
 
-Takes a run's ``metrics.jsonl`` and produces ``curves.png`` (matplotlib, Agg backend, no display).
+Takes a run's ``metrics.jsonl`` (per logged step, one line per source with its mean loss over
+the logging window) and produces ``curves.png`` (matplotlib, Agg backend, no display).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from pathlib import Path
 from webvid.io import atomic_path
 
 
-def plot_curves(metrics_path: Path, out_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def read_series(
+    metrics_path: Path,
+) -> tuple[
+    dict[str, list[tuple[int, float]]], dict[str, list[tuple[int, float]]], list[tuple[int, str]]
+]:
+    """From ``metrics.jsonl``: each source's (step, mean loss over the logging window), each
+    evaluation metric's (step, value), and the stage changes (step, label)."""
     steps: dict[str, list[tuple[int, float]]] = {}
     evals: dict[str, list[tuple[int, float]]] = {}
     stages: list[tuple[int, str]] = []
@@ -32,10 +34,21 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
             stages.append((rec["step"], f"{rec['stage']} ({rec['frames']}f)"))
         elif "loss" in rec:
             steps.setdefault(rec["source"], []).append((rec["step"], rec["loss"]))
+    return steps, evals, stages
+
+
+def plot_curves(metrics_path: Path, out_path: Path) -> None:
+    """Draw ``curves.png``: one loss line per source, validation R@k, stage changes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, evals, stages = read_series(metrics_path)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, pts in steps.items():
         axes[0].plot([p[0] for p in pts], [p[1] for p in pts], label=name, lw=1)
-    axes[0].set(title="training loss", xlabel="step", ylabel="NormSoftmax loss")
+    axes[0].set(title="training loss", xlabel="step", ylabel="NormSoftmax loss (window mean)")
     for name, pts in sorted(evals.items()):
         if name.endswith(("R1", "R5", "R10")):
             axes[1].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)

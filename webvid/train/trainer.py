@@ -1,9 +1,9 @@
 """The training loop: joint image+video batches, the frame curriculum, checkpoints, resume.
 
 Takes a :class:`~webvid.train.recipe.TrainRecipe` and a run dir and produces, in the run dir,
-``config.toml`` (the resolved recipe), ``metrics.jsonl`` (one line per logged step and per
-evaluation), ``latest.pt`` / ``checkpoints/step-*.pt`` / ``best.pt``, ``curves.png`` and
-``manifest.json`` (written last). Rerunning the same command on a run dir with a ``latest.pt``
+``config.toml`` (the resolved recipe), ``metrics.jsonl`` (per logged step one line per source
+trained since the last one, with its mean loss; one line per evaluation), ``latest.pt`` /
+``checkpoints/step-*.pt`` / ``best.pt``, ``curves.png`` and ``manifest.json`` (written last). Rerunning the same command on a run dir with a ``latest.pt``
 resumes it: model, optimiser, step, stage, RNG states and every worker's stream position, so
 the resumed loss curve is the uninterrupted one. A resume names every setting that differs
 from the checkpoint's recipe and refuses the ones the run depends on
@@ -41,6 +41,7 @@ from webvid.model.build import build_model
 from webvid.train import dist as D
 from webvid.train import state as S
 from webvid.train.outputs import (
+    LogWindow,
     TrainSummary,
     append_record,
     batch_note,
@@ -193,33 +194,29 @@ class Trainer:
             if r.train.precision == "bf16"
             else nullcontext()
         )
-        window = {"clips": 0, "wait": 0.0, "t": time.monotonic()}  # throughput since last log
+        window = LogWindow()  # the steps since the last logged one, per source
         last_loss = math.nan
         evals: list[dict[str, Any]] = []
         self.ddp.train()
+        # the bar starts where a resumed run starts, so its rate and ETA count this run's steps
+        self.progress.update("train", advance=self.step, total=total)
         while self.step < end:
             stage = self.plan.stage_at(self.step)
+            if window and self.step == self.plan.starts[stage]:  # a stage's mean stays its own
+                self._log_step(stage - 1, self.plan.lr_at(self.step - 1), window)
             self._enter_stage(stage)
             src = self.plan.source_at(self.step)
             t0 = time.monotonic()
             batch = next(iters[src])
-            window["wait"] += time.monotonic() - t0
+            window.wait += time.monotonic() - t0
             self._account(batch, src)
             lr = self.plan.lr_at(self.step)
             last_loss, grad_norm = self._optimizer_step(batch, lr, autocast)
-            window["clips"] += batch["video"].shape[0] * info.world_size
+            window.add(src, last_loss, grad_norm, batch["video"].shape[0] * info.world_size)
             self.step += 1
             if self.step % r.train.log_every_steps == 0 or self.step == end:
-                self._log_step(stage, src, batch, last_loss, lr, grad_norm, window)
-            self.progress.update(
-                "train",
-                advance=1,
-                total=total,
-                stage=self.plan.stages[stage].name,
-                frames=batch["frames"],
-                loss=last_loss,
-                lr=lr,
-            )
+                self._log_step(stage, lr, window)
+            self.progress.update("train", advance=1, **self._stage_fields(stage), lr=lr)
             # the final step's evaluation and checkpoint are run()'s, once, after the loop
             if (
                 r.train.eval_every_steps
@@ -230,6 +227,13 @@ class Trainer:
             if self.step % r.train.checkpoint_every_steps == 0 and self.step < end:
                 self._checkpoint(periodic=True)
         return last_loss, evals
+
+    def _stage_fields(self, stage: int) -> dict[str, str]:
+        """The progress display's stage and each source's frames in it (images stay 1-frame:
+        showing the current batch's frames would flip between 4 and 1 in a 4-frame stage)."""
+        names = [s.name for s in self.recipe.sources]
+        frames = ", ".join(f"{n} {self.plan.frames_for(stage, i)}" for i, n in enumerate(names))
+        return {"stage": self.plan.stages[stage].name, "frames": frames}
 
     def _enter_stage(self, stage: int) -> None:
         """At the first step of a stage with more frames than trained so far, inflate the
@@ -305,39 +309,34 @@ class Trainer:
         if self.info.is_main:  # one metrics.jsonl per run, not per rank
             append_record(self.run_dir, record, self.tb)
 
-    def _log_step(
-        self,
-        stage: int,
-        src: int,
-        batch: dict[str, Any],
-        loss: float,
-        lr: float,
-        grad_norm: float | None,
-        window: dict[str, float],
-    ) -> None:
+    def _log_step(self, stage: int, lr: float, window: LogWindow) -> None:
+        """One ``metrics.jsonl`` line per source trained since the last log, each with that
+        source's mean loss over the window; then the window starts again."""
         now = time.monotonic()
-        dt = max(1e-9, now - window["t"])
-        rec = {
-            "step": self.step,
-            "stage": self.plan.stages[stage].name,
-            "frames": batch["frames"],
-            "source": self.recipe.sources[src].name,
-            "batch": self.plan.global_batch(stage, src),
-            "batch_per_process": self.plan.stages[stage].batch_sizes[src],
-            "loss": loss,
-            "lr": lr,
-            "clips_per_s": window["clips"] / dt,
-            "data_wait_share": min(1.0, window["wait"] / dt),
-            "seen": self.counters["seen"],
-            "broken": sum(self.counters["broken"].values()),
-        }
-        if grad_norm is not None:
-            rec["grad_norm"] = grad_norm
-        self._log(rec)
-        self.progress.update(
-            "train", clips_s=round(rec["clips_per_s"], 1), wait=f"{rec['data_wait_share']:.0%}"
-        )
-        window.update(clips=0, wait=0.0, t=now)
+        names = [s.name for s in self.recipe.sources]
+        losses = []
+        for part in window.records(now):
+            src = part.pop("source")
+            rec = {
+                "step": self.step,
+                "stage": self.plan.stages[stage].name,
+                "frames": self.plan.frames_for(stage, src),
+                "source": names[src],
+                "batch": self.plan.global_batch(stage, src),
+                "batch_per_process": self.plan.stages[stage].batch_sizes[src],
+                **part,
+                "lr": lr,
+                "seen": self.counters["seen"],
+                "broken": sum(self.counters["broken"].values()),
+            }
+            self._log(rec)
+            losses.append(f"{names[src]} {rec['loss']:.4g}")
+            speed, wait = rec["clips_per_s"], rec["data_wait_share"]
+        if losses:
+            self.progress.update(
+                "train", loss=", ".join(losses), clips_s=round(speed, 1), wait=f"{wait:.0%}"
+            )
+        window.reset(now)
 
     def _evaluate(self) -> dict[str, Any]:
         from webvid.train.validate import evaluate_sets
