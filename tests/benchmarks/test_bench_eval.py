@@ -1,8 +1,8 @@
 """``webvid eval --benchmark``: every protocol end to end on a fixture of its layout.
 
 A tiny random model (saved as our checkpoint) embeds the fixtures' real videos; the test checks
-the protocol's counts, that the printed table and the ``--json`` file say the same, and the
-option checks.
+the protocol's counts, that the printed table and the ``--json`` file (or ``--json -``'s stdout)
+say the same, and the option checks.
 """
 
 from __future__ import annotations
@@ -75,7 +75,20 @@ def test_eval_benchmark_prints_and_writes_the_same_metrics(
         assert 0 <= res[d]["R1"] <= res[d]["R5"] <= res[d]["R10"] <= 100
         assert 1 <= res[d]["MedR"] <= videos  # a rank among this many videos (or captions)
     assert f"{videos} videos, {queries} queries" in out
-    assert json.loads(out[out.index("\n{") :]) == res  # the JSON printed after the table
+    assert "{" not in out  # --json FILE: the table only on stdout
+
+
+def test_eval_json_dash_prints_only_the_json(run_cli, bench_roots, ckpt, tmp_path):
+    """``--json -``: stdout is the JSON alone (a pipe to jq works), the table goes to stderr."""
+    root = bench_roots["msvd-c4c"]
+    args = ["eval", str(ckpt), str(root), "--benchmark", "msvd", "--frames", "2"]
+    code, out, err = run_cli([*args, "--json", "-"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert (res["benchmark"], res["videos"], res["queries"]) == ("msvd", 3, 9)
+    assert printed_rows(err)["t2v"] == [f"{res['t2v'][c]:.1f}" for c in COLUMNS]
+    code, out, err = run_cli([*args, "--json", str(tmp_path / "no" / "res.json")])
+    assert code == 2 and "does not exist" in err  # checked before the videos are embedded
 
 
 def test_eval_benchmark_option_checks(run_cli, bench_roots, ckpt, tmp_path):

@@ -133,7 +133,7 @@ def parse_size(text: str, flag: str = "--max-bytes") -> int:
     "Run here (asyncio, processes) or as Ray tasks with cluster-wide politeness.",
     "Ray cluster for --engine ray [default: start a local Ray].",
 )
-@recipe_options()
+@recipe_options(example="polite.per_host_rps=2")
 @click.pass_context
 def crawl(
     ctx: click.Context,

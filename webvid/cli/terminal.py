@@ -1,15 +1,20 @@
 """What the terminal shows: rich progress bars and the rich log handler (CLI only).
 
 Takes the stderr console of :mod:`webvid.cli.util`; produces a :class:`RichProgress` (one bar per
-task of the :class:`webvid.log.Progress` protocol, its live fields after the bar) and installs
-the log handler (:func:`setup_logging`). ``rich.progress`` and ``rich.logging`` are imported
-only when used, so a ``--quiet`` run does not pay for them.
+task of the :class:`webvid.log.Progress` protocol, its live fields after the bar) for a
+terminal, a :class:`PlainProgress` (one plain line per task every ``interval_s``: done/total,
+elapsed, rate, ETA and the fields) for logs, CI and ``nohup``, and installs the log handler
+(:func:`setup_logging`). ``rich.progress`` and ``rich.logging`` are imported only when used, so
+a ``--quiet`` run does not pay for them. In both displays the first update of a task is where
+it starts (a resumed run's steps already done), not a burst of work: rate and ETA count what
+this run does.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 LOG_FORMAT = "%(message)s"
@@ -34,14 +39,18 @@ class RichProgress:
         from rich.progress import (
             Progress as _RichProgress,
         )
+        from rich.table import Column
 
+        # a narrow terminal wraps the fields, never the task's name nor its count and times
         self._progress = _RichProgress(
-            TextColumn("[bold]{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn(
+                "[bold]{task.description:<10}", table_column=Column(no_wrap=True, min_width=10)
+            ),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[info]}", table_column=Column(ratio=1)),
             console=console,
             transient=transient,
         )
@@ -64,9 +73,12 @@ class RichProgress:
     def update(
         self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
     ) -> None:
-        if task not in self._tasks:
-            self._tasks[task] = self._progress.add_task(task, total=total, info="")
+        if task not in self._tasks:  # the first advance is where the task starts (a resume)
+            self._tasks[task] = self._progress.add_task(
+                task, total=total, completed=advance, info=""
+            )
             self._info[task] = {}
+            advance = 0
         tid = self._tasks[task]
         self._info[task].update(fields)
         now = time.monotonic()
@@ -80,6 +92,82 @@ class RichProgress:
 
     def message(self, text: str) -> None:
         self._progress.console.print(text)
+
+
+class PlainProgress:
+    """Progress for a stderr that is not a terminal: a plain line per task every
+    ``interval_s`` seconds (0: only the last line), and each task's last line at the end.
+
+    ``train  120/700 17%  elapsed 0:01:02  1.9/s  eta 0:05:01  stage=4-frame  loss=...``
+    """
+
+    def __init__(
+        self,
+        console: Any,
+        *,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._console, self._interval, self._clock = console, interval_s, clock
+        self._tasks: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for task in self._tasks:
+            self._emit(task, self._clock())
+
+    def update(
+        self, task: str, *, advance: float = 0, total: float | None = None, **fields: Any
+    ) -> None:
+        now = self._clock()
+        t = self._tasks.get(task)
+        if t is None:  # the first advance is where the task starts (a resume)
+            t = self._tasks[task] = {
+                "done": advance,
+                "start_done": advance,
+                "start": now,
+                "emitted": now,
+                "total": None,
+                "fields": {},
+            }
+        else:
+            t["done"] += advance
+        if total is not None:
+            t["total"] = total
+        t["fields"].update(fields)
+        if self._interval > 0 and now - t["emitted"] >= self._interval:
+            self._emit(task, now)
+
+    def message(self, text: str) -> None:
+        self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def line(self, task: str, now: float) -> str:
+        """The task's progress as one line of plain text."""
+        t = self._tasks[task]
+        done, total = t["done"], t["total"]
+        elapsed = now - t["start"]
+        parts = [f"{task:<10}", f"{_fmt(done)}/{_fmt(total)}" if total else _fmt(done)]
+        if total:
+            parts.append(f"{done / total:.0%}")
+        parts.append(f"elapsed {_clock_time(elapsed)}")
+        rate = (done - t["start_done"]) / elapsed if elapsed > 0 else 0.0
+        if rate > 0:
+            parts.append(f"{rate:.3g}/s")
+            if total and total > done:
+                parts.append(f"eta {_clock_time((total - done) / rate)}")
+        parts += [f"{k}={_fmt(v)}" for k, v in t["fields"].items()]
+        return "  ".join(parts)
+
+    def _emit(self, task: str, now: float) -> None:
+        self._tasks[task]["emitted"] = now
+        self.message(self.line(task, now))
+
+
+def _clock_time(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _fmt(v: Any) -> str:

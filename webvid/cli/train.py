@@ -1,7 +1,8 @@
 """The ``webvid train``, ``webvid eval``, ``webvid embed`` and ``webvid search`` commands.
 
 Takes command-line arguments and produces rich output (progress on stderr, tables/JSON on
-stdout); all work happens in :mod:`webvid.train.run`, :mod:`webvid.retrieval.evaluate` and
+stdout: ``eval --json -`` prints only the JSON there, its table going to stderr); output paths
+are checked before any work starts. All work happens in :mod:`webvid.train.run`, :mod:`webvid.retrieval.evaluate` and
 :mod:`webvid.retrieval.search`, which print nothing.
 """
 
@@ -17,12 +18,20 @@ import click
 from rich.table import Table
 
 from webvid.benchmarks.items import BENCHMARKS
-from webvid.cli.util import console, is_quiet, progress_display, recipe_options
+from webvid.cli.util import (
+    check_output_file,
+    console,
+    err_console,
+    is_quiet,
+    progress_display,
+    recipe_options,
+)
 from webvid.errors import ConfigError, InputError
+from webvid.io import write_json
 
 
 @click.command()
-@recipe_options()
+@recipe_options(example="train.log_every_steps=50")
 @click.option(
     "-o",
     "--out",
@@ -191,7 +200,11 @@ def _benchmark_report(bench: Any, results: dict[str, Any], **extra: Any) -> dict
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results here."
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the results as JSON to this file; '-' prints only the JSON on stdout "
+    "(the table goes to stderr).",
 )
 def eval_cmd(
     checkpoint: str,
@@ -222,7 +235,6 @@ def eval_cmd(
     from webvid.benchmarks import load_benchmark
     from webvid.clips.sample import ClipOptions
     from webvid.clips.stream import EvalStream
-    from webvid.io import write_json
     from webvid.model.build import data_stats, load_for_inference
     from webvid.retrieval.evaluate import evaluate_model, make_stream
 
@@ -233,6 +245,8 @@ def eval_cmd(
             "--split, --captions, --all-captions and --kind are for shard sets and plain folders; "
             "a --benchmark reads its own lists and captions"
         )
+    if json_out and json_out != "-":
+        check_output_file(json_out, flag="--json", force=True)
     bench = load_benchmark(benchmark, data, videos=videos) if benchmark else None
     overrides = _model_overrides(model_items)
     model = load_for_inference(checkpoint, text_model, overrides=overrides or None)
@@ -277,26 +291,33 @@ def eval_cmd(
     )
     if bench is not None:
         report = _benchmark_report(bench, results, **extra)
-        if json_out:
-            write_json(json_out, report)
-        if not is_quiet():
-            title = f"{bench.name} ({bench.layout}): {report['videos']} videos, {report['queries']} queries"
-            console.print(_metrics_table(title, results, bench.directions))
-            console.print_json(json.dumps(report))
-        return
-    results.update(extra)
-    if json_out:
-        write_json(json_out, results)
-    if is_quiet():
-        return
-    console.print(
-        _metrics_table(
+        title = (
+            f"{bench.name} ({bench.layout}): {report['videos']} videos, {report['queries']} queries"
+        )
+        table = _metrics_table(title, results, bench.directions)
+    else:
+        results.update(extra)
+        report = results
+        table = _metrics_table(
             f"{data}: {results['videos']} videos, {results['captions']} captions, "
             f"{results['broken']} broken",
             results,
         )
-    )
-    console.print_json(json.dumps(results))
+    _show_results(table, report, json_out)
+
+
+def _show_results(table: Table, report: dict[str, Any], json_out: str | None) -> None:
+    """The table on stdout; with ``--json FILE`` the report written there, with ``--json -``
+    the report alone on stdout (the table on stderr, so a pipe gets JSON only)."""
+    if json_out == "-":
+        if not is_quiet():
+            err_console.print(table)
+        click.echo(json.dumps(report, indent=2))
+        return
+    if json_out:
+        write_json(json_out, report)
+    if not is_quiet():
+        console.print(table)
 
 
 @click.command()
@@ -311,6 +332,7 @@ def eval_cmd(
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--text-model", help="DistilBERT dir for official checkpoints.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing --index file.")
 def embed(
     checkpoint: str,
     data: str,
@@ -321,9 +343,16 @@ def embed(
     workers: int,
     text_model: str | None,
     device: str,
+    force: bool,
 ) -> None:
-    """Embed every clip of DATA with CHECKPOINT into a Parquet index (key, caption, embedding)."""
+    """Embed every clip of DATA with CHECKPOINT into a Parquet index (key, caption, embedding).
+
+    The --index path is checked before anything is embedded: its folder must exist and be
+    writable, and an existing file is kept unless --force.
+    """
     from webvid.retrieval.search import build_index
+
+    check_output_file(out, flag="--index", force=force)
 
     with progress_display() as progress:
         res = build_index(
@@ -348,7 +377,9 @@ def embed(
 @click.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("--index", type=click.Path(exists=True, dir_okay=False), required=True)
-@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option(
+    "-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Clips to show."
+)
 @click.option(
     "--checkpoint",
     type=click.Path(exists=True),
@@ -361,7 +392,9 @@ def search(
     """The top-k clips of an index for a text QUERY."""
     from webvid.retrieval.search import search as do_search
 
-    text = " ".join(query)
+    text = " ".join(query).strip()
+    if not text:
+        raise click.UsageError("QUERY is empty: give the words to search for")
     hits = do_search(index, [text], k=k, checkpoint=checkpoint)[0]
     if as_json:
         console.print_json(json.dumps([h.__dict__ for h in hits]))

@@ -7,13 +7,16 @@ progress display and the same quiet mode.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from webvid.cli.terminal import RichProgress
+from webvid.cli.terminal import PlainProgress, RichProgress
+from webvid.errors import ConfigError
 from webvid.log import NullProgress, Progress
 
 #: stdout console for results (tables, summaries); stderr console for progress and errors.
@@ -22,9 +25,10 @@ err_console = Console(stderr=True)
 
 
 def recipe_options(
-    default_recipe: str | None = None,
+    default_recipe: str | None = None, *, example: str = "filters.min_duration_s=2"
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--recipe FILE`` and repeatable ``--set key=value`` (TOML literal values)."""
+    """``--recipe FILE`` and repeatable ``--set key=value`` (TOML literal values); ``example``
+    is a ``KEY=VALUE`` of this command's recipe, shown in the help (a test loads it)."""
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option(
@@ -32,7 +36,7 @@ def recipe_options(
             "overrides",
             multiple=True,
             metavar="KEY=VALUE",
-            help="Override a recipe value, e.g. --set filters.min_duration_s=2 (repeatable).",
+            help=f"Override a recipe value, e.g. --set {example} (repeatable).",
         )(f)
         f = click.option(
             "--recipe",
@@ -75,22 +79,59 @@ def check_engine(engine: str | None, ray_address: str | None) -> None:
         raise click.UsageError("--ray-address needs --engine ray")
 
 
+def check_output_file(path: str, *, flag: str, force: bool) -> None:
+    """Before the work: ``path`` is a file name (not a folder) in a folder that exists and can
+    be written; an existing file needs ``force``. A usage error names the option."""
+    target = Path(path)
+    if target.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a file name", param_hint=flag)
+    folder = target.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint=flag)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in {folder}", param_hint=flag)
+    if target.exists() and not force:
+        raise click.BadParameter(f"{path} exists; add --force to overwrite it", param_hint=flag)
+
+
 def is_quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context(silent=True)
     obj = (ctx.find_root().obj if ctx else None) or {}
     return bool(obj.get("quiet"))
 
 
+#: Seconds between the plain progress lines of a run whose stderr is not a terminal.
+PROGRESS_EVERY_ENV = "WEBVID_PROGRESS_EVERY"
+
+
 def progress_display(ctx: click.Context | None = None) -> Any:
-    """A context manager yielding a Progress: rich bars normally, nothing with ``--quiet``."""
-    if is_quiet(ctx) or not err_console.is_terminal and _no_progress_env():
+    """A context manager yielding a Progress: rich bars on a terminal; plain lines every
+    ``$WEBVID_PROGRESS_EVERY`` seconds (default 30; 0: only the last) when stderr is a log
+    file, a pipe or CI; nothing with ``--quiet`` or ``WEBVID_NO_PROGRESS=1`` off a terminal."""
+    if is_quiet(ctx):
         return _NullCtx()
-    return RichProgress(err_console)
+    if err_console.is_terminal:
+        return RichProgress(err_console)
+    if _no_progress_env():
+        return _NullCtx()
+    return PlainProgress(err_console, interval_s=progress_every())
+
+
+def progress_every() -> float:
+    """``$WEBVID_PROGRESS_EVERY`` in seconds (default 30); a ConfigError when it is not one."""
+    raw = os.environ.get(PROGRESS_EVERY_ENV, "").strip()
+    if not raw:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ConfigError(f"{PROGRESS_EVERY_ENV}={raw!r}: give seconds, e.g. 30 (0: no lines)")
+    return value
 
 
 def _no_progress_env() -> bool:
-    import os
-
     return os.environ.get("WEBVID_NO_PROGRESS", "") not in ("", "0")
 
 
