@@ -1,7 +1,8 @@
 """``webvid query``: SQL over a data root, printed as a table or streamed to CSV/JSON/Parquet.
 
 Takes a SQL statement (read-only) and a data root; produces a rich table on stdout (first
-``--limit`` rows, with a note of how many were cut), or a file/stream in CSV, JSON Lines or
+``--limit`` rows, with a note of how many were cut; rows too wide for the terminal are shown one
+record per block, with a hint to use ``--format csv``), or a file/stream in CSV, JSON Lines or
 Parquet written batch by batch (a million-row result is never held in memory; files are
 written under a temp name and renamed when complete).
 """
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.table import Table
+from rich.text import Text
 
 from webvid import io as wio
 from webvid import query as q
@@ -25,6 +27,8 @@ from webvid.cli.util import console, err_console, is_quiet
 from webvid.errors import QueryError
 
 MAX_CELL_CHARS = 60
+#: the narrowest a table column may get before the rows are shown one record per block
+MIN_COLUMN_CHARS = 8
 
 
 @click.command("query")
@@ -166,22 +170,57 @@ def _cell(v: Any) -> str:
 
 
 def _print_table(batches: Any, limit: int) -> None:
-    table = Table(*batches.schema.names, header_style="bold", show_lines=False)
-    shown = 0
+    names = list(batches.schema.names)
+    rows: list[list[str]] = []
     total = 0
     for batch in batches:
         total += batch.num_rows
-        if shown < limit:
-            for row in batch.slice(0, limit - shown).to_pylist():
-                table.add_row(*(_cell(v) for v in row.values()))
-                shown += 1
-    console.print(table)
+        if len(rows) < limit:
+            for row in batch.slice(0, limit - len(rows)).to_pylist():
+                rows.append([_cell(v) for v in row.values()])
+    shown = len(rows)
+    if fits(names, rows, console.width):
+        table = Table(*names, header_style="bold", show_lines=False)
+        for cells in rows:
+            table.add_row(*(Text(c) for c in cells))
+        console.print(table)
+    else:
+        _print_records(names, rows, console.width)
+        console.print(
+            f"[dim]{len(names)} columns do not fit in {console.width} columns: one record per "
+            "block, long values cut; --format csv (or json) -o FILE has them whole[/]"
+        )
     if total > shown:
         console.print(
             f"[dim]{total - shown:,} more rows not shown ({total:,} in all); use --limit N or --format csv -o FILE[/]"
         )
     else:
         console.print(f"[dim]{total:,} row{'s' if total != 1 else ''}[/]")
+
+
+def fits(names: list[str], rows: list[list[str]], width: int) -> bool:
+    """Whether a grid of these columns fits ``width``: each column as wide as its header and
+    widest cell, but at most :data:`MIN_COLUMN_CHARS` (rich wraps longer cells), plus 3
+    characters of border and padding each."""
+    need = 1
+    for i, name in enumerate(names):
+        widest = max([len(name), *(len(r[i]) for r in rows)])
+        need += min(widest, MIN_COLUMN_CHARS) + 3
+    return need <= width
+
+
+def _print_records(names: list[str], rows: list[list[str]], width: int) -> None:
+    """One block per record: ``name  value`` lines, values cut to the terminal's width."""
+    label = min(max(len(n) for n in names), max(8, width // 3))
+    room = max(8, width - label - 2)
+    for i, cells in enumerate(rows, 1):
+        console.print(Text(f"── {i} " + "─" * max(0, width - len(str(i)) - 4), style="dim"))
+        for name, value in zip(names, cells, strict=True):
+            key = name if len(name) <= label else name[: label - 1] + "…"
+            text = value if len(value) <= room else value[: room - 1] + "…"
+            line = Text(f"{key:>{label}}  ", style="bold")
+            line.append(text)
+            console.print(line, no_wrap=True, overflow="ellipsis")
 
 
 def _print_schema(con: Any) -> None:
