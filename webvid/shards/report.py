@@ -2,8 +2,9 @@
 
 Takes the verdict rows and the run summary (and reads a few samples back from the first
 shard); produces one HTML file with the curation funnel (inputs → removed by each filter →
-kept), histograms of duration, resolution, caption length and the scores (kept vs rejected),
-and thumbnails of the first samples with their captions. Plots are drawn with matplotlib's
+kept), histograms of duration, resolution, caption length and the scores (kept beside rejected,
+never stacked; few distinct values get one bar pair per value, and a log count axis only when
+the counts span two decades, so a group that sits in one bin stays visible), and thumbnails of the first samples with their captions. Plots are drawn with matplotlib's
 Agg backend and embedded as base64 PNG, thumbnails as base64 JPEG.
 """
 
@@ -12,25 +13,89 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from webvid.io import write_text
 
-HISTOGRAMS = (  # column, title, log-scale y
-    ("duration_s", "duration (s)", False),
-    ("short_side", "short side (px)", False),
-    ("caption_words", "caption length (words)", False),
-    ("motion_score", "motion score", True),
-    ("black_fraction", "black/blank frame fraction", True),
-    ("scene_cuts", "scene cuts", True),
-    ("caption_lang_score", "language probability", True),
-    ("aspect_ratio", "aspect ratio (w/h)", False),
+HISTOGRAMS = (  # column, title
+    ("duration_s", "duration (s)"),
+    ("short_side", "short side (px)"),
+    ("caption_words", "caption length (words)"),
+    ("motion_score", "motion score"),
+    ("black_fraction", "black/blank frame fraction"),
+    ("scene_cuts", "scene cuts"),
+    ("caption_lang_score", "language probability"),
+    ("aspect_ratio", "aspect ratio (w/h)"),
 )
+#: at most this many distinct values: one bar pair per value instead of bins
+DISTINCT_BARS = 12
+BINS = 20
+#: a log count axis only when the largest count is this many times the smallest
+LOG_RATIO = 100
+COLORS = {"kept": "#55a868", "rejected": "#c44e52"}
+
+
+@dataclass(frozen=True)
+class Bars:
+    """What one histogram panel draws: bar positions and labels, each group's counts."""
+
+    positions: list[float]
+    width: float  # of a group's bar; the two groups sit side by side
+    labels: list[str] | None  # tick labels when each position is one value
+    kept: list[int]
+    rejected: list[int]
+    log: bool
+
+
+def histogram_bars(kept: Sequence[float], rejected: Sequence[float]) -> Bars:
+    """Counts of both groups on shared bins: one per distinct value when there are at most
+    :data:`DISTINCT_BARS` (a score that is 0 for nearly every clip is one bar pair, not a bin
+    of width 1 around it), else :data:`BINS` equal bins over the range."""
+    import numpy as np
+
+    values = sorted({*kept, *rejected})
+    if len(values) <= DISTINCT_BARS:
+        k = [sum(1 for v in kept if v == x) for x in values]
+        r = [sum(1 for v in rejected if v == x) for x in values]
+        labels = [f"{x:g}" for x in values]
+        positions, width = [float(i) for i in range(len(values))], 0.4
+    else:
+        edges = np.linspace(values[0], values[-1], BINS + 1)
+        k = [int(c) for c in np.histogram(kept, edges)[0]]
+        r = [int(c) for c in np.histogram(rejected, edges)[0]]
+        labels = None
+        step = float(edges[1] - edges[0])
+        positions, width = [float(e) + step / 2 for e in edges[:-1]], step * 0.45
+    counts = [c for c in (*k, *r) if c > 0]
+    log = bool(counts) and max(counts) >= LOG_RATIO * min(counts)
+    return Bars(positions, width, labels, k, r, log)
+
+
+def draw_histogram(ax: Any, kept: Sequence[float], rejected: Sequence[float]) -> None:
+    """Kept and rejected side by side on ``ax``; on a log axis the bars start below 1, so a
+    bin holding a single clip still shows."""
+    bars = histogram_bars(kept, rejected)
+    offset = bars.width / 2
+    for sign, name, counts in ((-1, "kept", bars.kept), (1, "rejected", bars.rejected)):
+        ax.bar(
+            [p + sign * offset for p in bars.positions],
+            counts,
+            width=bars.width,
+            color=COLORS[name],
+            label=name,
+        )
+    if bars.log:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
+    if bars.labels is not None:
+        ax.set_xticks(bars.positions, bars.labels, fontsize=8)
 
 
 def _png(fig: Any) -> str:
@@ -57,22 +122,19 @@ def _funnel_png(summary: Any) -> str:
     return out
 
 
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _histograms_png(rows: Sequence[dict[str, Any]]) -> str:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 4, figsize=(14, 6))
-    for ax, (col, title, log) in zip(axes.flat, HISTOGRAMS, strict=True):
-        kept = [float(r[col]) for r in rows if r.get(col) is not None and r["kept"]]
-        rejected = [float(r[col]) for r in rows if r.get(col) is not None and not r["kept"]]
+    for ax, (col, title) in zip(axes.flat, HISTOGRAMS, strict=True):
+        kept = [v for r in rows if r["kept"] and math.isfinite(v := _number(r.get(col)))]
+        rejected = [v for r in rows if not r["kept"] and math.isfinite(v := _number(r.get(col)))]
         if kept or rejected:
-            ax.hist(
-                [kept, rejected],
-                bins=20,
-                stacked=True,
-                label=["kept", "rejected"],
-                color=["#55a868", "#c44e52"],
-                log=log,
-            )
+            draw_histogram(ax, kept, rejected)
         ax.set_title(title)
     # one legend, on the first panel that has bars (an image run has no duration histogram)
     labelled = next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None)
