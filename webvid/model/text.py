@@ -36,6 +36,28 @@ def _builtin_config(name: str) -> Any | None:
     return None
 
 
+#: where the docs say how to get the text model's files
+WEIGHTS_DOC = "docs/model.md, 'The weights the paper used, and where to get them'"
+
+
+def check_local_folder(ref: str) -> None:
+    """A ``ref`` written as a path (absolute, ``./``, ``~``, or more than ``org/name``) must be
+    an existing folder: an InputError saying what it must hold and how to get it, instead of
+    the hub library's complaint that it is not a repo id."""
+    path = Path(ref).expanduser()
+    looks_like_path = path.is_absolute() or ref.startswith((".", "~")) or ref.count("/") > 1
+    if not looks_like_path or path.is_dir():
+        return
+    name = path.name or ref
+    raise InputError(
+        f"text model folder {ref} does not exist. model.text_model (or --text-model) must be "
+        f"a local folder with the model's config.json, weights (model.safetensors) and vocab "
+        f"(vocab.txt or tokenizer.json); nothing is downloaded. On a machine with network: "
+        f"huggingface-cli download {name} --local-dir {ref} (then copy the folder here); "
+        f"see {WEIGHTS_DOC}"
+    )
+
+
 def text_config(
     ref: str,
     layers: int | None = None,
@@ -45,6 +67,8 @@ def text_config(
     """The ``transformers`` config for ``ref`` with optional size overrides."""
     from transformers import AutoConfig
 
+    if _builtin_config(ref) is None:
+        check_local_folder(ref)
     if Path(ref).is_dir():
         if not (Path(ref) / "config.json").is_file():
             raise InputError(f"text model directory {ref} has no config.json")
@@ -56,7 +80,8 @@ def text_config(
                 cfg = AutoConfig.from_pretrained(ref, local_files_only=True)
             except OSError as exc:
                 raise InputError(
-                    f"text model {ref!r} is neither a local directory nor in the local cache: {exc}"
+                    f"text model {ref!r} is neither a local directory nor in the local cache "
+                    f"(see {WEIGHTS_DOC}): {exc}"
                 ) from None
     if layers is not None:
         cfg.num_hidden_layers = layers
@@ -88,6 +113,8 @@ def build_text_model(
     from transformers import AutoModel
 
     overrides = (layers, hidden, heads)
+    if pretrained:
+        check_local_folder(ref)
     cfg = text_config(ref, layers, hidden, heads)
     kwargs = _no_pooler_kwargs(cfg)
     if pretrained:
@@ -119,6 +146,7 @@ def load_tokenizer(ref: str) -> Any:
     """The tokenizer saved with ``ref`` (a local directory with vocab files, or a cached name)."""
     from transformers import AutoTokenizer
 
+    check_local_folder(ref)
     try:
         return AutoTokenizer.from_pretrained(ref, local_files_only=True)
     except (OSError, ValueError) as exc:
