@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -248,12 +247,18 @@ def _curate(job: ShardJob, pool: Executor | None, clock: _Clock, progress: Progr
     ]
     if config.output.report:  # import matplotlib while the pool works, not after it
         threading.Thread(target=_preload_report, daemon=True).start()
-    progress.update("curate", total=len(tasks))
-    kept_so_far = Counter[str]()
+    # the bar counts every input; those without media were rejected unopened, and a clip whose
+    # caption failed is rejected whatever its media say; after the decisions (duplicates,
+    # languages) "passing" is the kept count, so the bar ends on the funnel's figures
+    progress.update("curate", total=len(job.items))
+    if job.taken_down:  # listed inputs never reach the bar: the funnel's first row
+        progress.update("curate", taken_down=job.taken_down)
+    tally = {"passing": 0, "rejected": len(job.items) - len(tasks)}
+    progress.update("curate", advance=tally["rejected"], **tally)
 
     def tick(res: ClipResult) -> None:
-        kept_so_far["rejected" if res.reasons else "passing"] += 1
-        progress.update("curate", advance=1, **kept_so_far)
+        tally["rejected" if res.reasons or captions[res.uid].reasons else "passing"] += 1
+        progress.update("curate", advance=1, **tally)
 
     # clips rejected by their caption's language are transformed anyway, then dropped: the
     # language model loads and runs while the pool works instead of before it
@@ -266,6 +271,8 @@ def _curate(job: ShardJob, pool: Executor | None, clock: _Clock, progress: Progr
     clock.lap("analyse")
     verdicts = decide(job.items, captions, results, config)
     verdicts, plans = place(job.items, verdicts, results, config)
+    kept = sum(1 for v in verdicts.values() if v.kept)
+    progress.update("curate", passing=kept, rejected=len(job.items) - kept)
     clock.lap("decide")
     reused = _write(job, plans, pool, progress)
     clock.lap("write")
