@@ -64,27 +64,33 @@ def test_outputs_exist(demo_out: tuple[Path, str]) -> None:
 def test_summary_counts_equal_duckdb(demo_out: tuple[Path, str]) -> None:
     out, _ = demo_out
     summary = json.loads((out / "summary.json").read_text())
+    # the demo ends with a takedown: the files hold what its manifests say afterwards
+    after = summary["takedown"]["after"]
     con = query.connect(out)
     for name in ("videos", "images"):
         rows = con.execute(
             "SELECT status, count(*) FROM crawl WHERE filename LIKE ? GROUP BY 1",
             [f"%/crawl/{name}/%"],
         ).fetchall()
-        assert dict(rows) == summary["crawl"][name]["by_status"], name
+        assert dict(rows) == after[name]["crawl_by_status"], name
+        removed = summary["takedown"]["removed"]["crawl_records"] if name == "videos" else 0
+        assert sum(dict(rows).values()) + removed == sum(
+            summary["crawl"][name]["by_status"].values()
+        )
         kept = con.execute(
             "SELECT count(*) FROM verdicts WHERE kept AND filename LIKE ?", [f"%/shards/{name}/%"]
         ).fetchone()[0]
         samples = con.execute(
             "SELECT count(*) FROM samples WHERE filename LIKE ?", [f"%/shards/{name}/%"]
         ).fetchone()[0]
-        assert kept == samples == summary["shards"][name]["kept"], name
+        assert kept == samples == after[name]["kept"], name
         funnel = dict(
             con.execute(
                 "SELECT reason, count(*) FROM verdicts WHERE NOT kept AND filename LIKE ? GROUP BY 1",
                 [f"%/shards/{name}/%"],
             ).fetchall()
         )
-        assert funnel == {r: n for r, n in summary["shards"][name]["funnel"] if n}, name
+        assert funnel == {r: n for r, n in after[name]["funnel"] if n and r != "taken_down"}, name
     # Planted problems really were caught.
     statuses = summary["crawl"]["videos"]["by_status"]
     assert statuses.get("skipped_robots", 0) >= 1 and statuses.get("skipped_opt_out", 0) >= 1
@@ -96,7 +102,34 @@ def test_summary_counts_equal_duckdb(demo_out: tuple[Path, str]) -> None:
         keys = {n.split(".", 1)[0] for n in names}
         assert all(f"{k}.mp4" in names for k in keys)
         tar_keys |= keys
-    assert len(tar_keys) == summary["shards"]["videos"]["kept"]
+    assert len(tar_keys) == after["videos"]["kept"]
+    assert after["videos"]["kept"] + 2 == summary["shards"]["videos"]["kept"]
+
+
+def test_takedown_of_two_clips_leaves_them_nowhere(demo_out: tuple[Path, str]) -> None:
+    out, stdout = demo_out
+    td = json.loads((out / "summary.json").read_text())["takedown"]
+    assert td["removed"]["samples"] == 2 and td["removed"]["index_rows"] == 2
+    assert len(td["clips"]) == 2
+    for clip in td["clips"]:
+        b, a = clip["before"], clip["after"]
+        assert b["samples"] == 1 and b["index_rows"] == 1 and b["tar_members"] >= 3
+        assert b["search_rank"] is not None
+        assert (a["samples"], a["tar_members"], a["index_rows"], a["search_rank"]) == (
+            0,
+            0,
+            0,
+            None,
+        )
+        assert a["index_size"] == b["index_size"] - 2
+    con = query.connect(out)
+    keys = [c["key"] for c in td["clips"]]
+    logged = con.execute("SELECT key FROM takedowns WHERE key IS NOT NULL").fetchall()
+    assert sorted(k for (k,) in logged) == sorted(keys)
+    # image shards number their keys the same way: only the video set's tables count
+    sql = "SELECT count(*) FROM samples WHERE key IN (?, ?) AND filename LIKE '%/shards/videos/%'"
+    assert con.execute(sql, keys).fetchone()[0] == 0
+    assert "takedown of 2 clips" in " ".join(stdout.split())
 
 
 def test_learning_beats_chance(demo_out: tuple[Path, str]) -> None:

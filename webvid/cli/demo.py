@@ -170,6 +170,17 @@ def print_summary(s: DemoSummary) -> None:
     console.print(
         f"chance: R@1 = {s.chance_r1:.1f}%, direction = 25%   ·   total {s.timings_s.get('total', 0):.0f} s"
     )
+    if s.takedown:
+        td, gone = s.takedown, []
+        for c in s.takedown["clips"]:
+            a = c["after"]
+            where = a["samples"] + a["tar_members"] + a["index_rows"] + bool(a["search_rank"])
+            gone.append(f"{c['key']} {'gone' if not where else 'STILL FOUND'}")
+        console.print(
+            f"takedown of 2 clips ({', '.join(gone)} from the shards, the index and search): "
+            f"{td['removed']['samples']} samples, {td['removed']['crawl_records']} crawl records, "
+            f"{td['removed']['index_rows']} index rows removed"
+        )
     console.print("\n[bold]Where to look next[/]")
     console.print(f"  report      {s.report}")
     console.print(
@@ -180,6 +191,9 @@ def print_summary(s: DemoSummary) -> None:
     )
     console.print(
         f'  search      webvid search "a red circle moving left" --index {s.out}/run/index.parquet'
+    )
+    console.print(
+        f'  takedowns   webvid query --root {s.out} "SELECT kind, identifier, key, clip_id FROM takedowns"'
     )
     console.print("  recipes     crawl/demo-site.toml, shards/demo.toml, train/demo.toml")
 

@@ -10,7 +10,9 @@ Takes a :class:`DemoConfig` (output folder, clip count, seed, quick mode). Produ
   1-frame stage's end kept as ``run/stage1.pt`` (the run is stopped there and resumed, which
   exercises the resume path);
 * ``eval.json`` and ``report.html`` — retrieval at the end of each stage, the direction-of-motion
-  test (captions that differ only in direction), example searches with thumbnails.
+  test (captions that differ only in direction), example searches with thumbnails;
+* ``takedown-request.txt`` and ``takedowns.parquet`` — at the end, ``webvid takedown`` of two
+  clips, and where they can be found afterwards (nowhere: :mod:`webvid.demo.takedown`).
 
 Everything is deterministic for a seed (up to thread scheduling in the crawl). The recipes are
 the shipped ones (``crawl/demo-site.toml``, ``shards/demo.toml``, ``shards/cc3m.toml``,
@@ -88,6 +90,7 @@ class DemoSummary:
     train: Any = None
     evals: dict[str, dict[str, float]] = field(default_factory=dict)  # stage → metrics
     searches: list[dict[str, Any]] = field(default_factory=list)
+    takedown: dict[str, Any] = field(default_factory=dict)  # webvid.demo.takedown.takedown_two
     chance_r1: float = 0.0
     report: Path | None = None
 
@@ -193,6 +196,11 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     summary.train = _timed(summary, "train", progress, lambda: _train(root, out, cfg, progress))
     _timed(summary, "evaluate", progress, lambda: _evaluate(out, cfg, summary, site_cfg, progress))
     _timed(summary, "search", progress, lambda: _searches(out, summary, site_cfg, progress))
+    from webvid.demo.takedown import takedown_two
+
+    summary.takedown = _timed(
+        summary, "takedown", progress, lambda: takedown_two(out, summary.searches, progress)
+    )
     summary.timings_s["total"] = round(time.monotonic() - t_start, 2)
     from webvid.demo.report import write_report
 
@@ -383,4 +391,5 @@ def summary_json(s: DemoSummary) -> dict[str, Any]:
         "evals": s.evals,
         "chance_t2v_R1": s.chance_r1,
         "searches": s.searches,
+        "takedown": s.takedown,
     }

@@ -4,7 +4,8 @@ Takes a :class:`webvid.demo.pipeline.DemoSummary` and the files of the demo fold
 ``OUT/report.html`` (images embedded as base64, no external assets): the crawl outcomes (with
 the planted problems the politeness and safety rules caught), the curation funnels, the
 training curves per stage, the 1-frame vs 4-frame comparison on retrieval and on the
-direction-of-motion test, and example searches with thumbnails.
+direction-of-motion test, example searches with thumbnails, and the closing takedown of two
+clips with where they can be found before and after.
 """
 
 from __future__ import annotations
@@ -174,6 +175,44 @@ def _search_section(s: Any) -> str:
     return "\n".join(out)
 
 
+def _takedown_section(s: Any) -> str:
+    td = getattr(s, "takedown", None)
+    if not td:
+        return ""
+    removed = td["removed"]
+    rows = []
+    for c in td["clips"]:
+        for when in ("before", "after"):
+            w = c[when]
+            rank = w["search_rank"]
+            rows.append(
+                [
+                    f"{c['key']} “{c['caption']}”" if when == "before" else "",
+                    when,
+                    w["samples"],
+                    w["tar_members"],
+                    w["index_rows"],
+                    f"{rank} of {w['index_size']}" if rank else f"absent (of {w['index_size']})",
+                ]
+            )
+    return "\n".join(
+        [
+            "<h2>5. A takedown</h2>",
+            f"<p>A publisher asks for two clips to be removed (<code>{html.escape(td['request'])}"
+            "</code>: one by its page URL, one by its media URL). <code>webvid takedown</code> "
+            f"removed {removed['samples']} sample(s) from {removed['shards_rewritten']} shard(s), "
+            f"{removed['rejected_inputs']} rejected duplicate(s) from the verdicts, "
+            f"{removed['crawl_records']} crawl record(s) with their files and "
+            f"{removed['index_rows']} row(s) of the embedding index; every other shard is "
+            "untouched. Where each clip can be found, before and after (search: its rank when "
+            "the index is searched for its own caption):</p>",
+            _table(["clip", "", "samples", "tar members", "index rows", "search rank"], rows),
+            f'<p class="muted">The log: <code>webvid query --root {html.escape(str(s.out))} '
+            '"SELECT * FROM takedowns"</code>. See docs/ethics.md, Takedowns.</p>',
+        ]
+    )
+
+
 def write_report(s: Any) -> Path:
     timings = _table(["stage", "seconds"], [[k, v] for k, v in s.timings_s.items()])
     page = "\n".join(
@@ -189,6 +228,7 @@ def write_report(s: Any) -> Path:
             _shard_section(s),
             _eval_section(s),
             _search_section(s),
+            _takedown_section(s),
             "</body></html>",
         ]
     )
