@@ -77,9 +77,9 @@ class TakedownSummary:
 # -- applying a plan ---------------------------------------------------------------------------
 
 
-def _apply_set(entry: dict[str, Any], step: Step) -> int:
+def _apply_set(root: Path, entry: dict[str, Any], step: Step) -> int:
     """Rewrite one shard set as the plan says; returns the number of shards in the plan."""
-    d = Path(entry["dir"])
+    d = root / entry["dir"]
     for folder in (d, *(d / s for s in SPLITS)):
         remove_stale_temps(folder)
     for name, keys in entry["shards"].items():
@@ -145,11 +145,11 @@ def apply(root: Path, p: dict[str, Any], step: Step) -> TakedownSummary:
     """Carry out a plan (journalled by the caller), step by step; each step is idempotent."""
     remove_stale_temps(root)
     for entry in p["crawls"]:  # first: a shard set's manifest then fingerprints what is left
-        crawl_purge.purge(Path(entry["dir"]), entry["clip_ids"], entry["media"])
+        crawl_purge.purge(root / entry["dir"], entry["clip_ids"], entry["media"])
         step(f"crawl {entry['dir']}")
-    shards = sum(_apply_set(entry, step) for entry in p["sets"])
+    shards = sum(_apply_set(root, entry, step) for entry in p["sets"])
     for entry in p["indexes"]:
-        path = Path(entry["path"])
+        path = root / entry["path"]  # relative to the root, or absolute
         remove_stale_temps(path.parent)
         rewrite.filter_embedding_index(path, {(k, s) for k, s in entry["rows"]})
         step(f"embedding index {path}")
@@ -167,8 +167,8 @@ def summary_of(root: Path, p: dict[str, Any], **extra: Any) -> TakedownSummary:
         inputs=sum(1 for r in rows if r.get("shard_set") and not r.get("key")),
         records=sum(1 for r in rows if r.get("crawl_dir")),
         unmatched=sum(1 for r in rows if not r["matched"]),
-        shard_sets=[os.path.relpath(e["dir"], root) for e in p["sets"]],
-        index_files=[os.path.relpath(e["path"], root) for e in p["indexes"]],
+        shard_sets=[e["dir"] for e in p["sets"]],
+        index_files=[e["path"] for e in p["indexes"]],
         index_rows=sum(len(e["rows"]) for e in p["indexes"]),
         **extra,
     )

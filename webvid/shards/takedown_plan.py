@@ -173,7 +173,7 @@ def plan(
             removed_tars.append((s["key"], d / s["split"] / f"{s['shard']}.tar"))
         plan_sets.append(
             {
-                "dir": str(d),
+                "dir": os.path.relpath(d, root),  # the journal holds paths under the root
                 "shards": {k: sorted(v) for k, v in sorted(shards.items())},
                 "verdicts": sorted(drop, key=lambda t: (t[0], t[1] or "")),
                 "clip_ids": sorted({c for c, _ in drop} | {s["clip_id"] for s in samples}),
@@ -184,7 +184,9 @@ def plan(
     for path in dict.fromkeys([*find_embedding_indexes(root), *indexes]):
         rows = rewrite.index_rows_to_remove(path, removed_tars)
         if rows:
-            plan_indexes.append({"path": str(path), "rows": sorted(rows)})
+            under = path.is_relative_to(root)  # else absolute (an --index outside the root)
+            rel = os.path.relpath(path, root) if under else str(path)
+            plan_indexes.append({"path": rel, "rows": sorted(rows)})
             for key, _ in rows:
                 per_key[key] = per_key.get(key, 0) + 1
     for r in log_rows:
@@ -224,7 +226,7 @@ def _plan_crawls(
             continue
         plans.append(
             {
-                "dir": str(d),
+                "dir": os.path.relpath(d, root),
                 "clip_ids": sorted(r["clip_id"] for r in found),
                 "media": sorted(r["media_path"] for r in found if r["media_path"]),
             }
