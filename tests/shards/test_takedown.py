@@ -425,3 +425,23 @@ def test_shard_runs_skip_listed_and_logged_clips(root: Path, run_cli) -> None:
     kept = pq.read_table(again / contract.VERDICTS_NAME).column("clip_id").to_pylist()
     assert set(kept) == {f"tdclip{i:02d}" for i in range(N_CLIPS)} - gone  # the twin too
     assert read_json(again / contract.MANIFEST_NAME)["counts"]["rejected_taken_down"] == 7
+
+
+def test_an_index_outside_the_root_is_cleaned_when_named(root: Path, run_cli) -> None:
+    elsewhere = root.parent / "elsewhere" / "clips.parquet"
+    elsewhere.parent.mkdir()
+    shutil.move(root / "run" / "index.parquet", elsewhere)  # its relative sources now dangle
+    listing, gone = write_list(root, root.parent / "request.txt")
+    old = samples(root)
+    code, _, err = run_cli(["takedown", str(listing), "--root", str(root), "--index", str(root)])
+    assert code == 2  # --index wants a file
+    code, _, err = run_cli(["takedown", str(listing), "--root", str(root), "--index", str(listing)])
+    assert code == 2 and "not an embedding index" in " ".join(err.split())
+    code, _, err = run_cli(
+        ["--quiet", "takedown", str(listing), "--root", str(root), "--index", str(elsewhere)]
+    )
+    assert code == 0, err
+    keys = set(pq.read_table(elsewhere, columns=["key"]).column("key").to_pylist())
+    assert keys == {r["key"] for c, r in old.items() if c not in gone}
+    log = pq.read_table(root / contract.TAKEDOWNS_NAME).to_pylist()
+    assert all(r["index_rows"] == 1 for r in log if r["key"])
