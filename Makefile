@@ -1,5 +1,6 @@
 # webvid — one-command set-up, tests, demo.
 # `make setup` is idempotent: it installs ffmpeg (apt) when ffprobe is missing,
+# chromium (apt: the headless browser the `webvid browse` tests drive) when it is missing,
 # creates .venv and installs the package editable with its dev extras, every
 # dependency at the version recorded in requirements.lock (torch pinned too).
 # `make lock` refreshes the lock: a fresh venv, newest versions the ranges in
@@ -23,6 +24,10 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	  echo ">> ffprobe not found: installing ffmpeg with apt"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo ">> chromium not found: installing it with apt (headless, for the browse tests)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch is pinned first and again with the package so that no resolver step can pick a CUDA build;
 	# -c: every other package at its locked version, whatever is newest today

@@ -39,7 +39,10 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"model", "clips", "retrieval"},
     "scale": STAGES | {"model", "clips", "retrieval"},
     "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth"},
-    "cli": STAGES | {"model", "clips", "retrieval", "scale", "demo", "synth", "benchmarks"},
+    # the read-only web browser over a data root: query views, media, embedding search
+    "browse": {"model", "clips", "retrieval"},
+    "cli": STAGES
+    | {"model", "clips", "retrieval", "scale", "demo", "synth", "benchmarks", "browse"},
 }
 
 

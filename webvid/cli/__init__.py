@@ -15,7 +15,8 @@ command is called, so ``webvid --help`` and ``webvid query`` stay fast and need 
 * :mod:`webvid.cli.prepare` — ``prepare`` (a benchmark's train split → shards);
 * :mod:`webvid.cli.train` — ``train``, ``eval``, ``embed``, ``search``;
 * :mod:`webvid.cli.demo` — ``demo`` and ``demo-site``;
-* :mod:`webvid.cli.query` — ``query``; :mod:`webvid.cli.doctor` — ``doctor``;
+* :mod:`webvid.cli.query` — ``query``; :mod:`webvid.cli.browse` — ``browse``;
+  :mod:`webvid.cli.doctor` — ``doctor``;
 * :mod:`webvid.cli.util` — consoles, shared options, the progress display;
   :mod:`webvid.cli.terminal` — rich progress bars and the log handler;
   :mod:`webvid.cli.doc` — ``docs/cli.md`` generated from the commands.
@@ -61,6 +62,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("webvid.cli.demo:demo", "The whole pipeline on the built-in demo stock site."),
     "demo-site": ("webvid.cli.demo:demo_site", "Serve the built-in demo stock site on loopback."),
     "query": ("webvid.cli.query:query", "DuckDB SQL over all metadata under a data root."),
+    "browse": ("webvid.cli.browse:browse", "See a data root in a web browser (read-only)."),
     "doctor": ("webvid.cli.doctor:doctor", "Check that everything webvid needs is installed."),
 }
 

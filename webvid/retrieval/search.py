@@ -107,6 +107,17 @@ def index_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(md[INDEX_META_KEY])
 
 
+def encode_queries(model: Any, queries: list[str], max_text_len: int = 64) -> np.ndarray:
+    """L2-normalised text embeddings of ``queries`` (one row each) from a loaded model."""
+    with torch.no_grad():
+        q = (
+            model.encode_text(Tokenize(model.config.tokenizer_ref, max_text_len)(queries))
+            .float()
+            .cpu()
+        )
+    return torch.nn.functional.normalize(q, dim=1).numpy()
+
+
 def search(
     index: str | Path,
     queries: list[str],
@@ -123,13 +134,7 @@ def search(
     if not Path(ckpt).exists():
         raise InputError(f"the index was built with {ckpt}, which is gone: pass --checkpoint")
     model = load_for_inference(ckpt, text_model or meta.get("text_model")).to(device)
-    with torch.no_grad():
-        q = (
-            model.encode_text(Tokenize(model.config.tokenizer_ref, max_text_len)(queries))
-            .float()
-            .cpu()
-        )
-    q = torch.nn.functional.normalize(q, dim=1).numpy()
+    q = encode_queries(model, queries, max_text_len)
     if q.shape[1] != meta["dim"]:
         raise InputError(
             f"query dim {q.shape[1]} != index dim {meta['dim']}: another model built this index"

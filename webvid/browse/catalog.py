@@ -1,0 +1,196 @@
+"""What lies under a data root, for the browser: the sandboxed views plus ``items``.
+
+Takes a data root; produces a :class:`Root`: the read-only DuckDB connection of
+:func:`webvid.query.open_readonly` (same views, same sandbox) with two more, temporary
+relations, copied into memory once when the root has at most :data:`MATERIALIZE_ROWS` rows
+(so a page is a query over memory, not a scan of the files through Arrow), views otherwise:
+
+* ``items`` — one row per clip the browser can show: every curation input of every shard set
+  (``verdicts``, all its columns; status ``kept`` or ``rejected``), every crawl record that
+  never reached curation (status = the crawl status, not ``success``), and the samples of
+  shard sets without verdicts (``webvid prepare``, synthetic shards). Added columns: ``ord``
+  (display order), ``src`` (the file the row came from), ``id`` (its clip id), ``status``;
+* ``crawl_rows`` — the crawl records' columns the detail page shows (:data:`CRAWL_COLUMNS`).
+
+The browser names a row by the position of its ``src`` in :attr:`Root.sources` and its
+``id``, never by a path. The root also lists the files DuckDB does not read: shard-set
+manifests, ``report.html`` files, runs' ``metrics.jsonl`` and embedding indexes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from webvid import contract
+from webvid import query as q
+from webvid.io import read_json
+
+#: Numeric verdict columns shown as scores (filterable, sortable), in display order.
+SCORES = (
+    "motion_score",
+    "black_fraction",
+    "scene_cuts",
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "short_side",
+    "aspect_ratio",
+    "caption_words",
+    "caption_lang_score",
+    "caption_count",
+    "hamming",
+    "bytes",
+    "bitrate",
+)
+_TEXT = ("reason", "split", "media_kind", "caption", "caption_raw", "key", "shard")
+_SKIP_DIRS = {".venv", ".git", "__pycache__", "node_modules", ".cache"}
+MAX_WALK_FILES = 200_000
+#: Up to this many rows, ``items`` and ``crawl_rows`` are in-memory tables copied once at
+#: start (fast per request); above it they stay views over the files (no copy, slower pages).
+MATERIALIZE_ROWS = 5_000_000
+#: Crawl-record columns the browser shows (the ``crawl_rows`` table).
+CRAWL_COLUMNS = (
+    "clip_id",
+    "status",
+    "reason",
+    "page_url",
+    "media_url",
+    "http_status",
+    "content_type",
+    "optout_source",
+    "optout_value",
+    "optout_signals",
+    "via",
+    "attempts",
+    "started_at",
+    "elapsed_s",
+    "bytes",
+    "error_message",
+    "filename",
+)
+
+
+@dataclass
+class Root:
+    """A data root opened for browsing (see the module docstring)."""
+
+    path: Path
+    con: duckdb.DuckDBPyConnection
+    sources: list[str]
+    scores: tuple[str, ...]
+    shard_sets: list[Path] = field(default_factory=list)
+    runs: list[Path] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+    indexes: list[Path] = field(default_factory=list)
+    sample_rows: int = 0
+    _src_ids: dict[str, int] = field(default_factory=dict)
+
+    def src_id(self, filename: str) -> int:
+        return self._src_ids[filename]
+
+    def src(self, n: int) -> str | None:
+        return self.sources[n] if 0 <= n < len(self.sources) else None
+
+    def inside(self, path: Path) -> Path | None:
+        """``path`` resolved, when it is a regular file under the root (no symlink leaves it)."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return real if real.is_relative_to(self.path) and real.is_file() else None
+
+    def filters(self, shard_set: Path) -> dict[str, Any]:
+        """The ``filters`` section a shard set was curated with (its manifest), or ``{}``."""
+        try:
+            cfg = read_json(shard_set / contract.MANIFEST_NAME).get("config", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        out = cfg.get("filters", {}) if isinstance(cfg, dict) else {}
+        return out if isinstance(out, dict) else {}
+
+
+def open_root(root: str | os.PathLike[str], *, threads: int | None = None) -> Root:
+    """Open ``root`` read-only for browsing (InputError: no root / no Parquet file in it)."""
+    path = Path(root).resolve()
+    con = q.open_readonly(path, threads=threads)
+    groups = q.scan_root(path).groups
+    verdicts = groups.get("verdicts", [])
+    with_verdicts = {p.parent for p in verdicts}
+    samples = [p for p in groups.get("samples", []) if p.parent.parent not in with_verdicts]
+    crawl = groups.get("crawl", [])
+    sources = [str(p) for p in (*verdicts, *samples, *crawl)]
+    views = dict(q.describe(con))
+    columns = {c for c, _ in views.get("verdicts", [])}
+    scores = tuple(s for s in SCORES if s in columns) if verdicts else ()
+    rows = sum(pq.read_metadata(p).num_rows for p in (*verdicts, *samples, *crawl))
+    kind = "TABLE" if rows <= MATERIALIZE_ROWS else "VIEW"
+    con.execute(f"CREATE TEMP {kind} items AS " + _items_sql(bool(verdicts), samples, bool(crawl)))
+    crawl_cols = [c for c, _ in views.get("crawl", []) if c in CRAWL_COLUMNS]
+    con.execute(f"CREATE TEMP {kind} crawl_rows AS SELECT {', '.join(crawl_cols)} FROM crawl")
+    out = Root(path, con, sources, scores, _src_ids={s: i for i, s in enumerate(sources)})
+    out.shard_sets = sorted(p.parent for p in verdicts)
+    out.indexes = list(groups.get(q.EMBEDDINGS_VIEW, []))
+    out.sample_rows = sum(pq.read_metadata(p).num_rows for p in groups.get("samples", []))
+    _walk_files(out)
+    return out
+
+
+def _items_sql(verdicts: bool, samples: list[Path], crawl: bool) -> str:
+    """The ``items`` rows in display order (``ord``): by source file, sample key, clip id."""
+    parts = []
+    if verdicts:
+        parts.append(
+            "SELECT filename AS src, clip_id AS id, CASE WHEN kept THEN 'kept' ELSE 'rejected'"
+            " END AS status, * EXCLUDE (filename) FROM verdicts"
+        )
+    if samples:
+        names = ", ".join("'" + str(p).replace("'", "''") + "'" for p in samples)
+        parts.append(
+            "SELECT filename AS src, clip_id AS id, 'kept' AS status, NULL::VARCHAR AS reason,"
+            " split, media_kind, caption, caption_raw, key, shard, NULL::VARCHAR AS crawl_dir,"
+            f" NULL::VARCHAR AS media_path FROM samples WHERE filename IN ({names})"
+        )
+    if crawl:
+        parts.append(
+            "SELECT filename AS src, clip_id AS id, status, reason, NULL::VARCHAR AS split,"
+            " media_kind, NULL::VARCHAR AS caption, caption AS caption_raw, NULL::VARCHAR AS key,"
+            " NULL::VARCHAR AS shard, NULL::VARCHAR AS crawl_dir, NULL::VARCHAR AS media_path"
+            f" FROM crawl WHERE status <> '{contract.STATUS_SUCCESS}'"
+        )
+    if not parts:
+        cols = ", ".join(f"NULL::VARCHAR AS {c}" for c in ("src", "id", "status", *_TEXT))
+        parts.append(
+            f"SELECT {cols}, NULL::VARCHAR AS crawl_dir, NULL::VARCHAR AS media_path WHERE false"
+        )
+    union = " UNION ALL BY NAME ".join(parts)
+    return (
+        "SELECT row_number() OVER (ORDER BY src, key NULLS LAST, id) AS ord, *"
+        f" FROM ({union}) ORDER BY ord"
+    )
+
+
+def _walk_files(root: Root) -> None:
+    """Find reports and runs' metrics under the root (a bounded walk, dot-folders skipped)."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root.path):
+        crawl_dir = "records" in dirnames  # its media/ fan-out holds no report nor run
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _SKIP_DIRS and not d.startswith(".") and not (crawl_dir and d == "media")
+        )
+        seen += len(filenames)
+        if seen > MAX_WALK_FILES:
+            break
+        here = Path(dirpath)
+        if "report.html" in filenames:
+            root.reports.append(here / "report.html")
+        if "metrics.jsonl" in filenames:
+            root.runs.append(here)

@@ -1,0 +1,133 @@
+"""Text search over the embedding indexes under a root, for the Search page.
+
+Takes a :class:`~webvid.browse.catalog.Root`; for a query, produces the top-k clips of one of
+its embedding indexes (written by ``webvid embed``), each mapped back to its ``items`` row so
+it plays in place. The query is embedded with the index's own checkpoint through
+:func:`webvid.retrieval.search.encode_queries`; the model (per checkpoint) and the index's
+unit-norm embedding matrix (``rows × dim × 4`` bytes) are loaded on the first search and kept,
+so a search costs one text encoding and one matrix product.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from webvid import contract
+from webvid.browse import items as it
+from webvid.browse.catalog import Root
+from webvid.errors import InputError
+from webvid.model.build import load_for_inference
+from webvid.retrieval.search import encode_queries, index_meta
+
+MAX_K = 100
+
+
+@dataclass
+class _Index:
+    keys: list[str]
+    captions: list[str]
+    sources: list[str]
+    matrix: np.ndarray
+    checkpoint: str
+    text_model: str | None
+
+
+class TextSearch:
+    """Lazily loaded models and indexes of one root (thread-safe)."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self._indexes: dict[int, _Index] = {}
+        self._models: dict[tuple[str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def _index(self, n: int) -> _Index:
+        if n not in self._indexes:
+            path = self.root.indexes[n]
+            meta = index_meta(path)
+            table = pq.read_table(path, columns=["key", "caption", "source", "embedding"])
+            dim = int(meta["dim"])
+            flat = table.column("embedding").combine_chunks().flatten()
+            matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+            ckpt = Path(meta["checkpoint"])
+            if not ckpt.is_absolute():
+                ckpt = path.parent / ckpt
+            self._indexes[n] = _Index(
+                table.column("key").to_pylist(),
+                [c or "" for c in table.column("caption").to_pylist()],
+                [s or "" for s in table.column("source").to_pylist()],
+                matrix,
+                str(ckpt),
+                meta.get("text_model"),
+            )
+        return self._indexes[n]
+
+    def _model(self, index: _Index) -> Any:
+        key = (index.checkpoint, index.text_model)
+        if key not in self._models:
+            if not Path(index.checkpoint).exists():
+                raise InputError(f"the index was built with {index.checkpoint}, which is gone")
+            self._models[key] = load_for_inference(index.checkpoint, index.text_model).eval()
+        return self._models[key]
+
+    def search(self, query: str, *, k: int = 12, index: int = 0) -> dict[str, Any]:
+        """The top ``k`` clips of index ``index`` for ``query``, best first."""
+        query = query.strip()
+        if not query:
+            raise InputError("empty query: type some words to search for")
+        if not 0 <= index < len(self.root.indexes):
+            raise InputError("no such embedding index under the root (run webvid embed first)")
+        k = max(1, min(int(k), MAX_K))
+        with self._lock:
+            idx = self._index(index)
+            q = encode_queries(self._model(idx), [query])
+        if q.shape[1] != idx.matrix.shape[1]:
+            raise InputError("the index's checkpoint gives another dimension than the index")
+        scores = idx.matrix @ q[0]
+        top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k] if len(scores) else []
+        order = sorted(top, key=lambda i: (-float(scores[i]), int(i)))
+        hits = [
+            {
+                "key": idx.keys[i],
+                "caption": idx.captions[i],
+                "score": float(scores[i]),
+                "source": idx.sources[i],
+            }
+            for i in order
+        ]
+        _attach_items(self.root, hits)
+        return {"query": query, "index": index, "hits": hits}
+
+
+def _attach_items(root: Root, hits: list[dict[str, Any]]) -> None:
+    """Give each hit the ``src``/``id`` of its ``items`` row (by shard tar and key), if any."""
+    candidates: dict[tuple[str, str], dict[str, Any]] = {}
+    for h in hits:
+        tar = Path(h["source"])
+        tar = tar if tar.is_absolute() else root.path / tar
+        for table in (tar.parent.parent / contract.VERDICTS_NAME, tar.with_suffix(".parquet")):
+            candidates[(str(table), h["key"])] = h
+    if not candidates:
+        return
+    srcs = sorted({s for s, _ in candidates if s in root.sources})
+    keys = sorted({k for _, k in candidates})
+    if not srcs:
+        return
+    found = it.rows(
+        root,
+        "SELECT src, id, status, media_kind, key FROM items WHERE src IN "
+        f"({', '.join('?' * len(srcs))}) AND key IN ({', '.join('?' * len(keys))})",
+        [*srcs, *keys],
+    )
+    for row in found:
+        hit = candidates.get((root.sources[row["src"]], row["key"]))
+        if hit is not None and "id" not in hit:
+            hit.update(
+                src=row["src"], id=row["id"], status=row["status"], media_kind=row["media_kind"]
+            )
