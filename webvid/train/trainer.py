@@ -214,9 +214,9 @@ class Trainer:
             last_loss, grad_norm = self._optimizer_step(batch, lr, autocast)
             window.add(src, last_loss, grad_norm, batch["video"].shape[0] * info.world_size)
             self.step += 1
+            self.progress.update("train", advance=1, **self._stage_fields(stage), lr=lr)
             if self.step % r.train.log_every_steps == 0 or self.step == end:
                 self._log_step(stage, lr, window)
-            self.progress.update("train", advance=1, **self._stage_fields(stage), lr=lr)
             # the final step's evaluation and checkpoint are run()'s, once, after the loop
             if (
                 r.train.eval_every_steps
