@@ -73,6 +73,8 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
 #: and ``enable_external_access = false`` given at connect time would allow-list files
 #: named ``:memory:*`` in the working directory. The lock comes last.
 SANDBOX_LOCKDOWN = (
+    # DuckDB's progress bar draws on stdout: inside a CSV streamed there, or a server's log
+    "SET enable_progress_bar = false",
     "SET disabled_filesystems = 'LocalFileSystem'",
     "SET enable_external_access = false",
     "SET lock_configuration = true",

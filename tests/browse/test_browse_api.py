@@ -3,6 +3,7 @@ client, read-only SQL, filters, thresholds, detail and search (no browser needed
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -195,3 +196,31 @@ def test_range_parsing() -> None:
     for bad in ("bytes=10-", "bytes=5-2", "items=0-1", "bytes=0-1,3-4", "bytes=-0", "bytes=x-"):
         with pytest.raises(ValueError):
             server.parse_range(bad, 10)
+
+
+def test_cli_serves_the_root_on_loopback(data_root: Path) -> None:
+    """`webvid browse ROOT --port 0` prints its URL and answers there; ended by its PID."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webvid.cli", "browse", str(data_root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "http://" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()
+        url = line.split()[2]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "/api/samples?status=kept", timeout=30) as resp:
+            assert json.loads(resp.read())["total"] == 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -9,7 +9,8 @@ relations, copied into memory once when the root has at most :data:`MATERIALIZE_
   (``verdicts``, all its columns; status ``kept`` or ``rejected``), every crawl record that
   never reached curation (status = the crawl status, not ``success``), and the samples of
   shard sets without verdicts (``webvid prepare``, synthetic shards). Added columns: ``ord``
-  (display order), ``src`` (the file the row came from), ``id`` (its clip id), ``status``;
+  (display order), ``src`` (the file the row came from), ``id`` (its clip id), ``status``,
+  ``search_text`` (both captions, lower-cased, for the caption filter);
 * ``crawl_rows`` — the crawl records' columns the detail page shows (:data:`CRAWL_COLUMNS`).
 
 The browser names a row by the position of its ``src`` in :attr:`Root.sources` and its
@@ -171,7 +172,8 @@ def _items_sql(verdicts: bool, samples: list[Path], crawl: bool) -> str:
         )
     union = " UNION ALL BY NAME ".join(parts)
     return (
-        "SELECT row_number() OVER (ORDER BY src, key NULLS LAST, id) AS ord, *"
+        "SELECT row_number() OVER (ORDER BY src, key NULLS LAST, id) AS ord, *,"
+        " lower(concat_ws(chr(10), caption, caption_raw)) AS search_text"
         f" FROM ({union}) ORDER BY ord"
     )
 

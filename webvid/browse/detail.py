@@ -60,7 +60,7 @@ def sample(root: Root, src: int, cid: str) -> dict[str, Any] | None:
     if Path(filename).name == contract.VERDICTS_NAME:
         found = it.rows(
             root,
-            "SELECT * EXCLUDE (ord, src, id, status) FROM items WHERE src = ? AND id = ? LIMIT 1",
+            "SELECT * EXCLUDE (ord, src, id, status, search_text) FROM items WHERE src = ? AND id = ? LIMIT 1",
             [filename, cid],
         )
         out["verdict"] = found[0] if found else None

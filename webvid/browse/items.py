@@ -72,10 +72,8 @@ def where(root: Root, f: Filters) -> tuple[str, list[Any]]:
             conds.append(f"{col} = ?")
             params.append(value)
     if f.text:
-        conds.append("(caption ILIKE ? OR caption_raw ILIKE ?)")
-        like = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [like, like]
-        conds[-1] = "(caption ILIKE ? ESCAPE '\\' OR caption_raw ILIKE ? ESCAPE '\\')"
+        conds.append("contains(search_text, ?)")  # a plain substring: no LIKE wildcards
+        params.append(f.text.lower())
     for col, lo, hi in f.ranges:
         if col not in root.scores:
             continue

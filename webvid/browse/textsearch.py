@@ -21,11 +21,13 @@ import pyarrow.parquet as pq
 from webvid import contract
 from webvid.browse import items as it
 from webvid.browse.catalog import Root
+from webvid.clips.sample import Tokenize
 from webvid.errors import InputError
 from webvid.model.build import load_for_inference
 from webvid.retrieval.search import encode_queries, index_meta
 
 MAX_K = 100
+MAX_TEXT_LEN = 64  # as `webvid search`
 
 
 @dataclass
@@ -73,7 +75,8 @@ class TextSearch:
         if key not in self._models:
             if not Path(index.checkpoint).exists():
                 raise InputError(f"the index was built with {index.checkpoint}, which is gone")
-            self._models[key] = load_for_inference(index.checkpoint, index.text_model).eval()
+            model = load_for_inference(index.checkpoint, index.text_model).eval()
+            self._models[key] = (model, Tokenize(model.config.tokenizer_ref, MAX_TEXT_LEN))
         return self._models[key]
 
     def search(self, query: str, *, k: int = 12, index: int = 0) -> dict[str, Any]:
@@ -86,7 +89,8 @@ class TextSearch:
         k = max(1, min(int(k), MAX_K))
         with self._lock:
             idx = self._index(index)
-            q = encode_queries(self._model(idx), [query])
+            model, tokenize = self._model(idx)
+            q = encode_queries(model, [query], MAX_TEXT_LEN, tokenize)
         if q.shape[1] != idx.matrix.shape[1]:
             raise InputError("the index's checkpoint gives another dimension than the index")
         scores = idx.matrix @ q[0]

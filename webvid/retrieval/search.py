@@ -107,14 +107,17 @@ def index_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(md[INDEX_META_KEY])
 
 
-def encode_queries(model: Any, queries: list[str], max_text_len: int = 64) -> np.ndarray:
-    """L2-normalised text embeddings of ``queries`` (one row each) from a loaded model."""
+def encode_queries(
+    model: Any, queries: list[str], max_text_len: int = 64, tokenize: Tokenize | None = None
+) -> np.ndarray:
+    """L2-normalised text embeddings of ``queries`` (one row each) from a loaded model.
+
+    ``tokenize``: a :class:`Tokenize` kept by a caller that encodes many queries (it loads
+    its tokenizer once); by default a new one, for the model's tokenizer and ``max_text_len``.
+    """
+    tokenize = tokenize or Tokenize(model.config.tokenizer_ref, max_text_len)
     with torch.no_grad():
-        q = (
-            model.encode_text(Tokenize(model.config.tokenizer_ref, max_text_len)(queries))
-            .float()
-            .cpu()
-        )
+        q = model.encode_text(tokenize(queries)).float().cpu()
     return torch.nn.functional.normalize(q, dim=1).numpy()
 
 

@@ -11,6 +11,7 @@ function el(tag, attrs, ...kids) {
     if (v === null || v === undefined) continue;
     if (k === "on") for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
     else if (k === "text") e.textContent = v;
+    else if (k === "style") e.style.cssText = v;  // CSSOM: allowed by the page's CSP, unlike style=""
     else e.setAttribute(k, v);
   }
   for (const kid of kids.flat()) if (kid !== null && kid !== undefined)
@@ -223,18 +224,22 @@ function kv(obj, keys) {
 
 async function sample(params, parts) {
   const d = await api(`/api/sample/${parts[0]}/${encodeURIComponent(decodeURIComponent(parts[1]))}`);
-  const page = [el("h2", { text: `Sample ${d.id}` }),
-    el("div", { class: "cols" }, el("div", { style: "width:360px" }, d.has_media ? media({ ...d, ...(d.verdict || {}), src: d.src, id: d.id }) : el("p", { text: "no media" })),
-      d.verdict ? kv(d.verdict) : null)];
+  const v = d.verdict || {};
+  const left = el("div", { class: "detail" },
+    d.has_media ? media({ ...v, src: d.src, id: d.id }) : el("p", { text: "no media" }),
+    el("p", {}, el("span", { class: `badge ${d.status}`, text: d.status }),
+      v.reason ? el("span", { class: "badge", text: v.reason }) : null));
   if (d.group && d.group.length > 1) {
-    page.push(el("h3", { text: "Duplicate group" }), el("div", { class: "pair", id: "group" }, d.group.map((g) => card(g, []))));
+    left.append(el("h3", { text: "Duplicate group" }),
+      el("div", { class: "pair", id: "group" }, d.group.map((g) => card(g, []))));
   }
   if (d.crawl) {
-    page.push(el("h3", { text: "Crawl record" }), kv(d.crawl, Object.keys(d.crawl).filter((k) =>
+    left.append(el("h3", { text: "Crawl record" }), kv(d.crawl, Object.keys(d.crawl).filter((k) =>
       ["page_url", "media_url", "status", "reason", "http_status", "content_type", "optout_source", "optout_value",
         "optout_signals", "via", "attempts", "started_at", "bytes", "error_message"].includes(k))));
   }
-  app.replaceChildren(...page);
+  app.replaceChildren(el("h2", { text: `Sample ${d.id}` }),
+    el("div", { class: "cols" }, left, d.verdict ? el("div", {}, el("h3", { text: "Verdict, probe and scores" }), kv(d.verdict)) : null));
 }
 
 async function search(params) {
