@@ -196,6 +196,7 @@ def print_summary(s: DemoSummary) -> None:
         f'  takedowns   webvid query --root {s.out} "SELECT kind, identifier, key, clip_id FROM takedowns"'
     )
     console.print("  recipes     crawl/demo-site.toml, shards/demo.toml, train/demo.toml")
+    console.print(f"  browse      webvid browse {s.out}")
 
 
 @click.command("demo-site")
