@@ -102,7 +102,12 @@ def test_json_ld_fields_and_candidates() -> None:
     assert (clip.duration_s, clip.width, clip.height) == (62.0, 640, 360)
     assert clip.keywords == ["ball", "red"] and clip.description == "words"
     assert clip.thumbnail_url == "https://stock.example/t/42.jpg"
-    assert clip.captions == {"json-ld": "A red ball", "opengraph": "OG"}
+    assert clip.captions == {
+        "json-ld": "A red ball",
+        "json-ld:description": "words",
+        "opengraph": "OG",
+    }
+    assert (clip.caption_by, clip.media_by) == ("json-ld", "json-ld contentUrl")
     assert is_clip_page(clip, 0)
 
 

@@ -13,8 +13,9 @@ Which pages are followed: ``rel=next`` links and, with a recipe, links matching
 selectors); without one, every same-host link that does not look like a media or asset
 file. Pages stay on the start URLs' hosts plus ``allowed_hosts``; media may live anywhere
 (CDNs), still under robots and address checks. A clip page is a page matching
-``item_patterns`` — or, without patterns, one with a JSON-LD/OpenGraph video or exactly one
-``<video>``. Clip ids come from ``id_pattern`` or the last path segment of the clip page URL.
+``item_patterns`` — or, without patterns, one with a JSON-LD/OpenGraph/hydration video or
+exactly one usable ``<video>`` (:func:`webvid.crawl.extract.is_clip_page`). Clip ids come
+from ``id_pattern`` or the last path segment of the clip page URL.
 """
 
 from __future__ import annotations
@@ -188,11 +189,7 @@ class Discoverer:
         self._follow_links(doc)
 
     def _clip_item(self, url: str, doc: extract.Doc, clip: extract.Clip, page: Outcome) -> Item:
-        extra = (
-            {"found_by": clip.found_by, "captions": clip.captions}
-            if clip.found_by or clip.captions
-            else None
-        )
+        extra = clip.extra()  # found_by, every caption candidate, and why each choice
         item = self._emit_item(
             url,
             media_url=clip.media_url,
@@ -223,7 +220,9 @@ class Discoverer:
             )
         elif not clip.media_url:
             item.failed = Outcome(
-                "no_media_found", "no JSON-LD, OpenGraph or <video> media on the page", attempts=1
+                "no_media_found",
+                "no JSON-LD, OpenGraph, usable <video> or hydration media on the page",
+                attempts=1,
             )
         return item
 

@@ -3,10 +3,16 @@
 Takes a page's HTML text and URL; parses it with lxml (libxml2's HTML parser) into a
 :class:`Doc`, and produces: CSS selection (:func:`select`: CSS 3 selectors, compiled to XPath
 by cssselect), the page's links and ``rel=next`` links, its ``<meta name>`` values (robots and
-TDMRep opt-outs), and a :class:`Clip` from, in order of trust: schema.org
-``VideoObject``/``ImageObject`` JSON-LD, OpenGraph ``og:video*``, then ``<video>/<source>``
-with the poster image's ``alt``/``title`` — the alt-text caption. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an attribute)
-override any field. Parsing and selector matching are the libraries'; the rules are ours.
+TDMRep opt-outs), and a :class:`Clip` (:func:`extract_clip`): the media URL from, in order,
+schema.org ``VideoObject`` JSON-LD ``contentUrl``, a typed OpenGraph ``og:video*``, the best
+usable ``<video>``/``<source>`` (:mod:`~webvid.crawl.media_choice`), hydration data
+(:mod:`~webvid.crawl.hydrate`), then player pages for yt-dlp (``embedUrl``, an HTML
+``og:video``) and an ``ImageObject``; the caption by the ranked rule of
+:mod:`~webvid.crawl.captions` over every candidate (JSON-LD, OpenGraph, Twitter card,
+``<title>``, the poster image's ``alt`` — the alt-text caption —, ``<h1>``, hydration), each
+kept under its ``found_by`` label. Recipe selectors (``"css"`` for text, ``"css@attr"`` for an
+attribute) override any field. Parsing and selector matching are the libraries'; the rules are
+ours.
 
 libxml2 builds the tree in time and memory linear in the page, and stops at 256 levels of
 nesting (a page nested deeper keeps what came before): HTML5 tree builders (Lexbor) are
@@ -17,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -28,8 +33,7 @@ from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
-from webvid.crawl import polite
-from webvid.crawl.items import parse_duration, to_int
+from webvid.crawl import captions, hydrate, media_choice, page_meta, polite
 
 _local = threading.local()  # one parser per thread: no parser is shared between threads
 
@@ -84,11 +88,11 @@ def _css(selector: str) -> CSSSelector:
 _BASE = _css("base[href]")
 _LINKS = _css("a[href], area[href], link[href]")
 _NAMED_META = _css("meta[name]")
-_META = _css("meta")
-_SCRIPTS = _css("script[type]")
 _VIDEOS = _css("video")
-_SOURCES = _css("source[src]")
 _IMAGES = _css("img[src]")
+_TITLES = _css("title")
+_H1 = _css("h1")
+_ALL_SCRIPTS = _css("script")
 
 
 def parse_html(text: str, url: str) -> Doc:
@@ -174,148 +178,125 @@ def meta_robots_opt_out(doc: Doc, token: str) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Clip:
-    media_url: str | None = None
-    caption: str | None = None
-    description: str | None = None
-    keywords: list[str] | None = None
-    duration_s: float | None = None
-    width: int | None = None
-    height: int | None = None
-    thumbnail_url: str | None = None
-    kind: str = "video"
-    found_by: list[str] = dataclasses.field(default_factory=list)
-    captions: dict[str, str] = dataclasses.field(default_factory=dict)  # every candidate
-
-
-def _types(obj: dict[str, Any]) -> set[str]:
-    t = obj.get("@type", [])
-    return {
-        str(x).rsplit("/", 1)[-1].rsplit(":", 1)[-1] for x in (t if isinstance(t, list) else [t])
-    }
-
-
-def _walk_ld(obj: Any) -> Any:
-    if isinstance(obj, list):
-        for x in obj:
-            yield from _walk_ld(x)
-    elif isinstance(obj, dict):
-        yield obj
-        for key in ("@graph", "video", "mainEntity", "associatedMedia", "image"):
-            if key in obj:
-                yield from _walk_ld(obj[key])
-
-
-def _first(value: Any) -> Any:
-    if isinstance(value, list):
-        return _first(value[0]) if value else None
-    if isinstance(value, dict):
-        return value.get("url") or value.get("contentUrl") or value.get("value")
-    return value
-
-
-def _text(value: Any) -> str | None:
-    value = _first(value)
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text or None
+Clip = page_meta.Clip  # the record of a clip page (webvid.crawl.page_meta)
 
 
 def json_ld_objects(doc: Doc) -> list[dict[str, Any]]:
-    found = []
-    for el in _SCRIPTS(doc.root):
-        if attr(el, "type").lower().strip() == "application/ld+json":
-            try:
-                data = json.loads(el.text_content())
-            except ValueError:
-                continue
-            found.extend(_walk_ld(data))
-    return found
+    """Every JSON-LD object of the page (unreadable blocks skipped)."""
+    return page_meta.json_ld_objects(doc.root)
 
 
-def _from_json_ld(doc: Doc, clip: Clip) -> None:
-    objs = json_ld_objects(doc)
-    obj = next((o for o in objs if "VideoObject" in _types(o)), None)
-    kind = "video"
-    if obj is None:
-        obj = next((o for o in objs if "ImageObject" in _types(o) and o.get("contentUrl")), None)
-        kind = "image"
-    if obj is None:
-        return
-    clip.found_by.append("json-ld")
-    clip.kind = kind
-    clip.media_url = doc.abs(_text(obj.get("contentUrl")) or _text(obj.get("embedUrl")))
-    if _text(obj.get("name")):
-        clip.captions["json-ld"] = _text(obj.get("name"))  # type: ignore[assignment]
-    clip.description = _text(obj.get("description"))
-    clip.duration_s = parse_duration(_text(obj.get("duration")))
-    clip.width, clip.height = to_int(_first(obj.get("width"))), to_int(_first(obj.get("height")))
-    clip.thumbnail_url = doc.abs(_text(obj.get("thumbnailUrl")))
-    kw = obj.get("keywords")
-    if isinstance(kw, str):
-        clip.keywords = [k.strip() for k in kw.split(",") if k.strip()]
-    elif isinstance(kw, list):
-        clip.keywords = [str(k).strip() for k in kw if str(k).strip()]
+def _hidden(el: lxml.html.HtmlElement) -> bool:
+    node: lxml.html.HtmlElement | None = el
+    while node is not None and isinstance(node.tag, str):
+        style = attr(node, "style").replace(" ", "").lower()
+        if (
+            node.tag in ("noscript", "template", "svg", "dialog")
+            or node.get("hidden") is not None
+            or attr(node, "aria-hidden").lower() == "true"
+            or "display:none" in style
+            or "visibility:hidden" in style
+        ):
+            return True
+        node = node.getparent()
+    return False
 
 
-def _from_opengraph(doc: Doc, clip: Clip) -> None:
-    og: dict[str, str] = {}
-    for el in _META(doc.root):
-        prop = (attr(el, "property") or attr(el, "name")).lower()
-        if prop.startswith("og:") and prop not in og:
-            og[prop] = attr(el, "content").strip()
-    video = og.get("og:video:secure_url") or og.get("og:video:url") or og.get("og:video")
-    if og.get("og:title"):
-        clip.captions["opengraph"] = " ".join(og["og:title"].split())
-    if not video:
-        return
-    clip.found_by.append("opengraph")
-    clip.media_url = clip.media_url or doc.abs(video)
-    clip.width = clip.width or to_int(og.get("og:video:width"))
-    clip.height = clip.height or to_int(og.get("og:video:height"))
-    clip.thumbnail_url = clip.thumbnail_url or doc.abs(og.get("og:image"))
-    clip.description = clip.description or og.get("og:description") or None
-
-
-def _from_video_tag(doc: Doc, clip: Clip) -> int:
-    videos = _VIDEOS(doc.root)
-    if not videos:
-        return 0
-    video = videos[0]
-    sources = [s for s in _SOURCES(video) if attr(s, "src")]
-    mp4 = [s for s in sources if "mp4" in attr(s, "type")]
-    src = attr(video, "src") or next((attr(s, "src") for s in mp4 or sources), "")
-    poster = doc.abs(attr(video, "poster"))
-    alt = ""
-    if poster:  # the poster image's alt text: WebVid's caption
-        for el in _IMAGES(doc.root):
-            if doc.abs(attr(el, "src")) == poster:
-                alt = attr(el, "alt") or attr(el, "title")
-                if alt:
-                    break
-    alt = alt or attr(video, "title") or attr(video, "aria-label")
-    if alt and alt.strip():
-        clip.captions["alt"] = " ".join(alt.split())
-    if src:
-        clip.found_by.append("video-tag")
-        clip.media_url = clip.media_url or doc.abs(src)
-        clip.thumbnail_url = clip.thumbnail_url or poster
-    return len(videos)
-
-
-def extract_clip(doc: Doc, select_overrides: dict[str, str] | None = None) -> tuple[Clip, int]:
-    """The clip described by a page and the number of ``<video>`` elements on it."""
-    clip = Clip()
-    _from_json_ld(doc, clip)
-    _from_opengraph(doc, clip)
-    n_videos = _from_video_tag(doc, clip)
-    for source in ("json-ld", "opengraph", "alt"):
-        if source in clip.captions:
-            clip.caption = clip.captions[source]
+def _page_texts(doc: Doc, clip: Clip) -> None:
+    """``<title>`` and the first visible, non-boilerplate ``<h1>`` as caption candidates."""
+    for el in _TITLES(doc.root):
+        if not any(a.tag == "svg" for a in el.iterancestors()):
+            text = " ".join(el.text_content().split())
+            if text:
+                clip.captions["title"] = text
             break
-    for key, spec in (select_overrides or {}).items():
+    for el in _H1(doc.root):
+        text = " ".join(el.text_content().split())
+        if text and len(text) <= 500 and not _hidden(el) and not captions.is_boilerplate(text):
+            clip.captions["h1"] = text
+            break
+
+
+def _alt_text(doc: Doc, video: lxml.html.HtmlElement, poster: str | None) -> str:
+    """The poster image's alt (or title) text, else the video's own alt/title/aria-label."""
+    if poster:
+        for el in _IMAGES(doc.root):
+            if doc.abs(attr(el, "src")) == poster and (attr(el, "alt") or attr(el, "title")):
+                return attr(el, "alt") or attr(el, "title")
+    return attr(video, "alt") or attr(video, "title") or attr(video, "aria-label")
+
+
+def _state_blobs(doc: Doc) -> list[str]:
+    out = []
+    for el in _ALL_SCRIPTS(doc.root):
+        kind = attr(el, "type").lower().strip()
+        if attr(el, "id") in hydrate.STATE_IDS or kind in ("application/json", "text/json"):
+            out.append(el.text_content())
+    return out
+
+
+def _choose_media(doc: Doc, clip: Clip, offers: page_meta.Offers) -> None:
+    """The clip's media URL by evidence (direct media before player pages), and why."""
+    videos = _VIDEOS(doc.root)
+    found, skipped = media_choice.candidates(videos, doc.abs)
+    clip.usable_videos = len(found)
+    clip.media_skipped = dict(sorted(skipped.items()))
+    named = [u for u in (offers.ld_content, offers.og_video) if u]
+    best, why = media_choice.pick(found, named)
+    if best is not None:
+        clip.found_by.append("video-tag")
+        alt = _alt_text(doc, best.element, best.poster)
+        if alt and alt.strip():
+            clip.captions["alt"] = " ".join(alt.split())
+    og_direct = offers.og_video if offers.og_video and not offers.og_player else None
+    hydrated = None
+    if not (offers.ld_content or og_direct or best):  # parsed only when nothing direct is named
+        hydrated = hydrate.find_media(_state_blobs(doc))
+    if hydrated is not None:
+        clip.found_by.append("hydration")
+        if hydrated.title:
+            clip.captions["hydration"] = hydrated.title
+    choices: list[tuple[str | None, str]] = [
+        (offers.ld_content, "json-ld contentUrl"),
+        (og_direct, f"opengraph og:video ({offers.og_type or 'untyped'})"),
+        (best.url if best else None, "video-tag: " + ", ".join(why)),
+        (
+            hydrated.media_url if hydrated else None,
+            f"hydration {hydrated.path if hydrated else ''}",
+        ),
+        (offers.ld_embed, "json-ld embedUrl (player page)"),
+        (
+            offers.og_video if offers.og_player else None,
+            f"opengraph og:video ({offers.og_type or 'html'} player page)",
+        ),
+        (offers.ld_image, "json-ld ImageObject contentUrl"),
+    ]
+    for url, reason in choices:
+        if url:
+            clip.media_url, clip.media_by = url, reason
+            break
+    if clip.media_url and clip.media_url == offers.ld_image:
+        clip.kind = "image"
+    if best is not None and clip.media_url == best.url:
+        clip.thumbnail_url = clip.thumbnail_url or best.poster
+
+
+def _choose_caption(doc: Doc, clip: Clip, og: dict[str, str]) -> None:
+    if "css" in clip.captions:
+        clip.caption, clip.caption_by = clip.captions["css"], "css"
+        return
+    names = [og.get("og:site_name", ""), og.get("application-name", "")]
+    sites = captions.site_names([n for n in names if n], doc.url)
+    choice = captions.choose(clip.captions, sites)
+    clip.caption, clip.caption_by, clip.caption_demoted = (
+        choice.caption,
+        choice.by,
+        choice.demoted,
+    )
+
+
+def _apply_selectors(doc: Doc, clip: Clip, select_overrides: dict[str, str]) -> None:
+    for key, spec in select_overrides.items():
         if key in ("next", "item_links"):
             continue
         values = select_values(doc, spec)
@@ -326,20 +307,43 @@ def extract_clip(doc: Doc, select_overrides: dict[str, str] | None = None) -> tu
             clip.keywords = [k.strip() for v in values for k in v.split(",") if k.strip()]
         elif key in ("media_url", "thumbnail_url"):
             setattr(clip, key, doc.abs(values[0]))
-        elif key in ("caption", "description"):
-            setattr(clip, key, values[0])
-            if key == "caption":
-                clip.captions["css"] = values[0]
+            if key == "media_url":
+                clip.media_by = f"css:media_url {spec}"
+        elif key == "caption":
+            clip.captions["css"] = values[0]
+        elif key == "description":
+            clip.description = values[0]
         else:
             raise ValueError(f"discover.select: unknown field {key!r}")
-    return clip, n_videos
+
+
+def extract_clip(doc: Doc, select_overrides: dict[str, str] | None = None) -> tuple[Clip, int]:
+    """The clip described by a page and the number of ``<video>`` elements on it.
+
+    Media: JSON-LD ``contentUrl``, a typed OpenGraph video, the best usable ``<video>``
+    (:mod:`webvid.crawl.media_choice`), a media URL in hydration data
+    (:mod:`webvid.crawl.hydrate`), then player pages (JSON-LD ``embedUrl``, an HTML
+    ``og:video``) for yt-dlp, then a JSON-LD ``ImageObject``. Caption: the ranked rule of
+    :mod:`webvid.crawl.captions` over every candidate; recipe selectors override both.
+    """
+    clip, offers = Clip(), page_meta.Offers()
+    page_meta.from_json_ld(doc.root, doc.abs, clip, offers)
+    og = page_meta.from_opengraph(doc.root, doc.abs, clip, offers)
+    _page_texts(doc, clip)
+    _choose_media(doc, clip, offers)
+    _apply_selectors(doc, clip, select_overrides or {})
+    _choose_caption(doc, clip, og)
+    return clip, len(_VIDEOS(doc.root))
 
 
 def is_clip_page(clip: Clip, n_videos: int) -> bool:
-    """Without recipe patterns: JSON-LD or OpenGraph video, or exactly one ``<video>``."""
+    """Without recipe patterns: a page whose media came from JSON-LD, OpenGraph or hydration
+    data, or that has exactly one usable ``<video>`` (``n_videos``, the count of all
+    ``<video>`` elements, is kept for callers; blob placeholders and adverts do not count)."""
     return bool(clip.media_url) and (
         "json-ld" in clip.found_by
         or "opengraph" in clip.found_by
-        or n_videos == 1
+        or "hydration" in clip.found_by
+        or clip.usable_videos == 1
         or any(f.startswith("css:media_url") for f in clip.found_by)
     )

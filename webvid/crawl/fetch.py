@@ -285,7 +285,12 @@ class Fetcher:
                     http_status=resp.status,
                     content_type=ctype,
                 )
-            body = await resp.content.read(self.cfg.discover.page_max_bytes + 1)
+            body = bytearray()  # read(n) returns what has arrived: read to the end or limit
+            while len(body) <= self.cfg.discover.page_max_bytes:
+                chunk = await resp.content.read(self.cfg.discover.page_max_bytes + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
             if len(body) > self.cfg.discover.page_max_bytes:
                 return Outcome(
                     "too_large", "page over discover.page_max_bytes", http_status=resp.status
