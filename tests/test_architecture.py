@@ -37,12 +37,14 @@ ALLOWED: dict[str, set[str]] = {
     "crawl": set(),
     "shards": set(),
     "train": {"model", "clips", "retrieval"},
+    # curation with the model in the loop: embeds (retrieval) and re-curates shard sets
+    "curate": {"model", "clips", "retrieval", "shards"},
     "scale": STAGES | {"model", "clips", "retrieval"},
     "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth"},
     # the read-only web browser over a data root: query views, media, embedding search
     "browse": {"model", "clips", "retrieval"},
     "cli": STAGES
-    | {"model", "clips", "retrieval", "scale", "demo", "synth", "benchmarks", "browse"},
+    | {"model", "clips", "retrieval", "scale", "demo", "synth", "benchmarks", "curate", "browse"},
 }
 
 

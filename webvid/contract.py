@@ -114,6 +114,9 @@ VERDICT_REASONS: Final[tuple[str, ...]] = (
     "duplicate_exact",  # same media sha256 as an earlier clip
     "duplicate_near",  # perceptual hash within the Hamming threshold
     "duplicate_source_id",
+    # model-based (webvid score → --scores): caption–clip agreement or cosine under the minimum
+    "caption_mismatch",
+    "duplicate_semantic",  # past max_per_semantic_cluster in its semantic near-duplicate group
     "transcode_failed",
 )
 
@@ -383,6 +386,37 @@ VERDICT_SCHEMA: Final = pa.schema(
         pa.field("duplicate_of", pa.string()),  # clip_id of the kept twin
         pa.field("hamming", pa.int32()),  # distance to that twin (near-duplicates)
         pa.field("transform", pa.string()),  # "copy" | "transcode" | "resize" | null
+        # model scores (null unless `webvid shard --scores`/`webvid refilter` read a scores table)
+        pa.field("caption_cosine", pa.float64()),
+        pa.field("caption_agreement", pa.float64()),
+        pa.field("semantic_group", pa.string()),
+        pa.field("semantic_group_rank", pa.int32()),
+    ]
+)
+
+#: One row per sample of a shard set scored by ``webvid score`` (any file name; call it
+#: ``scores.parquet`` for a ``scores`` view). Keyed like ``verdicts``: clip_id, shard, key.
+SCORES_SCHEMA: Final = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("split", pa.string()),
+        pa.field("caption", pa.string()),
+        pa.field("broken", pa.string()),  # why the sample could not be decoded (no scores)
+        pa.field("caption_cosine", pa.float64()),
+        pa.field("caption_rank", pa.int64()),  # of its caption among all captions, for the clip
+        pa.field("clip_rank", pa.int64()),  # of the clip among all clips, for its caption
+        pa.field("rank_pool", pa.int64()),  # how many candidates the ranks were counted among
+        pa.field("caption_agreement", pa.float64()),  # 1 - (max rank - 1) / (pool - 1)
+        pa.field("neighbor_ids", pa.list_(pa.string())),  # nearest other clips, nearest first
+        pa.field("neighbor_distances", pa.list_(pa.float64())),  # 1 - cosine
+        pa.field("semantic_cluster", pa.int64()),  # k-means bucket of the clip embedding
+        pa.field("semantic_group", pa.string()),  # clip_id of the group's first by the keep rule
+        pa.field("semantic_group_size", pa.int32()),
+        pa.field("semantic_group_rank", pa.int32()),  # 1: kept by semantic dedup
+        pa.field("semantic_duplicate_of", pa.string()),  # the group's first, when not it
+        pa.field("semantic_cosine", pa.float64()),  # cosine to semantic_duplicate_of
     ]
 )
 
@@ -419,6 +453,7 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
     "shards": SHARD_INDEX_SCHEMA,
     "verdicts": VERDICT_SCHEMA,
     "takedowns": TAKEDOWN_SCHEMA,
+    "scores": SCORES_SCHEMA,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -433,6 +468,8 @@ SAMPLE_PARQUET_RE: Final = re.compile(r"^\d{5,}\.parquet$")
 TAKEDOWNS_NAME: Final = "takedowns.parquet"  # the takedown log of a data root
 #: Schema metadata key of an embedding index written by ``webvid embed`` (any file name).
 EMBEDDING_INDEX_META_KEY: Final = b"webvid.index"
+#: Schema metadata key of a scores table written by ``webvid score`` (how it was made).
+SCORES_META_KEY: Final = b"webvid.scores"
 
 #: Manifest ``kind`` values, one per kind of output folder.
 MANIFEST_KINDS: Final = ("crawl", "shards", "run")

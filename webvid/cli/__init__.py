@@ -14,6 +14,7 @@ command is called, so ``webvid --help`` and ``webvid query`` stay fast and need 
 * :mod:`webvid.cli.takedown` — ``takedown`` (removes listed clips from finished shard sets);
 * :mod:`webvid.cli.prepare` — ``prepare`` (a benchmark's train split → shards);
 * :mod:`webvid.cli.train` — ``train``, ``eval``, ``embed``, ``search``;
+* :mod:`webvid.cli.score` — ``score`` and ``refilter`` (curation with the model in the loop);
 * :mod:`webvid.cli.demo` — ``demo`` and ``demo-site``;
 * :mod:`webvid.cli.query` — ``query``; :mod:`webvid.cli.browse` — ``browse``;
   :mod:`webvid.cli.doctor` — ``doctor``;
@@ -54,6 +55,14 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "takedown": (
         "webvid.cli.takedown:takedown",
         "Remove listed clips from every shard set and embedding index under a root.",
+    ),
+    "score": (
+        "webvid.cli.score:score",
+        "Score a shard set with a checkpoint: caption agreement, semantic near-duplicates.",
+    ),
+    "refilter": (
+        "webvid.cli.score:refilter",
+        "Apply score filters to a finished shard set, rewriting only the shards that change.",
     ),
     "train": ("webvid.cli.train:train", "Train the Frozen-in-Time dual encoder on shards."),
     "eval": ("webvid.cli.train:eval_cmd", "Text-video retrieval metrics of a checkpoint."),

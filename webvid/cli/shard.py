@@ -11,6 +11,7 @@ are. The command is the verb ``shard``; the package, recipes folder and output f
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import click
 from rich.table import Table
@@ -57,6 +58,12 @@ def funnel_table(summary: ShardSummary) -> Table:
     type=click.Path(exists=True, dir_okay=False),
     help="List of clip ids / URLs / sha256 (or a takedowns.parquet) to skip (repeatable).",
 )
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Scores table of webvid score: the model-score filters of [filters] read it.",
+)
 @engine_options(
     "Where the per-clip work and shard writing run: a local process pool or Ray tasks.",
     "Ray cluster to use with --engine ray (default: start a local Ray).",
@@ -69,6 +76,7 @@ def shard(
     workers: int | None,
     val_fraction: float | None,
     exclude: tuple[str, ...] = (),
+    scores: str | None = None,
     engine: str = "local",
     ray_address: str | None = None,
 ) -> None:
@@ -88,6 +96,8 @@ def shard(
         sets.append(f"workers={workers}")
     if val_fraction is not None:
         sets.append(f"output.val_fraction={val_fraction}")
+    if scores is not None:
+        sets.append(f"scores={json.dumps(scores)}")
     config = load(recipe, sets)
     if exclude:
         config = dataclasses.replace(config, exclude=(*config.exclude, *exclude))

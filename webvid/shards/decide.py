@@ -7,7 +7,8 @@ done, each input's :class:`~webvid.shards.records.ClipResult`; produces
   caption, words, how many inputs share it, caption reasons); :func:`add_languages` adds the
   language while the pool works;
 * :func:`decide`: one :class:`~webvid.shards.records.Verdict` per input (duplicates found in
-  a stable order, so the result does not depend on which worker finished first);
+  a stable order, so the result does not depend on which worker finished first; with a
+  ``webvid score`` table, the model-score filters last);
 * :func:`place`: kept clips split by a stable hash, sorted by clip id, cut into
   :class:`~webvid.shards.writer.ShardPlan` s; their verdicts get their key, shard and split;
 * :func:`funnel`: how many inputs each first reason removed.
@@ -25,6 +26,7 @@ from webvid import contract
 from webvid.shards import captions as cap
 from webvid.shards import dedup, filters, writer
 from webvid.shards.inputs import InputItem
+from webvid.shards.modelscores import ModelScore, scores_for, semantic_excess
 from webvid.shards.recipe import ShardRecipe
 from webvid.shards.records import (
     CaptionFacts,
@@ -110,8 +112,10 @@ def decide(
     captions: Mapping[str, CaptionFacts],
     results: Mapping[str, ClipResult],
     recipe: ShardRecipe,
+    scores: Mapping[str, ModelScore] | None = None,
 ) -> dict[str, Verdict]:
-    """uid → verdict (without a placement, which :func:`place` adds)."""
+    """uid → verdict (without a placement, which :func:`place` adds). With ``scores`` (a
+    ``webvid score`` table by clip id) the model-score filters run last: see :func:`_by_model`."""
     first = {
         it.uid: _first_verdict(it, captions[it.uid], results.get(it.uid), recipe.media_kind)
         for it in items
@@ -142,8 +146,33 @@ def decide(
         res = results.get(uid)
         if v.kept and (res is None or res.output is None):
             raise RuntimeError(f"kept clip {v.item.clip_id} has no staged output")  # a bug
-        verdicts[uid] = v if v.kept else replace(v, transform=None)
-    return verdicts
+        verdicts[uid] = v
+    if scores is not None:
+        verdicts = _by_model(verdicts, scores, recipe)
+    return {uid: v if v.kept else replace(v, transform=None) for uid, v in verdicts.items()}
+
+
+def _by_model(
+    verdicts: Mapping[str, Verdict], scores: Mapping[str, ModelScore], recipe: ShardRecipe
+) -> dict[str, Verdict]:
+    """``caption_mismatch`` from each clip's scores; then, among the clips still kept,
+    ``duplicate_semantic`` for those past ``max_per_semantic_cluster`` in their group."""
+    out: dict[str, Verdict] = {}
+    for uid, v in verdicts.items():
+        s = scores_for(scores, v.item.clip_id)
+        extra = filters.model_reasons(
+            caption_agreement=s.caption_agreement,
+            caption_cosine=s.caption_cosine,
+            cfg=recipe.filters,
+        )
+        out[uid] = replace(v, reasons=tuple(filters.ordered([*v.reasons, *extra]))) if extra else v
+    kept = [(v.item.clip_id, scores_for(scores, v.item.clip_id)) for v in out.values() if v.kept]
+    over = semantic_excess(kept, recipe.filters.max_per_semantic_cluster)
+    for uid, v in out.items():
+        if v.kept and v.item.clip_id in over:
+            dup = dedup.Duplicate("duplicate_semantic", over[v.item.clip_id], None)
+            out[uid] = replace(v, reasons=("duplicate_semantic",), duplicate=dup)
+    return out
 
 
 def place(

@@ -136,6 +136,25 @@ def score_reasons(
     return out
 
 
+def model_reasons(
+    *, caption_agreement: float | None, caption_cosine: float | None, cfg: FilterConfig
+) -> list[str]:
+    """Checks on a clip's model scores (``webvid score``): caption–clip agreement and cosine.
+    A clip without scores is not judged. ``max_per_semantic_cluster`` spans clips: see
+    :func:`webvid.shards.modelscores.semantic_excess`."""
+    low_agreement = (
+        cfg.min_caption_agreement is not None
+        and caption_agreement is not None
+        and caption_agreement < cfg.min_caption_agreement
+    )
+    low_cosine = (
+        cfg.min_caption_cosine is not None
+        and caption_cosine is not None
+        and caption_cosine < cfg.min_caption_cosine
+    )
+    return ["caption_mismatch"] if low_agreement or low_cosine else []
+
+
 #: ffmpeg messages that mean the data stops before the container says it should.
 _CUT_OFF_MARKS = (
     "partial file",

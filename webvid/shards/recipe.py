@@ -42,10 +42,27 @@ class FilterConfig:
     blank_std: float = 3.0  # luma std under which a frame counts as flat (blank)
     scene_threshold: float = 0.3  # ffmpeg-style scene score over which a pair is a cut
     scene_cut: Policy = "keep"  # "reject" drops clips with any cut; "keep" only scores
+    # model scores (a `webvid score` table given as `scores` / --scores; docs/curation.md)
+    min_caption_agreement: float | None = None  # mutual-rank agreement, 0..1
+    min_caption_cosine: float | None = None  # caption–clip cosine under the scoring model
+    max_per_semantic_cluster: int | None = None  # kept per near-duplicate group, by the keep rule
 
     def __post_init__(self) -> None:
         if self.max_frame_area <= 0:
             raise ValueError("max_frame_area must be positive")
+        if self.min_caption_agreement is not None and not 0 <= self.min_caption_agreement <= 1:
+            raise ValueError("min_caption_agreement must be in [0, 1]")
+        if self.max_per_semantic_cluster is not None and self.max_per_semantic_cluster < 1:
+            raise ValueError("max_per_semantic_cluster must be at least 1")
+
+    @property
+    def uses_scores(self) -> bool:
+        """Whether a filter reads a model scores table."""
+        return (
+            self.min_caption_agreement is not None
+            or self.min_caption_cosine is not None
+            or self.max_per_semantic_cluster is not None
+        )
         if not 0 < self.min_language_confidence <= 1:
             raise ValueError("min_language_confidence must be in (0, 1]")
 
@@ -158,6 +175,16 @@ class ShardRecipe:
     #: takedowns.parquet of the output folder, the crawl dirs and the folders above them are
     #: read as well (docs/ethics.md, "Takedowns")
     exclude: tuple[str, ...] = ()
+    #: a scores table written by `webvid score` (matched by clip id): the model-score filters
+    #: of [filters] read it, and every verdict row gets its scores
+    scores: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.filters.uses_scores and self.scores is None:
+            raise ValueError(
+                "min_caption_agreement, min_caption_cosine and max_per_semantic_cluster need "
+                "a scores table: set scores = FILE or pass --scores FILE"
+            )
 
     def fingerprint(self) -> str:
         """A hash of everything that shapes the output (not ``workers``, nor ``exclude``:

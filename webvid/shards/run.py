@@ -54,6 +54,7 @@ from webvid.shards import writer
 from webvid.shards.decide import SPLITS, add_languages, caption_facts, decide, funnel, place
 from webvid.shards.fanout import ShardRunner, map_in_order, start_pool
 from webvid.shards.inputs import InputItem, drop_excluded, exclusions, read_inputs
+from webvid.shards.modelscores import read_scores, scores_for
 from webvid.shards.recipe import ShardRecipe
 from webvid.shards.records import ClipResult, Verdict
 from webvid.shards.rows import verdict_row
@@ -269,7 +270,8 @@ def _curate(job: ShardJob, pool: Executor | None, clock: _Clock, progress: Progr
         )
     }
     clock.lap("analyse")
-    verdicts = decide(job.items, captions, results, config)
+    scores = read_scores(config.scores) if config.scores else None
+    verdicts = decide(job.items, captions, results, config, scores)
     verdicts, plans = place(job.items, verdicts, results, config)
     kept = sum(1 for v in verdicts.values() if v.kept)
     progress.update("curate", passing=kept, rejected=len(job.items) - kept)
@@ -309,7 +311,10 @@ def _finish(job: ShardJob, curation: Curation, clock: _Clock) -> ShardSummary:
     ordered = [
         curation.verdicts[it.uid] for it in sorted(job.items, key=lambda i: (i.clip_id, i.uid))
     ]
-    verdict_rows = [verdict_row(v) for v in ordered]
+    scores = read_scores(job.recipe.scores) if job.recipe.scores else None
+    verdict_rows = [
+        {**verdict_row(v), **scores_for(scores, v.item.clip_id).columns()} for v in ordered
+    ]
     write_parquet(
         out / contract.VERDICTS_NAME, contract.rows_to_table(verdict_rows, contract.VERDICT_SCHEMA)
     )
