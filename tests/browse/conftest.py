@@ -1,7 +1,7 @@
 """A small real data root for the browser tests, built with the project's own pipeline.
 
 Once per session: generated clips (ffmpeg) → a crawl dir (one record failed) → ``webvid
-shard``'s curation (a still clip and a near-duplicate rejected) → two training steps of the
+shard``'s curation (a still clip, a near-duplicate and an image rejected) → two training steps of the
 tiny model (a run dir with ``metrics.jsonl``) → ``webvid embed``'s index of the shard set,
 in which one clip's embedding is replaced by the text embedding of :data:`PLANTED_QUERY`, so a
 search for it must return that clip first.
@@ -49,6 +49,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synth.make_reencode(files["moving0"], media / "near0.mp4")
     files["near0"] = media / "near0.mp4"
     entries = [synth.Entry(cid, CAPTIONS[cid], files[cid]) for cid in CAPTIONS]
+    # an image in a video crawl: rejected as not_video, still shown (as an image) from the crawl
+    picture = synth.make_image(media / "picture1.jpg", seed=5)
+    entries.append(
+        synth.Entry(
+            "picture1", "A still picture of a sunny beach", picture, ext="jpg", media_kind="image"
+        )
+    )
     entries.append(
         synth.Entry("gone1", "A clip that could not be fetched", None, status="failed_to_download")
     )

@@ -62,6 +62,10 @@ async def test_rejected_clip_is_served_from_its_crawl_dir(client, data_root) -> 
     resp = await client.get("/media/0/still")
     assert resp.status == 200
     assert await resp.read() == (Path(row["crawl_dir"]) / row["media_path"]).read_bytes()
+    picture = _verdicts(data_root)["picture1"]
+    resp = await client.get("/media/0/picture1")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "image/jpeg"
+    assert await resp.read() == (Path(picture["crawl_dir"]) / picture["media_path"]).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -105,7 +109,7 @@ async def test_sql_is_row_capped_and_time_limited(client, monkeypatch) -> None:
     resp = await client.get("/api/sql", params={"q": slow})
     assert resp.status == 400 and "stopped after 0.5 s" in (await resp.json())["error"]
     ok = await client.get("/api/sql", params={"q": "SELECT count(*) AS n FROM items"})
-    assert (await ok.json())["rows"] == [{"n": 8}]  # the connection still works
+    assert (await ok.json())["rows"] == [{"n": 9}]  # the connection still works
 
 
 async def test_filters_change_the_counts(client) -> None:
@@ -114,16 +118,16 @@ async def test_filters_change_the_counts(client) -> None:
         assert resp.status == 200
         return (await resp.json())["total"]
 
-    assert await total() == 8  # 7 curated + 1 failed download
+    assert await total() == 9  # 8 curated + 1 failed download
     assert await total(status="kept") == 5
-    assert await total(status="rejected") == 2
+    assert await total(status="rejected") == 3
     assert await total(reason="still") == 1
     assert await total(status="failed_to_download") == 1
     assert await total(q="SQUARE") == 2  # moving0 and near0, case-insensitive
     assert await total(q="100%_") == 0  # LIKE wildcards are literal
     assert await total(range="motion_score:0.001:") == 6  # every moving clip, not the still one
     page = await (await client.get("/api/samples", params={"size": "3", "page": "2"})).json()
-    assert len(page["items"]) == 2 and page["page"] == 2
+    assert len(page["items"]) == 3 and page["page"] == 2
 
 
 async def test_threshold_reports_the_newly_dropped(client, data_root) -> None:
@@ -171,10 +175,11 @@ async def test_search_returns_the_planted_clip(client) -> None:
 
 async def test_overview_funnel_runs_and_shards(client) -> None:
     o = await (await client.get("/api/overview")).json()
-    assert [f["count"] for f in o["funnel"]] == [8, 7, 7, 5]
+    assert [f["count"] for f in o["funnel"]] == [9, 8, 8, 5]
     assert {r["value"]: r["count"] for r in o["verdict_reasons"]} == {
         "still": 1,
         "duplicate_near": 1,
+        "not_video": 1,
     }
     assert sum(s["count"] for s in o["shards"]) == 5
     assert o["indexes"] == ["run/index.parquet"]
@@ -224,3 +229,23 @@ def test_cli_serves_the_root_on_loopback(data_root: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_views_over_the_files_answer_as_the_in_memory_copy(data_root: Path, monkeypatch) -> None:
+    """Above MATERIALIZE_ROWS the relations stay views over the files: same answers."""
+    from webvid.browse import catalog, detail
+    from webvid.browse import items as it
+
+    copied = open_root(data_root)
+    monkeypatch.setattr(catalog, "MATERIALIZE_ROWS", 0)
+    viewed = open_root(data_root)
+    is_view = "SELECT count(*) FROM duckdb_views() WHERE view_name = 'items'"
+    is_table = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'items'"
+    assert viewed.con.execute(is_view).fetchone() == (1,)
+    assert copied.con.execute(is_table).fetchone() == (1,)
+    for f in (it.Filters(), it.Filters(status="rejected"), it.Filters(text="square")):
+        assert it.grid(viewed, f, size=5) == it.grid(copied, f, size=5)
+    assert detail.sample(viewed, 0, "near0") == detail.sample(copied, 0, "near0")
+    assert detail.threshold(viewed, 0, "min_motion", 0.0) == detail.threshold(
+        copied, 0, "min_motion", 0.0
+    )

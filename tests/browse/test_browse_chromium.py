@@ -50,16 +50,23 @@ async def test_pages_in_chromium(data_root: Path) -> None:
         assert played[2] is None and played[1] > played[0] + 0.2, played
         # filters change the counts: the form, as a user submits it
         await page.navigate(f"{url}/#/samples")
-        assert await _count(page) == 8
+        assert await _count(page) == 9
         await page.evaluate(
             "document.querySelector('#filters select[name=status]').value = 'rejected';"
             "document.querySelector('#filters button').click()"
         )
-        await page.wait_for("document.getElementById('count')?.dataset.total === '2'")
+        await page.wait_for("document.getElementById('count')?.dataset.total === '3'")
         ids = await page.evaluate(
             "[...document.querySelectorAll('#grid .card')].map(c => c.dataset.id)"
         )
-        assert sorted(ids) == ["near0", "still"]
+        assert sorted(ids) == ["near0", "picture1", "still"]
+        # the rejected image is shown as an image, decoded from the bytes served by id
+        size = await page.wait_for(
+            "(() => { const i = document.querySelector('#grid .card[data-id=picture1] img');"
+            " return i && i.complete ? [i.naturalWidth, i.naturalHeight]"
+            " : document.querySelector('#grid .card[data-id=picture1]')?.innerHTML; })()"
+        )
+        assert size == [96, 64], size
         await page.evaluate(
             "document.querySelector('#filters select[name=status]').value = '';"
             "document.querySelector('#filters input[name=q]').value = 'square';"
@@ -104,7 +111,7 @@ async def test_pages_in_chromium(data_root: Path) -> None:
         # SQL box: a result table, and a write refused with the sandbox's message
         await page.navigate(f"{url}/#/sql?q=SELECT%20count(*)%20AS%20n%20FROM%20items")
         await page.wait_for("document.querySelector('#result td') !== null")
-        assert await page.evaluate("document.querySelector('#result td').textContent") == "8"
+        assert await page.evaluate("document.querySelector('#result td').textContent") == "9"
         await page.navigate(
             f"{url}/#/sql?q={json.dumps('DROP VIEW items')[1:-1].replace(' ', '%20')}"
         )

@@ -29,6 +29,7 @@ GRID_COLUMNS = (
     "caption",
     "caption_raw",
     "key",
+    "media_path",  # a rejected clip's file in its crawl dir: its suffix says image or video
 )
 _SPLIT = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _SHARD = re.compile(r"\d{5,}")

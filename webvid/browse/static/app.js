@@ -49,7 +49,9 @@ function route() {
 function media(item) {
   if (item.src === undefined || item.src === null || !item.id) return el("div", { class: "nomedia", text: "no media" });
   const url = `/media/${item.src}/${encodeURIComponent(item.id)}`;
-  if (item.media_kind === "image") return el("img", { src: url, alt: item.caption || item.id, loading: "lazy" });
+  // a verdict's media_kind is the crawl's; an image in a video crawl is still an image file
+  const image = item.media_kind === "image" || /\.(jpe?g|png|webp|gif)$/i.test(item.media_path || "");
+  if (image) return el("img", { src: url, alt: item.caption || item.id, loading: "lazy" });
   return el("video", { src: url, muted: "", loop: "", playsinline: "", preload: "metadata", controls: "",
     "data-id": item.id });
 }
@@ -138,6 +140,11 @@ async function overview() {
     el("tr", {}, ["shard set / split", "shards", "samples", "MB"].map((h) => el("th", { text: h }))),
     Object.entries(sets).map(([k, s]) => el("tr", {}, el("td", { text: k }), el("td", { text: s.shards }),
       el("td", { text: s.count }), el("td", { text: (s.bytes / 1e6).toFixed(2) })))));
+  const shown = o.shards.slice(0, 60);
+  page.push(el("h3", { text: `Per shard (${shown.length} of ${o.shards.length})` }), el("table", { id: "shards" },
+    el("tr", {}, ["shard set", "split", "shard", "kind", "samples", "MB"].map((h) => el("th", { text: h }))),
+    shown.map((s) => el("tr", {}, [s.set, s.split, s.shard, s.media_kind, s.count, (s.tar_bytes / 1e6).toFixed(2)]
+      .map((v) => el("td", { text: v }))))));
   if (o.indexes.length) page.push(el("p", { text: `Embedding indexes: ${o.indexes.join(", ")}` }));
   app.replaceChildren(...page);
 }
@@ -211,8 +218,11 @@ async function threshold(params) {
     page.push(el("p", { class: "count", id: "tcount", "data-dropped": r.newly_dropped, "data-keep": r.would_keep,
       text: `kept now ${r.kept_now} → would keep ${r.would_keep}: ${r.newly_dropped} newly dropped, ${r.newly_kept} rejected only by this rule would pass` }),
       el("div", {}, el("pre", { class: "set", id: "setline", text: r.set }), copy),
-      el("h3", { text: "Newly dropped" }),
-      el("div", { class: "grid", id: "dropped" }, r.items.map((it) => card(it, [r.threshold.score]))));
+      el("h3", { text: `Newly dropped (page ${r.page + 1} of ${Math.max(1, Math.ceil(r.newly_dropped / r.size))})` }),
+      el("div", { class: "grid", id: "dropped" }, r.items.map((it) => card(it, [r.threshold.score]))),
+      el("div", {},
+        r.page > 0 ? el("a", { href: "#/threshold?" + withParam(params, "page", r.page - 1), text: "← previous" }) : null, " ",
+        (r.page + 1) * r.size < r.newly_dropped ? el("a", { href: "#/threshold?" + withParam(params, "page", r.page + 1), text: "next →" }) : null));
   }
   app.replaceChildren(...page);
 }
