@@ -249,3 +249,17 @@ def test_views_over_the_files_answer_as_the_in_memory_copy(data_root: Path, monk
     assert detail.threshold(viewed, 0, "min_motion", 0.0) == detail.threshold(
         copied, 0, "min_motion", 0.0
     )
+
+
+def test_hits_with_sources_relative_to_the_index_play(data_root: Path) -> None:
+    """An index built from its own folder (`../shards/*/*.tar`, as the takedown tests do)
+    names its tars relative to that folder; the hits still map to playable clips."""
+    from webvid.browse.textsearch import attach_items
+
+    root = open_root(data_root)
+    row = _verdicts(data_root)["moving1"]
+    rel = f"../shards/{row['split']}/{row['shard']}.tar"
+    hits = [{"key": row["key"], "source": rel}, {"key": row["key"], "source": "nowhere/x.tar"}]
+    attach_items(root, data_root / "run", hits)
+    assert hits[0]["id"] == "moving1" and hits[0]["src"] == 0
+    assert "id" not in hits[1]

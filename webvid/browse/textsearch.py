@@ -10,6 +10,7 @@ so a search costs one text encoding and one matrix product.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,18 +106,23 @@ class TextSearch:
             }
             for i in order
         ]
-        _attach_items(self.root, hits)
+        attach_items(self.root, self.root.indexes[index].parent, hits)
         return {"query": query, "index": index, "hits": hits}
 
 
-def _attach_items(root: Root, hits: list[dict[str, Any]]) -> None:
-    """Give each hit the ``src``/``id`` of its ``items`` row (by shard tar and key), if any."""
+def attach_items(root: Root, base: Path, hits: list[dict[str, Any]]) -> None:
+    """Give each hit the ``src``/``id`` of its ``items`` row (by shard tar and key), if any.
+
+    A relative ``source`` is taken relative to the index's folder ``base`` (as ``webvid
+    takedown`` reads it), then to the root."""
     candidates: dict[tuple[str, str], dict[str, Any]] = {}
     for h in hits:
         tar = Path(h["source"])
-        tar = tar if tar.is_absolute() else root.path / tar
-        for table in (tar.parent.parent / contract.VERDICTS_NAME, tar.with_suffix(".parquet")):
-            candidates[(str(table), h["key"])] = h
+        tars = [tar] if tar.is_absolute() else [base / tar, root.path / tar]
+        for t in tars:
+            t = Path(os.path.normpath(t))
+            for table in (t.parent.parent / contract.VERDICTS_NAME, t.with_suffix(".parquet")):
+                candidates[(str(table), h["key"])] = h
     if not candidates:
         return
     srcs = sorted({s for s, _ in candidates if s in root.sources})
