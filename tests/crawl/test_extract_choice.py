@@ -133,18 +133,25 @@ def test_hydration_media_and_title() -> None:
 
 
 @pytest.mark.parametrize(
-    "blob",
+    ("blob", "found"),
     [
-        "[" * 200_000 + "]" * 200_000,  # deeper than the JSON parser goes: skipped
-        json.dumps({"a": [[[[{"b": [1] * 10}]]]] * 30_000, "z": {"videoUrl": "https://e/x.mp4"}}),
-        "{" + '"k":' * 5 + "broken",
+        ("[" * 200_000 + "]" * 200_000, None),  # deeper than the JSON parser goes: skipped
+        ('{"k":' * 5 + "broken", None),
+        # 480,000 values before the media URL: the walk queues no more than 200,000 of them,
+        # so it ends — here at the URL, the deep tail of the huge list never visited
+        (
+            json.dumps({"a": [[[[{"b": [1] * 10}]]]] * 30_000, "z": {"videoUrl": "https://e/x"}}),
+            "https://e/x",
+        ),
+        # the URL one level below a value queued after the budget is spent: never reached
+        (json.dumps([[1] * 300_000, {"v": {"videoUrl": "https://e/y"}}]), None),
     ],
 )
-def test_hostile_hydration_is_bounded(blob: str) -> None:
+def test_hostile_hydration_is_bounded(blob: str, found: str | None) -> None:
     t0 = time.perf_counter()
-    found = hydrate.find_media([blob])
-    assert time.perf_counter() - t0 < 5.0
-    assert found is None  # the media URL after 200,000 values is never reached
+    got = hydrate.find_media([blob])
+    assert time.perf_counter() - t0 < 10.0
+    assert (got.media_url if got else None) == found
 
 
 def test_hydration_limits() -> None:
@@ -254,6 +261,16 @@ def test_demo_like_pages_keep_their_caption() -> None:
         clip, _ = clip_of(html, "http://127.0.0.1:8080/clip/x")
         assert clip.caption == cap, name
         assert clip.media_url == "http://127.0.0.1:8080/m.mp4", name
+
+
+def test_hostile_caption_candidates_are_cut_and_fast() -> None:
+    urls = " http://a" * 120_000 + " z"  # quadratic for the trailing-URL rule if uncut
+    page = f'<meta property="og:title" content="{urls}"><title>{"x " * 300_000}</title>'
+    t0 = time.perf_counter()
+    clip, _ = clip_of(page)
+    assert time.perf_counter() - t0 < 5.0
+    assert max(len(v) for v in clip.captions.values()) <= captions.MAX_CHARS
+    assert clip.caption_by == "opengraph" and len(clip.caption or "") <= captions.MAX_CHARS
 
 
 def test_site_names() -> None:

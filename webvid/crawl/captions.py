@@ -54,6 +54,9 @@ RANK = (
     "twitter:description",
 )
 DESCRIPTIONS = ("json-ld:description", "og:description", "twitter:description")
+#: candidates are cut to this many characters before they are cleaned (and stored): a caption
+#: is never longer, and the cleaning's regular expressions stay linear-time in practice
+MAX_CHARS = 2000
 PAGE_TITLES = ("opengraph", "twitter:title")
 
 _SEPARATORS = re.compile(r"\s+(?:[-|–—·•/:]|::)\s+")
@@ -195,6 +198,7 @@ def _order(demoted: Mapping[str, str]) -> list[str]:
 
 def choose(candidates: Mapping[str, str], sites: set[tuple[str, ...]]) -> Choice:
     """The caption among ``candidates`` (label → raw text) by the rule above."""
+    candidates = {label: raw[:MAX_CHARS] for label, raw in candidates.items()}
     cleaned = {label: clean(raw, sites) for label, raw in candidates.items()}
     demoted = {
         label: reason

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -210,7 +211,7 @@ def _page_texts(doc: Doc, clip: Clip) -> None:
             if text:
                 clip.captions["title"] = text
             break
-    for el in _H1(doc.root):
+    for el in itertools.islice(_H1(doc.root), 50):  # the first 50 <h1>s are looked at
         text = " ".join(el.text_content().split())
         if text and len(text) <= 500 and not _hidden(el) and not captions.is_boilerplate(text):
             clip.captions["h1"] = text
@@ -285,6 +286,7 @@ def _choose_caption(doc: Doc, clip: Clip, og: dict[str, str]) -> None:
     if "css" in clip.captions:
         clip.caption, clip.caption_by = clip.captions["css"], "css"
         return
+    clip.captions = {label: text[: captions.MAX_CHARS] for label, text in clip.captions.items()}
     names = [og.get("og:site_name", ""), og.get("application-name", "")]
     sites = captions.site_names([n for n in names if n], doc.url)
     choice = captions.choose(clip.captions, sites)

@@ -12,14 +12,16 @@ extensions never count. Its title is the first ``title``/``name``/``headline``/`
 ``desc``/``description`` string in the same object or up to three objects above it.
 
 Everything read is hostile: a blob over :data:`MAX_BLOB_BYTES` is not parsed, the page's blobs
-together are read up to :data:`MAX_PAGE_BYTES`, the walk stops after :data:`MAX_NODES` values
-and does not descend below :data:`MAX_DEPTH` levels (it is iterative: no recursion), and JSON
-nested deeper than the parser's own limit is skipped as unreadable.
+together are read up to :data:`MAX_PAGE_BYTES`, the walk visits at most :data:`MAX_NODES`
+values (children past that budget are never queued) and does not descend below
+:data:`MAX_DEPTH` levels (it is iterative: no recursion), and JSON nested deeper than the
+parser's own limit is skipped as unreadable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -127,11 +129,13 @@ def walk(data: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -
                 if found:
                     title = next((t for obj in reversed(chain[-4:]) if (t := _title_of(obj))), None)
                     return Hydrated(found, title, f"{path}.{key}")
-            if depth < max_depth:
-                children = [(v, depth + 1, f"{path}.{k}", chain) for k, v in value.items()]
+            if depth < max_depth:  # never more children queued than values left to visit
+                items = itertools.islice(value.items(), max(0, max_nodes - seen - len(stack)))
+                children = [(v, depth + 1, f"{path}.{k}", chain) for k, v in items]
                 stack.extend(reversed(children))
         elif isinstance(value, list) and depth < max_depth:
-            children = [(v, depth + 1, f"{path}[{i}]", above) for i, v in enumerate(value)]
+            items = itertools.islice(enumerate(value), max(0, max_nodes - seen - len(stack)))
+            children = [(v, depth + 1, f"{path}[{i}]", above) for i, v in items]
             stack.extend(reversed(children))
     return None
 
