@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import hashlib
 import os
 import subprocess
@@ -352,8 +353,12 @@ def test_a_killed_driver_is_resumed_by_the_next_run(ray_cluster, tmp_path):
 
 
 def test_a_failing_task_stops_the_run_with_its_error(ray_cluster, tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("title,comment\nhello,world\n")  # no URL column: each task's reader refuses it
+    # a table cut short: its header and first rows pass the checks made before the run, and
+    # each task's reader then refuses it ("cannot read past line N")
+    rows = "".join(f"ftp://example.com/{os.urandom(16).hex()}.mp4\n" for _ in range(5000))
+    packed = gzip.compress(("url\n" + rows).encode())
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(packed[: len(packed) // 2])
     with pytest.raises(InputError) as local_err:
         local_run(config(bad, tmp_path / "local"))
     with pytest.raises(InputError, match="crawl task") as err:  # still an input error: one line

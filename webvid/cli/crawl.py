@@ -4,7 +4,9 @@ Takes a SOURCE (a URL table → list mode; an http(s) start URL or a ``crawl/*.t
 discovery mode), options and ``--set`` overrides; chooses the engine (``--engine local``:
 :func:`webvid.crawl.run.run`; ``--engine ray``: :func:`webvid.scale.crawl_engine.run_crawl`),
 runs it under a rich progress display and prints a summary table. Errors in the input (missing
-file, unknown format, no URL column) come out as one line from the top-level CLI.
+file, unknown format, no URL column, a start URL the policy refuses) come out as one line from
+the top-level CLI, before any folder is created; a run that could attempt nothing (no item
+found, every item refused by the crawl's own policy) ends with one line saying why, exit 2.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from webvid.cli.util import (
     progress_display,
     recipe_options,
 )
-from webvid.errors import ConfigError
+from webvid.errors import ConfigError, InputError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -149,11 +151,14 @@ def crawl(
     SOURCE decides the mode:
       table.csv / .tsv / .parquet / .jsonl (.gz too)   list mode
       https://site/ or crawl/site.toml                 discovery mode
+    A start URL as SOURCE replaces the --recipe's discover.start_urls
+    (the recipe still gives the patterns and limits).
     \b
     Examples:
       webvid crawl results_2M_val.csv -o crawl/webvid --recipe crawl/webvid-csv.toml
       webvid crawl Train_GCC-training.tsv -o crawl/cc3m --limit 1000
       webvid crawl crawl/demo-site.toml -o crawl/demo --allow-private
+      webvid crawl http://127.0.0.1:9000/ --recipe crawl/demo-site.toml -o crawl/demo --allow-private
     """
     # Start-up is a fixed cost of every run (a third of a 2,000-item crawl's CPU): numpy,
     # which pyarrow loads but the crawl never computes with, would start idle BLAS threads,
@@ -212,8 +217,10 @@ def crawl(
             )
         else:
             summary = run(cfg, source or None, out, progress=progress)
-    if not is_quiet(ctx):
+    if not is_quiet(ctx) and (summary.attempted or summary.skipped_done):
         print_summary(summary)
+    if summary.nothing_done:
+        raise InputError(f"nothing crawled from {summary.source}: {summary.nothing_done}")
 
 
 def print_summary(summary: Any) -> None:
@@ -247,6 +254,6 @@ def print_summary(summary: Any) -> None:
     console.print(table)
     console.print(
         f"{summary.attempted} items in {summary.elapsed_s:.1f}s ({summary.items_per_s:.1f} items/s, "
-        f"{summary.mb_per_s:.2f} MB/s); {summary.skipped_done} already done, "
-        f"{summary.duplicates} duplicate ids skipped"
+        f"{summary.mb_per_s:.2f} MB/s); {summary.skipped_done} of the source's items already "
+        f"done (not fetched again), {summary.duplicates} duplicate ids skipped"
     )

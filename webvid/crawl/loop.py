@@ -23,14 +23,14 @@ import gc
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from webvid import io
+from webvid import contract, io
 from webvid.crawl import media, optout, sources
-from webvid.crawl.fetch import Fetcher
+from webvid.crawl.diagnose import PageWatch, nothing_found
 from webvid.crawl.idset import IdSet
 from webvid.crawl.items import Item, Outcome, make_record
 from webvid.crawl.net import (
@@ -113,6 +113,7 @@ class _UnitCrawl:
         self.attempted = 0
         self.skipped_done = 0
         self.duplicates = 0
+        self.nothing_found: str | None = None  # discovery without any item: why
         self.source_stats: dict[str, int] = {}
         self.ytdlp: Any = None
         self._flushes: set[asyncio.Future[None]] = set()
@@ -134,7 +135,9 @@ class _UnitCrawl:
             cid for cid, status, reason in store.final_states() if is_done(status, reason, self.cfg)
         )
         if done:
-            self.progress.message(f"resuming: {len(done)} items already done in {self.out}")
+            self.progress.message(
+                f"resuming: {self.out} holds {len(done)} finished clips; they are not fetched again"
+            )
         # exclude lists and the takedown logs of OUT and the folders above it
         self.exclude = ExcludeSet.load([*self.cfg.exclude, *logs_for(self.out)])
         self.taken: dict[str, str] = {}  # clip id → the listed identifier (optout_value)
@@ -148,7 +151,7 @@ class _UnitCrawl:
                     robots = RobotsCache(self.cfg, session, local)
                 else:
                     self.slots, robots = self.politeness(self.cfg, session)
-                self.fetcher = Fetcher(self.cfg, session, self.slots, robots, self.disk)
+                self.fetcher = PageWatch(self.cfg, session, self.slots, robots, self.disk)
                 workers = [
                     asyncio.create_task(self._worker(queue)) for _ in range(self.cfg.concurrency)
                 ]
@@ -166,7 +169,8 @@ class _UnitCrawl:
                         w.cancel()
                     await asyncio.gather(*workers, ticker, return_exceptions=True)
         finally:
-            self._report()
+            self._report()  # the last counts, so the bar ends as the summary does:
+            self.progress.update("crawl", **status_fields(self.by_status, dry_run=self.cfg.dry_run))
             if self._flushes:
                 await asyncio.gather(*self._flushes, return_exceptions=True)
             store.flush(sync_media=self.cfg.output.fsync_media)
@@ -184,6 +188,7 @@ class _UnitCrawl:
             skipped_done=self.skipped_done,
             duplicates=self.duplicates,
             invalid_rows=self.source_stats.get("invalid_rows", 0),
+            nothing_found=self.nothing_found,
         )
 
     # -- sources -------------------------------------------------------------------------
@@ -192,6 +197,7 @@ class _UnitCrawl:
         seen = IdSet()  # every row of a 10 M-row table passes here: ~8 bytes per id
         limit = self.cfg.limit
         index, count = self.unit.index, self.unit.count
+        discoverer: Any = None
         if self.mode == "list":
             path = (
                 await self._remote_table()
@@ -204,7 +210,8 @@ class _UnitCrawl:
             from webvid.crawl.discover import Discoverer
 
             listed = self._listed_page if len(self.exclude) else None
-            stream = Discoverer(self.cfg, self.fetcher, self.source, done, listed).items()
+            discoverer = Discoverer(self.cfg, self.fetcher, self.source, done, listed)
+            stream = discoverer.items()
         n = 0
         async for item in stream:
             if limit is not None and n >= limit:
@@ -227,6 +234,10 @@ class _UnitCrawl:
             yield item
         if hasattr(stream, "aclose"):
             await stream.aclose()
+        if discoverer is not None:  # clip pages done earlier: skipped before their fetch
+            self.skipped_done += discoverer.stats["skipped_done"]
+            if n == 0 and not self.skipped_done and limit != 0:
+                self.nothing_found = nothing_found(self.cfg, discoverer.starts, self.fetcher)
 
     async def _remote_table(self) -> Path:
         """Fetch a table URL (robots, address checks, retries as for media) to OUT/sources/,
@@ -275,6 +286,10 @@ class _UnitCrawl:
             if outcome.sha256 and outcome.reason is None and outcome.sha256 in self.exclude.sha256s:
                 outcome = self._drop_listed_body(item, outcome)
             record = make_record(item, outcome, started, time.monotonic() - t0)
+            if record["media_kind"] is None:  # no body kept: what the URL or response tells
+                record["media_kind"] = media.kind_hint(
+                    item.media_url, outcome.content_type, has_duration=item.duration_s is not None
+                )
             signals = [*item.signals, *outcome.signals]  # the clip page's, then the media's
             record.update(optout.record_columns(signals, self.cfg.polite.purpose))
             if outcome.reason == "taken_down":
@@ -387,10 +402,21 @@ class _UnitCrawl:
                 items_s=round(self.attempted / elapsed, 1),
                 MB_s=round(self.bytes / 1e6 / elapsed, 2),
                 in_flight=self.fetcher.in_flight,
-                failed=sum(self.by_reason.values()),
+                **status_fields(self.by_status, dry_run=self.cfg.dry_run),
                 reasons=fails or "-",
                 backoff_hosts=self.slots.backing_off(),
             )
+
+
+def status_fields(by_status: Mapping[str, int], *, dry_run: bool = False) -> dict[str, int]:
+    """The progress bar's counts, in the summary's categories: ``success`` (``discovered`` in
+    a dry run), ``failed`` (``failed_*``) and ``skipped`` (``skipped_*``: robots, opt-outs,
+    takedowns, the crawl's own policy), so they add up to the items done."""
+    ok = contract.STATUS_DISCOVERED if dry_run else contract.STATUS_SUCCESS
+    fields = {ok: by_status.get(ok, 0)}
+    fields["failed"] = sum(n for s, n in by_status.items() if s.startswith("failed"))
+    fields["skipped"] = sum(n for s, n in by_status.items() if s.startswith("skipped"))
+    return fields
 
 
 class _OverCap(Exception):

@@ -109,3 +109,30 @@ def route_for_url(url: str, via: str) -> str:
     if via in ("direct", "yt-dlp"):
         return via
     return "yt-dlp" if url_ext(url) in MANIFEST_EXTS else "direct"
+
+
+#: The ``media_kind`` of a record whose body was not kept and whose kind nothing tells.
+UNKNOWN_KIND = "unknown"
+VIDEO_EXTS = frozenset(
+    {"mp4", "m4v", "mov", "webm", "mkv", "avi", "flv", "ts", "mpg", "mpeg", "ogv"}
+)
+IMAGE_EXTS = MEDIA_EXTS - VIDEO_EXTS
+
+
+def kind_hint(url: str | None, content_type: str | None, *, has_duration: bool = False) -> str:
+    """The ``media_kind`` of an item without a kept body (failed, skipped, dry run): the
+    response's ``video/*`` or ``image/*`` type, else the URL's extension (a manifest is a
+    video), else ``video`` when the source declared a duration, else :data:`UNKNOWN_KIND`."""
+    mime = mime_of(content_type)
+    for kind in ("video", "image"):
+        if mime.startswith(f"{kind}/"):
+            return kind
+    try:
+        ext = url_ext(url) if url else ""
+    except ValueError:
+        ext = ""
+    if ext in VIDEO_EXTS or ext in MANIFEST_EXTS:
+        return "video"
+    if ext in IMAGE_EXTS:
+        return "image"
+    return "video" if has_duration else UNKNOWN_KIND

@@ -10,6 +10,8 @@ its unit. ``CrawlConfig`` is the old name of :class:`CrawlRecipe`, kept as an al
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -57,6 +59,15 @@ class DiscoverConfig:
     #: description, thumbnail_url, keywords, next, item_links
     select: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for key in ("follow_patterns", "item_patterns", "id_pattern"):
+            value = getattr(self, key)
+            for pattern in (value,) if isinstance(value, str) else value or ():
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{key}: bad regular expression {pattern!r}: {exc}") from None
+
 
 @dataclasses.dataclass(frozen=True)
 class PoliteConfig:
@@ -75,6 +86,13 @@ class PoliteConfig:
     per_host_burst: int = 4
     max_crawl_delay_s: float = 30.0  # a larger Crawl-delay is capped here (and logged)
     host_429_pause_s: float = 5.0  # first pause of a host answering 429 (doubles each time)
+
+    def __post_init__(self) -> None:
+        for network in self.private_allowlist:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"private_allowlist: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,9 @@ counts and a stats summary).
 
 One sequence, whatever the engine::
 
-    resolve the mode (list | discover)  → drop the old manifest
+    resolve the mode (list | discover)  → check everything that can be checked without a
+      request (the table's header, the start URLs against the egress policy, the exclude
+      lists; nothing is created when one fails)  → drop the old manifest
       → recover OUT/records (fold journals of a killed run, compact superseded rows)
       → runner: units (slices of the input, :mod:`webvid.crawl.unit`) → UnitCounts each
       → recover again (folds what a dead unit left) → fold the counts → manifest.json
@@ -20,6 +22,13 @@ One sequence, whatever the engine::
 Runners: :class:`InProcessRunner` (one unit in this process, the default),
 :class:`webvid.crawl.multi.ProcessRunner` (list mode with ``processes > 1``: one event loop
 per core) and the Ray one in :mod:`webvid.scale.crawl_engine`.
+
+A start URL given as the source replaces the recipe's ``discover.start_urls`` (the recipe
+then lends its patterns and limits to another copy or port of the site). A run that could
+attempt nothing — no item found, or every item refused by the crawl's own policy — says why
+in :attr:`CrawlSummary.nothing_done` (the CLI exits non-zero on it); it commits its crawl dir,
+except a new one without a single record, which is removed again. A run that fails removes
+the folders it created, if they are still empty.
 
 Resume: the records already committed say which clips are done (see
 :func:`webvid.crawl.unit.is_done`); those are skipped before any request. ``limit`` counts
@@ -30,14 +39,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from webvid import config as wconfig
 from webvid import contract, io
-from webvid.crawl import sources
+from webvid.crawl import diagnose, sources
 from webvid.crawl.loop import lean_gc, run_unit
 from webvid.crawl.multi import ProcessRunner
 from webvid.crawl.recipe import CrawlRecipe
@@ -45,7 +56,10 @@ from webvid.crawl.sink import Disk
 from webvid.crawl.store import RecordStore, summarise
 from webvid.crawl.unit import CrawlPlan, CrawlRunner, UnitCounts
 from webvid.errors import InputError
+from webvid.exclude import read_exclude
 from webvid.log import NullProgress, Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -65,6 +79,8 @@ class CrawlSummary:
     elapsed_s: float
     totals: dict[str, Any]  # over every committed record of OUT
     manifest: dict[str, Any]
+    #: why this run attempted nothing (no item found, every item refused by our own policy)
+    nothing_done: str | None = None
 
     @property
     def items_per_s(self) -> float:
@@ -98,6 +114,42 @@ def resolve_mode(cfg: CrawlRecipe) -> tuple[str, str]:
             "nothing to crawl: give a table, a start URL or a recipe with discover.start_urls"
         )
     return "discover", src or cfg.discover.start_urls[0]
+
+
+def start_urls(cfg: CrawlRecipe, source: str) -> CrawlRecipe:
+    """Discovery: ``cfg`` whose start URLs are the source when one was given (it replaces the
+    recipe's list), less those the egress policy refuses outright (each logged: the URL, the
+    policy and the option that allows it); an InputError when none is left."""
+    starts = (source,) if cfg.source.strip() else cfg.discover.start_urls
+    refused = diagnose.refused_starts(cfg, starts)
+    left = tuple(u for u in starts if u not in refused)
+    if not left:
+        raise InputError(
+            "nothing to crawl: "
+            + "; ".join(f"the start URL {url} is refused: {why}" for url, why in refused.items())
+        )
+    for url, why in refused.items():
+        log.warning("start URL %s skipped: %s", url, why)
+    return dataclasses.replace(cfg, discover=dataclasses.replace(cfg.discover, start_urls=left))
+
+
+def check_inputs(cfg: CrawlRecipe, mode: str, source: str, target: Path) -> CrawlRecipe:
+    """Everything that can be checked before any folder or request: the output folder, a
+    local table's header and first row, a table URL or the start URLs against the egress
+    policy, the exclude lists. Returns the recipe to run (discovery: its start URLs)."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: the output is a file, not a folder")
+    for path in cfg.exclude:
+        read_exclude(path)  # a missing or malformed list: an InputError naming its line
+    if mode == "discover":
+        return start_urls(cfg, source)
+    if source.lower().startswith(("http://", "https://")):
+        refused = diagnose.refused_starts(cfg, [source])
+        if refused:
+            raise InputError(f"cannot fetch the table {source}: {refused[source]}")
+    else:
+        sources.check_table(source, cfg.table)
+    return cfg
 
 
 def with_io(
@@ -154,18 +206,60 @@ def run(
     cfg = with_io(recipe, inputs, out)
     target = output_dir(cfg)
     mode, source = resolve_mode(cfg)
+    cfg = check_inputs(cfg, mode, source, target)
+    source = cfg.discover.start_urls[0] if mode == "discover" else source
     progress = progress or NullProgress()
     runner = runner or local_runner(cfg, mode, source)
     t0 = time.monotonic()
-    target.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
-        (target / contract.MANIFEST_NAME).unlink()
-    store, recovered = _recover(target, cfg)
-    plan = CrawlPlan(cfg, target, mode, source, first_part=store.next_part)
-    counts = runner.run(plan, progress)
+    created = _first_missing(target)  # the folder this run creates (target or one above)
+    with _cleaned_on_error(created):
+        target.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # no longer a committed crawl while we work
+            (target / contract.MANIFEST_NAME).unlink()
+        store, recovered = _recover(target, cfg)
+        plan = CrawlPlan(cfg, target, mode, source, first_part=store.next_part)
+        counts = runner.run(plan, progress)
     store, again = _recover(target, cfg)  # folds what a unit that died left; compacts
     recovered = {k: recovered.get(k, 0) + again.get(k, 0) for k in {**recovered, **again}}
-    return _finish(plan, store, UnitCounts.fold(counts), time.monotonic() - t0, recovered)
+    summary = _finish(plan, store, UnitCounts.fold(counts), time.monotonic() - t0, recovered)
+    if created and summary.nothing_done and not summary.totals["records"]:
+        (target / contract.MANIFEST_NAME).unlink()  # a new crawl dir that found nothing:
+        _remove_empty(created)  # nothing is left behind
+    return summary
+
+
+def _first_missing(target: Path) -> Path | None:
+    """The topmost folder of ``target``'s path that does not exist yet (None: it exists)."""
+    if target.exists():
+        return None
+    missing = target
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    return missing
+
+
+@contextlib.contextmanager
+def _cleaned_on_error(created: Path | None) -> Iterator[None]:
+    """The folders a run created are removed again when it fails before committing anything
+    (a table URL that cannot be fetched, a worker error)."""
+    try:
+        yield
+    except BaseException:
+        if created is not None:
+            _remove_empty(created)
+        raise
+
+
+def _remove_empty(target: Path) -> None:
+    """Remove ``target``'s empty folders, then ``target`` if it is empty: records or media a
+    failed run did write stay for the rerun."""
+    if not target.is_dir():
+        return
+    for folder in sorted((p for p in target.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        target.rmdir()
 
 
 def _recover(out: Path, cfg: CrawlRecipe) -> tuple[RecordStore, dict[str, int]]:
@@ -191,6 +285,10 @@ def _finish(
     """Write the manifest (counts over every committed record, this run's stats)."""
     cfg, out = plan.cfg, plan.out
     totals = summarise(store)
+    nothing = counts.nothing_found if counts.attempted == 0 and not counts.skipped_done else None
+    if nothing is None and counts.attempted == 0 and not counts.skipped_done and cfg.limit != 0:
+        nothing = f"{plan.source} gave no item"
+    nothing = nothing or diagnose.all_refused(counts.by_status, counts.by_reason)
     stats = {
         "mode": plan.mode,
         "this_run": {
@@ -203,6 +301,7 @@ def _finish(
             "elapsed_s": round(elapsed, 3),
             "items_per_s": round(counts.attempted / elapsed, 2) if elapsed else 0.0,
             "invalid_source_rows": counts.invalid_rows,
+            "nothing_done": nothing,
             "recovered": recovered,
         },
         "by_reason": totals["by_reason"],
@@ -230,6 +329,7 @@ def _finish(
         elapsed_s=elapsed,
         totals=totals,
         manifest=manifest,
+        nothing_done=nothing,
     )
 
 

@@ -249,3 +249,13 @@ def iter_items(
             index += 1
         if index == 0:
             raise InputError(f"{path}: empty table")
+
+
+def check_table(path: str | Path, cfg: TableConfig) -> None:
+    """Read a local table's header and first row: the InputError of a missing, empty or
+    unreadable table or one without a URL column comes now, before the crawl starts."""
+    items = iter_items(path, cfg)
+    try:
+        next(items, None)
+    finally:
+        items.close()

@@ -44,6 +44,8 @@ class UnitCounts:
     skipped_done: int  # items an earlier run had finished
     duplicates: int  # source items sharing a clip id with an earlier one (kept once)
     invalid_rows: int  # source rows that could not be read as items
+    #: discovery that yielded no item at all: why (start pages refused or failed, no clip page)
+    nothing_found: str | None = None
 
     @classmethod
     def fold(cls, units: Iterable[UnitCounts]) -> UnitCounts:
@@ -52,7 +54,9 @@ class UnitCounts:
         by_status: Counter[str] = Counter()
         by_reason: Counter[str] = Counter()
         total, attempted, skipped, dups, invalid = 0, 0, 0, 0, 0
+        why: str | None = None
         for c in units:
+            why = why or c.nothing_found
             by_status.update(c.by_status)
             by_reason.update(c.by_reason)
             total += c.bytes
@@ -60,7 +64,7 @@ class UnitCounts:
             skipped += c.skipped_done
             dups = max(dups, c.duplicates)
             invalid = max(invalid, c.invalid_rows)
-        return cls(dict(by_status), dict(by_reason), total, attempted, skipped, dups, invalid)
+        return cls(dict(by_status), dict(by_reason), total, attempted, skipped, dups, invalid, why)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +116,11 @@ class CrawlRunner(Protocol):
 
 
 def is_done(status: str, reason: str | None, cfg: CrawlRecipe) -> bool:
-    """Whether a committed record means its clip needs no new attempt."""
+    """Whether a committed record means its clip needs no new attempt. A private address
+    refused by an earlier run is decided again when this run allows some (``--allow-private``
+    or ``polite.private_allowlist``): the refusal cost no request."""
+    if reason == "private_address" and (cfg.polite.allow_private or cfg.polite.private_allowlist):
+        return False
     if status == contract.STATUS_DISCOVERED:
         return cfg.dry_run
     if cfg.retry_failed and status == contract.STATUS_FAILED_TO_DOWNLOAD:
