@@ -17,6 +17,8 @@ from webvid.config import load_recipe, to_dict
 from webvid.shards.tools import DEFAULT_MAX_MEMORY_BYTES, DEFAULT_PROBE_TIMEOUT_S
 
 Policy = Literal["reject", "keep"]
+#: FilterConfig keys that read a model scores table (``ShardRecipe.scores``).
+SCORE_FILTERS = ("min_caption_agreement", "min_caption_cosine", "max_per_semantic_cluster")
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,13 @@ class ShardRecipe:
         data = to_dict(self)
         data.pop("workers", None)
         data.pop("exclude", None)
+        # the model-score keys left unset keep the fingerprint of a recipe written before
+        # they existed, so a finished dir stays finished
+        if data.get("scores") is None:
+            data.pop("scores", None)
+        for key in SCORE_FILTERS:
+            if data["filters"].get(key) is None:
+                data["filters"].pop(key, None)
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
