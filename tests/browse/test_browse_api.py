@@ -263,3 +263,21 @@ def test_hits_with_sources_relative_to_the_index_play(data_root: Path) -> None:
     attach_items(root, data_root / "run", hits)
     assert hits[0]["id"] == "moving1" and hits[0]["src"] == 0
     assert "id" not in hits[1]
+
+
+async def test_sql_after_every_other_endpoint(client) -> None:
+    """No endpoint leaves a pending result on the shared connection (DuckDB then refuses the
+    SQL page's streamed query with 'connection has an unfinished result')."""
+    paths = [
+        "/api/sample/0/near0",
+        "/media/0/moving1",
+        "/api/overview",
+        "/api/facets",
+        "/api/samples?status=kept",
+        "/api/threshold?src=0&name=min_motion&value=0.01",
+        "/api/sql?q=SELECT%20range%20FROM%20range(5000)",
+    ]
+    for path in paths:
+        assert (await client.get(path)).status == 200, path
+        resp = await client.get("/api/sql", params={"q": "SELECT count(*) AS n FROM items"})
+        assert resp.status == 200, (path, await resp.text())

@@ -124,7 +124,7 @@ def threshold(
         f" count(*) FILTER (WHERE NOT kept AND reasons = [?] AND {passes})"
         " FROM items WHERE src = ?",
         [value, t.reason, value, filename],
-    ).fetchone()
+    ).fetchall()[0]
     cols = ", ".join([*it.GRID_COLUMNS, *root.scores])
     order = "ASC" if t.bound == "min" else "DESC"
     dropped_rows = it.rows(

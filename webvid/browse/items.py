@@ -113,7 +113,7 @@ def grid(root: Root, f: Filters, *, page: int = 0, size: int = 24) -> dict[str, 
         f"SELECT {cols} FROM items{clause} ORDER BY ord LIMIT ? OFFSET ?",
         [*params, size, page * size],
     )
-    (total,) = root.con.execute(f"SELECT count(*) FROM items{clause}", params).fetchone()
+    ((total,),) = root.con.execute(f"SELECT count(*) FROM items{clause}", params).fetchall()
     return {"total": int(total), "page": page, "size": size, "items": items}
 
 
@@ -148,10 +148,10 @@ def locate(root: Root, src: int, cid: str) -> dict[str, Any] | None:
         " FROM items WHERE src = ? AND id = ? LIMIT 1",
         [filename, cid],
     )
-    found = cur.fetchone()
-    if found is None:
+    found = cur.fetchall()  # fetched to the end: a pending result would block the SQL page
+    if not found:
         return None
-    return dict(zip([d[0] for d in cur.description], found, strict=True))
+    return dict(zip([d[0] for d in cur.description], found[0], strict=True))
 
 
 def media_location(root: Root, item: dict[str, Any]) -> tuple[Path, int, int, str] | None:

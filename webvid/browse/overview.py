@@ -34,12 +34,12 @@ def overview(root: Root) -> dict[str, Any]:
     attempted, downloaded = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE status = ?) FROM crawl_rows",
         [contract.STATUS_SUCCESS],
-    ).fetchone()
+    ).fetchall()[0]
     curated, kept = con.execute(
         "SELECT count(*) FILTER (WHERE status IN ('kept', 'rejected')),"
         " count(*) FILTER (WHERE status = 'kept') FROM items WHERE src IN (SELECT unnest(?))",
         [[str(d / contract.VERDICTS_NAME) for d in root.shard_sets]],
-    ).fetchone()
+    ).fetchall()[0]
     samples = root.sample_rows
     funnel = [
         {"stage": "attempted", "count": int(attempted)},
