@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     # curation with the model in the loop: embeds (retrieval) and re-curates shard sets
     "curate": {"model", "clips", "retrieval", "shards"},
     "scale": STAGES | {"model", "clips", "retrieval"},
-    "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth"},
+    "demo": STAGES | {"model", "clips", "retrieval", "scale", "synth", "curate"},
     # the read-only web browser over a data root: query views, media, embedding search
     "browse": {"model", "clips", "retrieval"},
     "cli": STAGES

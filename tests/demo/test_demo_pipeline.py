@@ -172,7 +172,7 @@ def test_image_clip_ids_do_not_depend_on_the_site_port(tmp_path: Path) -> None:
     order (both keyed by clip id) change from run to run (they did: see docs/benchmarks.md)."""
     import pyarrow.parquet as pq
 
-    from webvid.demo.pipeline import _crawl, recipes_root
+    from webvid.demo.pipeline import crawl_stage, recipes_root
     from webvid.demo.site import SiteConfig, start_in_thread
     from webvid.log import NullProgress
 
@@ -181,7 +181,7 @@ def test_image_clip_ids_do_not_depend_on_the_site_port(tmp_path: Path) -> None:
         site = start_in_thread(SiteConfig(seed=0, n_clips=16, n_images=12, faults=False))
         try:
             out = tmp_path / f"images-{run}"
-            _crawl(recipes_root(), site.url + "/cc3m.tsv", out, NullProgress(), discover=False)
+            crawl_stage(recipes_root(), site.url + "/cc3m.tsv", out, NullProgress(), discover=False)
         finally:
             site.stop()
         ports.append(site.url.rsplit(":", 1)[1])

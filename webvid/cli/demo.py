@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 from aiohttp import web
@@ -94,6 +95,20 @@ CAUGHT = (
     default=None,
     help="Training recipe with two stages [default: train/demo.toml].",
 )
+@click.option(
+    "--loop",
+    is_flag=True,
+    help="Instead: curation with the model in the loop on a site with planted noise "
+    "(swapped captions, re-renders): train → webvid score → refilter → retrain, per seed "
+    "[default --clips 128, --steps 60 60].",
+)
+@click.option(
+    "--loop-seeds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="With --loop: training seeds SEED, SEED+1, ...",
+)
 def demo(
     out: str,
     clips: int | None,
@@ -102,6 +117,8 @@ def demo(
     quick: bool,
     steps: tuple[int, int] | None,
     train_recipe: str | None,
+    loop: bool,
+    loop_seeds: int,
 ) -> None:
     """The whole pipeline on the built-in demo stock site, on this machine's CPU.
 
@@ -110,7 +127,20 @@ def demo(
     curates and shards both, trains the dual encoder jointly on video and image shards through
     the 1 → 4 frame curriculum, evaluates on held-out clips and runs a few text searches.
     Everything lands in OUT; open OUT/report.html afterwards.
+
+    With --loop it measures curation with the model in the loop instead (docs/curation.md):
+    the site gets a planted share of swapped captions and re-rendered clips
+    (OUT/noise-truth.json); per seed the demo's recipe is trained, the train split scored
+    (webvid score), filtered with min_caption_agreement (webvid refilter; semantic dedup with
+    max_per_semantic_cluster is judged on a dry run) and trained on again from the same start.
+    OUT/loop.json and OUT/report.html hold the filters' precision and recall and held-out
+    retrieval with and without the filter, over the seeds.
     """
+    if loop:
+        if quick or train_recipe or images is not None:
+            raise click.UsageError("--loop takes --clips, --seed, --steps and --loop-seeds only")
+        _run_loop(out, clips, seed, steps, loop_seeds)
+        return
     cfg = DemoConfig(
         out=Path(out),
         clips=clips,
@@ -123,6 +153,53 @@ def demo(
     with progress_display() as progress:
         summary = run(cfg, progress)
     print_summary(summary)
+
+
+def _run_loop(
+    out: str, clips: int | None, seed: int, steps: tuple[int, int] | None, n_seeds: int
+) -> None:
+    from webvid.demo.loop import LoopConfig, run_loop
+
+    cfg = LoopConfig(
+        out=Path(out),
+        clips=clips if clips is not None else LoopConfig.clips,
+        seeds=tuple(range(seed, seed + n_seeds)),
+        steps=steps if steps is not None else LoopConfig.steps,
+        site_seed=seed,
+    )
+    with progress_display() as progress:
+        result = run_loop(cfg, progress)
+    print_loop(result)
+
+
+def print_loop(result: dict[str, Any]) -> None:
+    """The loop's two tables (filters against the planted truth; held-out retrieval)."""
+    from webvid.demo.report import loop_tables
+
+    tabs = loop_tables(result)
+    q = Table(
+        title=f"filters against the planted truth (mean (min–max) over {len(result['seeds'])} seeds)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in ("filter", "precision", "recall", "right / removed", "chance prec."):
+        q.add_column(col, justify="left" if col == "filter" else "right")
+    for row in tabs["quality"]:
+        q.add_row(*row)
+    console.print(q)
+    r = Table(title="held-out retrieval, without and with the filter", title_justify="left",
+              header_style="bold")  # fmt: skip
+    for col in ("metric", "baseline", "filtered", "Δ (±std)", "chance"):
+        r.add_column(col, justify="left" if col == "metric" else "right")
+    for row in tabs["retrieval"]:
+        r.add_row(*row)
+    console.print(r)
+    console.print(
+        f"rule-based curation already: {result['rule_based']}   ·   total "
+        f"{result['timings_s'].get('total', 0):.0f} s"
+    )
+    console.print(f"  report      {result['report']}")
+    console.print(f"  figures     {Path(result['report']).parent / 'loop.json'}")
 
 
 def caught_counts(s: DemoSummary) -> list[tuple[str, int]]:
@@ -167,9 +244,15 @@ def print_summary(s: DemoSummary) -> None:
             ),
         )
     console.print(r)
-    console.print(
-        f"chance: R@1 = {s.chance_r1:.1f}%, direction = 25%   ·   total {s.timings_s.get('total', 0):.0f} s"
-    )
+    from webvid.demo.evaluate import expectation_note
+    from webvid.demo.report import search_note
+
+    final = list(s.evals.values())[-1] if s.evals else {}
+    console.print(expectation_note(int(final.get("videos", 0)), s.quick), highlight=False)
+    note = search_note(s.searches)
+    if note:
+        console.print(f"search: {note}", highlight=False)
+    console.print(f"total {s.timings_s.get('total', 0):.0f} s")
     if s.takedown:
         td, gone = s.takedown, []
         for c in s.takedown["clips"]:

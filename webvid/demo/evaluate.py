@@ -85,3 +85,63 @@ def direction_and_retrieval(
         direction_clips=float(total),
     )
     return metrics
+
+
+#: What a demo model reaches on this CPU, measured (docs/benchmarks.md, "make demo" and
+#: "Learning, measured"): 4-frame model, text → video %, over the runs recorded there.
+EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
+    # 14 runs of 256 clips, 150 + 1,050 steps (about 2-4 minutes of training on 2 cores)
+    "full": {
+        "t2v_R1": (4.7, 29.7),
+        "t2v_R5": (43.0, 59.0),
+        "t2v_R10": (74.0, 88.0),
+        "direction_acc": (23.0, 59.0),
+    },
+    # --quick, 96 clips, 60 + 60 steps: one demo run (R@1 26.7 %) and the loop's baseline arm
+    # (128 clips, 60 + 60 steps, 3 seeds); direction is not learned in 60 4-frame steps
+    "quick": {
+        "t2v_R1": (10.0, 30.0),
+        "t2v_R5": (35.0, 70.0),
+        "t2v_R10": (60.0, 90.0),
+        "direction_acc": (15.0, 35.0),
+    },
+}
+
+
+def chance(n_videos: int) -> dict[str, float]:
+    """Chance levels of the metrics with ``n_videos`` held-out clips (R@k = k/N, direction
+    1 in 4)."""
+    n = max(1, n_videos)
+    return {
+        "t2v_R1": 100.0 / n,
+        "t2v_R5": min(100.0, 500.0 / n),
+        "t2v_R10": min(100.0, 1000.0 / n),
+        "direction_acc": 100.0 / len(DIRECTIONS),
+    }
+
+
+def expectation_note(n_videos: int, quick: bool) -> str:
+    """One paragraph, plain text: chance levels and the measured range of a demo model."""
+    c, e = chance(n_videos), EXPECTED["quick" if quick else "full"]
+    what = "--quick (60 + 60 steps)" if quick else "the full demo (150 + 1,050 steps)"
+    ranges = ", ".join(
+        f"{label} {e[k][0]:g}–{e[k][1]:g} %"
+        for k, label in (
+            ("t2v_R1", "R@1"),
+            ("t2v_R5", "R@5"),
+            ("t2v_R10", "R@10"),
+            ("direction_acc", "direction"),
+        )
+    )
+    direction = (
+        "too few 4-frame steps to learn direction: it sits around chance and can fall below it"
+        if quick
+        else "direction is learned after a plateau whose end varies, so some runs stay near chance"
+    )
+    return (
+        f"Chance with {n_videos} held-out clips: R@1 {c['t2v_R1']:.1f} %, R@5 "
+        f"{c['t2v_R5']:.1f} %, R@10 {c['t2v_R10']:.1f} % (k/N), direction "
+        f"{c['direction_acc']:.0f} % (1 of 4 directions). A model trained for a few CPU minutes "
+        f"by {what} measured {ranges} (docs/benchmarks.md); {direction}. One clip is "
+        f"{100.0 / max(1, n_videos):.1f} points."
+    )

@@ -93,6 +93,7 @@ class DemoSummary:
     takedown: dict[str, Any] = field(default_factory=dict)  # webvid.demo.takedown.takedown_two
     chance_r1: float = 0.0
     report: Path | None = None
+    quick: bool = False
 
 
 def recipes_root() -> Path:
@@ -147,7 +148,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
     root = recipes_root()
     out = Path(cfg.out)
     prepare_out(out)
-    summary = DemoSummary(out=out)
+    summary = DemoSummary(out=out, quick=cfg.quick)
     t_start = time.monotonic()
 
     site_cfg = SiteConfig(
@@ -165,13 +166,13 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
             summary,
             "crawl videos",
             progress,
-            lambda: _crawl(root, site.url, out / "crawl" / "videos", progress, discover=True),
+            lambda: crawl_stage(root, site.url, out / "crawl" / "videos", progress, discover=True),
         )
         summary.crawl["images"] = _timed(
             summary,
             "crawl images",
             progress,
-            lambda: _crawl(
+            lambda: crawl_stage(
                 root, site.url + "/cc3m.tsv", out / "crawl" / "images", progress, discover=False
             ),
         )
@@ -181,7 +182,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
         summary,
         "shard videos",
         progress,
-        lambda: _shard(
+        lambda: shard_stage(
             root, "demo.toml", out / "crawl" / "videos", out / "shards" / "videos", cfg, progress
         ),
     )
@@ -189,7 +190,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
         summary,
         "shard images",
         progress,
-        lambda: _shard(
+        lambda: shard_stage(
             root, "cc3m.toml", out / "crawl" / "images", out / "shards" / "images", cfg, progress
         ),
     )
@@ -212,7 +213,7 @@ def run(cfg: DemoConfig, progress: Progress | None = None) -> DemoSummary:
 # ---- stages -------------------------------------------------------------------------------
 
 
-def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: bool) -> Any:
+def crawl_stage(root: Path, source: str, out: Path, progress: Progress, *, discover: bool) -> Any:
     from webvid.crawl.recipe import load as load_crawl
     from webvid.crawl.run import run as crawl_run
 
@@ -233,7 +234,7 @@ def _crawl(root: Path, source: str, out: Path, progress: Progress, *, discover: 
     return crawl_run(load_crawl(recipe, sets), source, out, progress=progress)
 
 
-def _shard(
+def shard_stage(
     root: Path, recipe: str, crawl_dir: Path, out: Path, cfg: DemoConfig, progress: Progress
 ) -> Any:
     from webvid.shards.recipe import load as load_shard
@@ -244,7 +245,9 @@ def _shard(
     return shard_run(shard_cfg, [crawl_dir], out, progress=progress)
 
 
-def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
+def demo_train_recipe(root: Path, videos: Path, images: Path, cfg: DemoConfig) -> Any:
+    """The demo's training recipe on the shard dirs ``videos`` and ``images``, with the steps,
+    seed and workers of ``cfg`` (evaluated on ``videos/val``)."""
     from webvid.train.recipe import TrainRecipe
 
     path = cfg.train_recipe or root / "train" / "demo.toml"
@@ -252,7 +255,6 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
         raise InputError(f"training recipe not found: {path}")
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
-    videos, images = out / "shards" / "videos", out / "shards" / "images"
     for src in data.get("sources", []):
         src["shards"] = [str((videos if src["kind"] == "video" else images) / "train" / "*.tar")]
     data["evals"] = [
@@ -282,7 +284,7 @@ def _train_recipe(root: Path, out: Path, cfg: DemoConfig) -> Any:
 def _train(root: Path, out: Path, cfg: DemoConfig, progress: Progress) -> Any:
     from webvid.train.run import run as train_run
 
-    recipe = _train_recipe(root, out, cfg)
+    recipe = demo_train_recipe(root, out / "shards" / "videos", out / "shards" / "images", cfg)
     run_dir = out / "run"
     s1 = recipe.stages[0].steps
     stage1 = run_dir / "stage1.pt"
@@ -301,36 +303,36 @@ def _evaluate(
 
     val = out / "shards" / "videos" / "val"
     final = out / "run" / "latest.pt"
-    catalog_items = _catalog_items(site_cfg)
+    truth = catalog_items(site_cfg)
     summary.evals["1 frame (end of stage 1)"] = direction_and_retrieval(
-        out / "run" / "stage1.pt", val, 1, catalog_items, progress
+        out / "run" / "stage1.pt", val, 1, truth, progress
     )
     summary.evals["4 frames (end of stage 2)"] = direction_and_retrieval(
-        final, val, 4, catalog_items, progress
+        final, val, 4, truth, progress
     )
     n_val = int(summary.evals["4 frames (end of stage 2)"].get("videos", 0))
     summary.chance_r1 = 100.0 / n_val if n_val else 0.0
     wio.write_json(out / "eval.json", {"evals": summary.evals, "chance_t2v_R1": summary.chance_r1})
 
 
-def _catalog_items(site_cfg: Any) -> dict[str, Any]:
-    from webvid.synth.catalog import build_catalog
+def catalog_items(site_cfg: Any) -> dict[str, Any]:
+    """Clip id → catalogue item (the ground truth) of the demo site of ``site_cfg``."""
+    from webvid.demo.siteconfig import site_catalog
 
-    catalog = build_catalog(
-        site_cfg.seed,
-        site_cfg.n_clips,
-        site_cfg.n_images,
-        faults=site_cfg.faults,
-        appearances=site_cfg.appearances,
-    )
-    return {it.clip_id: it for it in catalog.clips}
+    return {it.clip_id: it for it in site_catalog(site_cfg).clips}
 
 
 def search_queries(out: Path, catalog: dict[str, Any], n: int = 4) -> list[str]:
     """Queries a user would type, about clips that really are in the held-out split."""
+    return [q for q, _ in query_items(out, catalog, n)] or ["a shape moving left"]
+
+
+def query_items(out: Path, catalog: dict[str, Any], n: int = 4) -> list[tuple[str, Any]]:
+    """(query, the held-out clip it was made from) pairs of :func:`search_queries`."""
     from webvid.demo.evaluate import key_to_clip
 
     seen: list[str] = []
+    made: list[tuple[str, Any]] = []
     for clip_id in key_to_clip(out / "shards" / "videos" / "val").values():
         item = catalog.get(clip_id)
         if item is None or item.direction is None:
@@ -340,9 +342,10 @@ def search_queries(out: Path, catalog: dict[str, Any], n: int = 4) -> list[str]:
             q = f"a {q} over a {item.background} background"
         if q not in seen:
             seen.append(q)
+            made.append((q, item))
         if len(seen) == n:
             break
-    return seen or ["a shape moving left"]
+    return made
 
 
 def _searches(out: Path, summary: DemoSummary, site_cfg: Any, progress: Progress) -> None:
@@ -351,18 +354,55 @@ def _searches(out: Path, summary: DemoSummary, site_cfg: Any, progress: Progress
     index = out / "run" / "index.parquet"
     ckpt = out / "run" / "latest.pt"
     build_index(ckpt, out / "shards" / "videos" / "val", index, frames=4, progress=progress)
-    queries = search_queries(out, _catalog_items(site_cfg))
+    from webvid.demo.evaluate import key_to_clip
+
+    truth = catalog_items(site_cfg)
+    made = query_items(out, truth)
+    queries = [q for q, _ in made] or ["a shape moving left"]
     hits = search(index, queries, k=3, checkpoint=ckpt)
+    clips = key_to_clip(out / "shards" / "videos" / "val")
+    wanted = [it for _, it in made] or [None]
     summary.searches = [
         {
             "query": q,
             "hits": [
-                {"key": h.key, "caption": h.caption, "score": h.score, "source": h.source}
+                {
+                    "key": h.key,
+                    "caption": h.caption,
+                    "score": h.score,
+                    "source": h.source,
+                    **hit_match(want, truth.get(clips.get(h.key, ""))),
+                }
                 for h in hs
             ],
+            **appearance_chance(want, clips, truth),
         }
-        for q, hs in zip(queries, hits, strict=True)
+        for q, hs, want in zip(queries, hits, wanted, strict=True)
     ]
+
+
+def hit_match(want: Any, got: Any) -> dict[str, bool]:
+    """Whether a search hit shows the query clip's appearance (colour, shape, background) and
+    its direction."""
+    if want is None or got is None:
+        return {}
+    same = (want.colour, want.shape, want.background) == (got.colour, got.shape, got.background)
+    return {"appearance_match": same, "direction_match": want.direction == got.direction}
+
+
+def appearance_chance(want: Any, clips: dict[str, str], truth: dict[str, Any]) -> dict[str, float]:
+    """The share of held-out clips that show the query clip's appearance: what a random hit
+    matches (direction: 1 in 4)."""
+    if want is None or not clips:
+        return {}
+    items = [truth.get(c) for c in clips.values()]
+    same = sum(
+        1
+        for it in items
+        if it is not None
+        and (it.colour, it.shape, it.background) == (want.colour, want.shape, want.background)
+    )
+    return {"appearance_chance": same / len(clips)}
 
 
 # ---- summary ------------------------------------------------------------------------------

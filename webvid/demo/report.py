@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -148,6 +149,7 @@ def _eval_section(s: Any) -> str:
             "<p>Held-out clips (the <code>val</code> split of the video shards). Text→video recall in %, "
             f"chance R@1 = {s.chance_r1:.2f}%. Direction accuracy: the clip's four captions that differ "
             "only in direction of motion, scored against the clip; chance = 25%.</p>",
+            f"<p><b>What to expect.</b> {html.escape(_expectation(s))}</p>",
             _table(
                 ["model", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MedR", "direction acc. %"], rows
             ),
@@ -155,8 +157,45 @@ def _eval_section(s: Any) -> str:
     )
 
 
+def _expectation(s: Any) -> str:
+    from webvid.demo.evaluate import expectation_note
+
+    final = list(s.evals.values())[-1] if s.evals else {}
+    return expectation_note(int(final.get("videos", 0)), bool(getattr(s, "quick", False)))
+
+
+def _match_text(hit: dict[str, Any]) -> str:
+    if "appearance_match" not in hit:
+        return ""
+    return (
+        f" · looks {'right' if hit['appearance_match'] else 'wrong'}, moves "
+        f"{'right' if hit['direction_match'] else 'wrong'}"
+    )
+
+
+def search_note(searches: list[dict[str, Any]]) -> str:
+    """How many top hits show the query's appearance / direction, against chance (plain text)."""
+    hits = [h for e in searches for h in e["hits"] if "appearance_match" in h]
+    if not hits:
+        return ""
+    looks = sum(h["appearance_match"] for h in hits)
+    moves = sum(h["appearance_match"] and h["direction_match"] for h in hits)
+    chances = [e["appearance_chance"] for e in searches if "appearance_chance" in e]
+    p = 100.0 * sum(chances) / len(chances) if chances else float("nan")
+    return (
+        f"{looks} of {len(hits)} top-3 hits show the query's colour, shape and background "
+        f"(a random held-out clip: {p:.0f} %); {moves} also move the queried way (a random "
+        f"clip of the right look: 25 %). Scores are cosines of a model trained for minutes: "
+        "low and close together, so the order among look-alikes is weak — it tells colour and "
+        "shape apart well before it learns direction (see What to expect above)."
+    )
+
+
 def _search_section(s: Any) -> str:
     out = ["<h2>4. Text search over held-out clips</h2>"]
+    note = search_note(s.searches)
+    if note:
+        out.append(f"<p>{html.escape(note)}</p>")
     val = s.out / "shards" / "videos" / "val"
     for entry in s.searches:
         out.append(f'<h3>“{html.escape(entry["query"])}”</h3><div class="hits">')
@@ -169,7 +208,8 @@ def _search_section(s: Any) -> str:
             )
             out.append(
                 f'<div class="hit">{img}<br>{html.escape(hit["caption"])}<br>'
-                f'<span class="muted">{hit["key"]} · {hit["score"]:.3f}</span></div>'
+                f'<span class="muted">{hit["key"]} · {hit["score"]:.3f}'
+                f"{html.escape(_match_text(hit))}</span></div>"
             )
         out.append("</div>")
     return "\n".join(out)
@@ -233,5 +273,112 @@ def write_report(s: Any) -> Path:
         ]
     )
     path = Path(s.out) / "report.html"
+    wio.write_text(path, page)
+    return path
+
+
+def _pm(s: dict[str, float], digits: int = 1) -> str:
+    """``mean (min–max)`` of a :func:`webvid.demo.loop.spread` result."""
+    if s["mean"] is None:  # nothing to average (loop.json has no NaN)
+        return "–"
+    return f"{s['mean']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+LOOP_LABELS = {
+    "t2v_R1": "t2v R@1 %",
+    "t2v_R5": "t2v R@5 %",
+    "t2v_R10": "t2v R@10 %",
+    "direction_acc": "direction acc. %",
+}
+
+
+def loop_tables(loop: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """The loop's two tables as rows of text: held-out retrieval per arm, filter quality."""
+    summ, chance = loop["summary"], loop["chance"]
+    retrieval = [
+        [
+            label,
+            _pm(summ["baseline"][m]),
+            _pm(summ["filtered"][m]),
+            f"{summ['delta'][m]['mean']:+.1f} (±{summ['delta'][m]['std']:.1f})"
+            if summ["delta"][m]["mean"] is not None
+            else "–",
+            f"{chance[m]:.1f}" if chance[m] is not None else "–",
+        ]
+        for m, label in LOOP_LABELS.items()
+    ]
+    quality = []
+    for kind, label in (
+        ("caption_mismatch", "swapped captions (min_caption_agreement)"),
+        ("semantic_duplicates", "re-renders (semantic dedup, max_per_semantic_cluster)"),
+    ):
+        per = [s["filter"][kind] for s in loop["seeds"]]
+        quality.append(
+            [
+                label,
+                _pm(summ[kind]["precision"], 2),
+                _pm(summ[kind]["recall"], 2),
+                " / ".join(
+                    f"{p['right']}/{p['flagged' if 'flagged' in p else 'dropped']}" for p in per
+                ),
+                f"{per[0]['chance_precision']:.2f}"
+                if per and per[0]["chance_precision"] is not None
+                else "–",
+            ]
+        )
+    return {"retrieval": retrieval, "quality": quality}
+
+
+def loop_section(loop: dict[str, Any]) -> str:
+    """The report section of ``webvid demo --loop`` (``loop.json``'s data)."""
+    cfg, tabs = loop["config"], loop_tables(loop)
+    seeds = ", ".join(str(s["seed"]) for s in loop["seeds"])
+    return "\n".join(
+        [
+            "<h2>Curation with the model in the loop</h2>",
+            f"<p>The demo site with planted noise ({loop['noise']['swapped']} clips with a swapped "
+            f"caption, {loop['noise']['rerenders']} re-renders of other clips; truth in "
+            "<code>noise-truth.json</code>), crawled and curated once. Per training seed "
+            f"({seeds}): the demo's training recipe ({cfg['steps'][0]} + {cfg['steps'][1]} steps) "
+            "→ <code>webvid score</code> of the train split with its final checkpoint → "
+            "<code>webvid refilter</code> with <code>min_caption_agreement = "
+            f"{cfg['min_caption_agreement']}</code> and <code>max_per_semantic_cluster = "
+            f"{cfg['max_per_semantic_cluster']}</code> (near-duplicate cosine ≥ "
+            f"{cfg['dedup_threshold']}) → the same recipe, seed and steps again on the filtered "
+            "shards. Values: mean (min–max) over the seeds.</p>",
+            "<h3>Filters against the planted truth</h3>",
+            _table(
+                ["filter", "precision", "recall", "right / removed, per seed", "chance precision"],
+                tabs["quality"],
+            ),
+            f'<p class="muted">Rule-based curation before scoring: {html.escape(json.dumps(loop["rule_based"]))}. '
+            "Chance precision: the planted share of the train clips the filter saw (what removing "
+            "clips at random would reach).</p>",
+            "<h3>Held-out retrieval, without and with the filter</h3>",
+            _table(
+                ["metric", "baseline", "filtered", "filtered − baseline (±std)", "chance"],
+                tabs["retrieval"],
+            ),  # fmt: skip
+            f'<p class="muted">{loop["seeds"][0].get("val_videos", 0):.0f} held-out clips (no '
+            "planted noise, never scored), the same for both arms; one clip is "
+            f"{100 / max(1.0, loop['seeds'][0].get('val_videos') or 1):.1f} points of R@k.</p>",
+        ]
+    )
+
+
+def write_loop_report(out: Path, loop: dict[str, Any]) -> Path:
+    """``OUT/report.html`` of ``webvid demo --loop``."""
+    timings = _table(["stage", "seconds"], [[k, v] for k, v in loop["timings_s"].items()])
+    page = "\n".join(
+        [
+            '<!doctype html><html><head><meta charset="utf-8"><title>webvid demo --loop</title>',
+            f"<style>{CSS}</style></head><body>",
+            "<h1>webvid demo --loop</h1>",
+            timings,
+            loop_section(loop),
+            "</body></html>",
+        ]
+    )
+    path = Path(out) / "report.html"
     wio.write_text(path, page)
     return path

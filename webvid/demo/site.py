@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from webvid.demo.faults import FAULT_RESPONSES, too_many
-from webvid.demo.siteconfig import SiteConfig
+from webvid.demo.siteconfig import SiteConfig, site_catalog
 from webvid.log import Progress
-from webvid.synth.catalog import Catalog, Item, build_catalog
+from webvid.synth.catalog import Catalog, Item
 from webvid.synth.media import MediaStore, build_media
 from webvid.synth.signals import media_headers, page_meta, plant_signals, robots_lines, tdmrep_rules
 
@@ -57,13 +57,7 @@ def make_app(
     config: SiteConfig, *, progress: Progress | None = None, media: MediaStore | None = None
 ) -> web.Application:
     """The site as an aiohttp application (renders missing media first: blocking)."""
-    catalog = build_catalog(
-        config.seed,
-        config.n_clips,
-        config.n_images,
-        faults=config.faults,
-        appearances=config.appearances,
-    )
+    catalog = site_catalog(config)
     if config.faults and config.signals:
         catalog = plant_signals(catalog)
     if media is None:

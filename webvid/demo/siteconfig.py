@@ -1,7 +1,8 @@
 """The settings of a demo site: what to generate and which faults to plant.
 
 Takes nothing; produces :class:`SiteConfig`, a frozen dataclass read by the site
-(:mod:`webvid.demo.site`), its planted faults (:mod:`webvid.demo.faults`) and the demo pipeline.
+(:mod:`webvid.demo.site`), its planted faults (:mod:`webvid.demo.faults`) and the demo pipeline,
+and :func:`site_catalog`, the catalogue such a site serves (with the loop's planted noise).
 It lives apart from the site so that the faults can read it without importing the site.
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webvid.synth.catalog import Catalog, build_catalog
 from webvid.synth.media import MediaParams
+from webvid.synth.noise import NoiseConfig, plant_noise
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class SiteConfig:
     burst_503: int = 2  # how many 503s the 503-fault clip answers first
     slow_body_s: float = 1.5  # how long the slow-body clip takes to send
     chunk_bytes: int = 64 * 1024
+    #: swapped captions and re-renders for the model-in-the-loop demo (webvid.synth.noise);
+    #: None (the default, and ``webvid demo``): none planted
+    noise: NoiseConfig | None = None
 
     def __post_init__(self) -> None:
         if self.page_size < 1:
@@ -46,3 +52,15 @@ class SiteConfig:
         return MediaParams(
             width=self.width, height=self.height, fps=self.fps, clip_seconds=self.clip_seconds
         )
+
+
+def site_catalog(config: SiteConfig) -> Catalog:
+    """The catalogue a site of ``config`` serves (before opt-out signal probes are added)."""
+    catalog = build_catalog(
+        config.seed,
+        config.n_clips,
+        config.n_images,
+        faults=config.faults,
+        appearances=config.appearances,
+    )
+    return plant_noise(catalog, config.noise) if config.noise is not None else catalog

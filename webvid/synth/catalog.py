@@ -200,6 +200,10 @@ class RenderSpec:
     corrupt: bool = False  # valid mp4 header, garbage after it
     texture: int = 0  # seed of the background's faint texture (0: plain)
     reencode: bool = False  # the same picture re-encoded smaller and worse: a near-duplicate
+    # a re-render of the same scene (webvid.synth.noise; defaults leave a clip as it was):
+    start: float = 0.0  # fraction of the path already travelled in the first frame
+    speed: float = 1.0  # fraction of the remaining path travelled over the clip
+    tint: tuple[int, int, int] = (0, 0, 0)  # added to every pixel's RGB (colour jitter)
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,9 @@ class Item:
     duplicate_of: str | None = None
     #: an opt-out signal the site sends for it, "<kind>:yes" or "<kind>:no" (webvid.synth.signals)
     signal: str | None = None
+    #: planted curation noise (webvid.synth.noise): for fault "caption_swap" the clip whose
+    #: caption it carries, for "rerender" the clip it re-renders
+    noise_of: str | None = None
 
     @property
     def private(self) -> bool:
@@ -259,6 +266,8 @@ class Item:
             "signal": self.signal,
             "media_url": base_url + self.media_path,
         }
+        if self.noise_of is not None:
+            row["noise_of"] = self.noise_of
         if self.kind == "video":
             row.update(
                 page_url=base_url + self.page_path,

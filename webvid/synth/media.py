@@ -85,10 +85,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "webvid" / "demo"
 
 
+#: RenderSpec fields added later, left out of the cache key at these values, so that the keys
+#: (and files) of ordinary clips stay the same.
+_LATER_FIELDS: Final[dict[str, object]] = {
+    "reencode": False,
+    "start": 0.0,
+    "speed": 1.0,
+    "tint": [0, 0, 0],
+}
+
+
 def spec_key(spec: RenderSpec) -> str:
     fields = asdict(spec)
-    if not fields["reencode"]:  # keys of ordinary clips unchanged since the field came in
-        del fields["reencode"]
+    fields["tint"] = list(fields["tint"])
+    for name, default in _LATER_FIELDS.items():
+        if fields[name] == default:
+            del fields[name]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -137,6 +149,8 @@ def shape_positions(spec: RenderSpec, params: MediaParams, n_frames: int) -> lis
     out: list[tuple[int, int]] = []
     for i in range(n_frames):
         t = 0.5 if spec.motion == "still" else i / (n_frames - 1)
+        if spec.motion == "move":  # a re-render may start further along and move slower
+            t = spec.start + (1.0 - spec.start) * spec.speed * t
         if spec.direction in ("left", "right"):
             along = t if spec.direction == "right" else 1 - t
             x, y = margin + along * span_x, margin + spec.offset_frac * span_y
@@ -161,7 +175,9 @@ def background_frame(spec: RenderSpec, params: MediaParams) -> np.ndarray:
     of a 4-frame pHash, with the texture 2.
     """
     h, w = params.height, params.width
-    base = np.array(BACKGROUNDS[spec.background], dtype=np.float32)
+    base = np.array(BACKGROUNDS[spec.background], dtype=np.float32) + np.array(
+        spec.tint, dtype=np.float32
+    )
     frame = np.broadcast_to(base, (h, w, 3)).copy()
     if spec.texture:
         rng = np.random.default_rng(spec.texture)
@@ -179,7 +195,9 @@ def render_frames(spec: RenderSpec, params: MediaParams) -> Iterable[np.ndarray]
     """The RGB frames (``H x W x 3`` uint8) of a clip, or the one frame of an image."""
     size = shape_size(spec, params)
     mask = shape_mask(spec.shape, size)
-    colour = np.array(COLOURS[spec.colour], dtype=np.uint8)
+    colour = np.clip(
+        np.array(COLOURS[spec.colour], dtype=np.int32) + np.array(spec.tint, dtype=np.int32), 0, 255
+    ).astype(np.uint8)
     background = background_frame(spec, params)
     n = 1 if spec.motion == "image" else params.frames(spec)
     for x, y in shape_positions(spec, params, n):
@@ -318,12 +336,15 @@ def build_media(
     progress.update("demo media", total=total)
     # near-duplicates are made from their base clip's file, so the base is encoded first
     reencode = {key: spec for key, spec in todo.items() if spec.reencode}
+    served = set(store.clips.values())
+    hidden = 0  # bases that no item serves (a re-render's): encoded, not counted as reused
     for key in reencode:
         del todo[key]
         base = replace(reencode[key], reencode=False)
         if not _cached(root / "clips" / f"{spec_key(base)}.mp4"):
             todo[spec_key(base)] = base
-    _encode_clips(todo, params, root, store, progress, extra=len(reencode))
+            hidden += root / "clips" / f"{spec_key(base)}.mp4" not in served
+    _encode_clips(todo, params, root, store, progress, extra=len(reencode) - hidden)
     for key, spec in sorted(reencode.items()):
         base_file = root / "clips" / f"{spec_key(replace(spec, reencode=False))}.mp4"
         _reencode_clip(base_file, root / "clips" / f"{key}.mp4")
