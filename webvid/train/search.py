@@ -4,6 +4,7 @@ from webvid.retrieval.search import (
     INDEX_META_KEY,
     Hit,
     build_index,
+    encode_queries,
     index_meta,
     search,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "Hit",
     "INDEX_META_KEY",
     "build_index",
+    "encode_queries",
     "index_meta",
     "search",
 ]
