@@ -121,7 +121,16 @@ def test_filter_quality_hand_checked() -> None:
     # families {o1, r1, r2}: 2 to drop, {o3, r3}: 1 to drop; dropped r1, o1 (right), c2 (wrong)
     assert (s["families"], s["to_drop"], s["dropped"], s["right"]) == (2, 3, 3, 2)
     assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["named_right"] == 2  # r1 → o1 and o1 → r2 name their own family
     assert s["families_one_kept"] == 1  # o1's family keeps only r2; o3's keeps both
+    # a dedup that drops family members for the wrong reason (named another group's clip)
+    # still removed the excess copy: right, not named right
+    for r in after:
+        if r["clip_id"] == "r3":
+            r.update(kept=False, reason="duplicate_semantic", duplicate_of="c3")
+    s = filter_quality(before, after, truth)["semantic_duplicates"]
+    assert (s["dropped"], s["right"], s["named_right"]) == (4, 3, 2)
+    assert s["recall"] == 1.0 and s["families_one_kept"] == 2
 
 
 def _fake_loop(n_seeds: int = 3) -> dict:

@@ -87,10 +87,11 @@ def filter_quality(
     ``before``/``after``: the verdict rows of the shard set before and after ``refilter``;
     ``truth``: :func:`webvid.synth.noise.noise_truth`. Only train clips kept before count (the
     filters see nothing else). Agreement filter: flagged = newly rejected ``caption_mismatch``,
-    positives = the swapped clips kept before. Semantic dedup: a newly rejected
-    ``duplicate_semantic`` clip is right when it and its ``duplicate_of`` are of one planted
-    family (an original and its re-renders); the clips to drop are each family's members
-    beyond one. ``chance_precision``: the positives' share of the clips the filter saw.
+    positives = the swapped clips kept before. Semantic dedup: the clips to drop are each
+    planted family's (an original and its re-renders) members beyond one; the newly rejected
+    ``duplicate_semantic`` clips are right up to that many per family (``named_right``: those
+    whose ``duplicate_of`` is of their own family). ``chance_precision``: the positives' share
+    of the clips the filter saw.
     """
     kept = {r["clip_id"] for r in before if r["kept"] and r["split"] == "train"}
     new = {r["clip_id"]: r for r in after}
@@ -107,7 +108,10 @@ def filter_quality(
             members.setdefault(family[cid], []).append(cid)
     excess = sum(len(m) - 1 for m in members.values())
     sem = {c: r for c, r in dropped.items() if r["reason"] == "duplicate_semantic"}
-    sem_right = sum(
+    # right: a family's dropped members, up to its members beyond one (whatever clip the
+    # dedup named as the one kept); named right: the clip named kept is of the same family
+    sem_right = sum(min(len(m) - 1, sum(c in sem for c in m)) for m in members.values())
+    named_right = sum(
         1 for c, r in sem.items() if c in family and family.get(r["duplicate_of"]) == family[c]
     )
     families = [m for m in members.values() if len(m) > 1]
@@ -134,6 +138,7 @@ def filter_quality(
             "right": sem_right,
             "precision": ratio(sem_right, len(sem)),
             "recall": ratio(sem_right, excess),
+            "named_right": named_right,
             "families_one_kept": one_kept,
             "chance_precision": ratio(excess, len(kept)),
         },

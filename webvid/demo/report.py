@@ -342,10 +342,17 @@ def loop_section(loop: dict[str, Any]) -> str:
             f"({seeds}): the demo's training recipe ({cfg['steps'][0]} + {cfg['steps'][1]} steps) "
             "→ <code>webvid score</code> of the train split with its final checkpoint → "
             "<code>webvid refilter</code> with <code>min_caption_agreement = "
-            f"{cfg['min_caption_agreement']}</code> and <code>max_per_semantic_cluster = "
-            f"{cfg['max_per_semantic_cluster']}</code> (near-duplicate cosine ≥ "
-            f"{cfg['dedup_threshold']}) → the same recipe, seed and steps again on the filtered "
-            "shards. Values: mean (min–max) over the seeds.</p>",
+            f"{cfg['min_caption_agreement']}</code>"
+            + (
+                " and "
+                if cfg.get("apply_dedup")
+                else " (semantic dedup judged on a dry run, not applied: "
+            )
+            + f"<code>max_per_semantic_cluster = {cfg['max_per_semantic_cluster']}</code>, "
+            f"near-duplicate cosine ≥ {cfg['dedup_threshold']}"
+            + ("" if cfg.get("apply_dedup") else ")")
+            + " → the same recipe, seed and steps again on the filtered shards. Values: mean "
+            "(min–max) over the seeds.</p>",
             "<h3>Filters against the planted truth</h3>",
             _table(
                 ["filter", "precision", "recall", "right / removed, per seed", "chance precision"],
