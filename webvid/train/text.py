@@ -2,7 +2,9 @@
 
 from webvid.model.text import (
     DEFAULT_TEXT_MODEL,
+    WEIGHTS_DOC,
     build_text_model,
+    check_local_folder,
     load_tokenizer,
     pool,
     text_config,
@@ -12,7 +14,9 @@ from webvid.model.text import (
 
 __all__ = [
     "DEFAULT_TEXT_MODEL",
+    "WEIGHTS_DOC",
     "build_text_model",
+    "check_local_folder",
     "load_tokenizer",
     "pool",
     "text_config",
