@@ -225,3 +225,30 @@ def test_cli_loop_usage_and_printed_tables(tmp_path: Path) -> None:
     text = cap.get()  # cells may wrap in a narrow terminal: look for their pieces
     assert "filters against the planted truth" in text and "held-out retrieval" in text
     assert "0.60" in text and "(0.50–0.70)" in text and "+3.0" in text and "(±1.0)" in text
+
+
+def test_expectation_and_search_notes_state_chance() -> None:
+    from webvid.demo.evaluate import EXPECTED, chance, expectation_note
+    from webvid.demo.report import search_note
+
+    assert chance(40) == {
+        "t2v_R1": 2.5,
+        "t2v_R5": 12.5,
+        "t2v_R10": 25.0,
+        "direction_acc": 25.0,
+    }
+    note = expectation_note(30, quick=True)
+    assert "R@1 3.3 %" in note and "R@10 33.3 %" in note and "direction 25 %" in note
+    assert "9–41 %" in note  # 25 % ± two binomial standard deviations of 30 guesses
+    lo, hi = EXPECTED["quick"]["t2v_R1"]
+    assert f"R@1 {lo:g}–{hi:g} %" in note
+    assert "150 + 1,050" in expectation_note(62, quick=False)
+    hit = {"appearance_match": True, "direction_match": False}
+    searches = [
+        {"hits": [hit, {**hit, "direction_match": True}], "appearance_chance": 0.25},
+        {"hits": [{"appearance_match": False, "direction_match": True}], "appearance_chance": 0.15},
+    ]
+    text = search_note(searches)
+    assert text.startswith("2 of 3 top-3 hits") and "(a random held-out clip: 20 %)" in text
+    assert "1 also move" in text
+    assert search_note([{"query": "q", "hits": [{"key": "k"}]}]) == ""  # no truth: no note
