@@ -344,6 +344,8 @@ def build_media(
         if not _cached(root / "clips" / f"{spec_key(base)}.mp4"):
             todo[spec_key(base)] = base
             hidden += root / "clips" / f"{spec_key(base)}.mp4" not in served
+    if hidden:
+        progress.update("demo media", total=total + hidden)
     _encode_clips(todo, params, root, store, progress, extra=len(reencode) - hidden)
     for key, spec in sorted(reencode.items()):
         base_file = root / "clips" / f"{spec_key(replace(spec, reencode=False))}.mp4"
