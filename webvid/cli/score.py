@@ -11,17 +11,7 @@ import json
 
 import click
 
-from webvid.cli.util import console, is_quiet, progress_display, recipe_options
-
-
-def _overrides(items: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model")
-        out[key.strip()] = value
-    return out
+from webvid.cli.util import console, is_quiet, model_overrides, progress_display, recipe_options
 
 
 @click.command()
@@ -125,7 +115,7 @@ def score(
             device=device,
             precision=precision,
             text_model=text_model,
-            overrides=_overrides(model_items),
+            overrides=model_overrides(model_items),
         ),
         dedup=dedup,
         rank_pool=rank_pool,

@@ -23,6 +23,7 @@ from webvid.cli.util import (
     console,
     err_console,
     is_quiet,
+    model_overrides,
     progress_display,
     recipe_options,
 )
@@ -108,17 +109,6 @@ def _metrics_table(
     for d in directions:
         table.add_row(d, *(f"{results[f'{d}_{c}']:.1f}" for c in METRIC_COLUMNS))
     return table
-
-
-def _model_overrides(items: tuple[str, ...]) -> dict[str, str]:
-    """``--model KEY=VALUE`` items as a dict of raw strings (the model library parses them)."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model")
-        out[key.strip()] = value
-    return out
 
 
 def _benchmark_report(bench: Any, results: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -248,7 +238,7 @@ def eval_cmd(
     if json_out and json_out != "-":
         check_output_file(json_out, flag="--json", force=True)
     bench = load_benchmark(benchmark, data, videos=videos) if benchmark else None
-    overrides = _model_overrides(model_items)
+    overrides = model_overrides(model_items)
     model = load_for_inference(checkpoint, text_model, overrides=overrides or None)
     model = model.to(torch.device(device))
     stats = data_stats(checkpoint)  # the normalisation the model was trained with

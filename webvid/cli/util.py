@@ -94,6 +94,17 @@ def check_output_file(path: str, *, flag: str, force: bool) -> None:
         raise click.BadParameter(f"{path} exists; add --force to overwrite it", param_hint=flag)
 
 
+def model_overrides(items: tuple[str, ...]) -> dict[str, str]:
+    """``--model KEY=VALUE`` items as a dict of raw strings (the model library parses them)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model")
+        out[key.strip()] = value
+    return out
+
+
 def is_quiet(ctx: click.Context | None = None) -> bool:
     ctx = ctx or click.get_current_context(silent=True)
     obj = (ctx.find_root().obj if ctx else None) or {}

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from webvid import contract
 from webvid.io import atomic_path, read_json, write_json, write_parquet
 from webvid.shards import writer
+from webvid.shards.probe import sha256_file
 
 TEXT_EXTS = ("txt", "json")  # tar members that are not media (media_bytes counts the rest)
 
@@ -83,14 +84,6 @@ def _rewrite_table(path: Path, column: str, remove: Collection[str], schema: pa.
     return True
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def shard_stats(folder: Path, shard: str, old: Mapping[str, Any]) -> dict[str, Any]:
     """``NNNNN_stats.json`` as it must be for the shard's tar and Parquet as they are now."""
     tar_path = folder / f"{shard}.tar"
@@ -109,7 +102,7 @@ def shard_stats(folder: Path, shard: str, old: Mapping[str, Any]) -> dict[str, A
         "status_dict": {contract.STATUS_SUCCESS: n},
         "tar_bytes": tar_path.stat().st_size,
         "media_bytes": sum(m.size for m in members if m.name.rsplit(".", 1)[-1] not in TEXT_EXTS),
-        "tar_sha256": _sha256(tar_path),
+        "tar_sha256": sha256_file(tar_path),
         "first_key": rows[0]["key"] if rows else None,
         "last_key": rows[-1]["key"] if rows else None,
         "plan_digest": digest.hexdigest(),

@@ -190,7 +190,7 @@ def run(
     done = _check_out(job.out, fp)
     if done is not None:
         _check_listed(job.out, listed)
-        return _summary_from_manifest(job.out, done)
+        return summary_from_manifest(job.out, done)
     _prepare(job, progress)
     clock.lap("read")
     pool = start_pool(recipe, sum(1 for it in items if it.src), runner)
@@ -397,7 +397,10 @@ def _tools() -> dict[str, str]:
     return tools
 
 
-def _summary_from_manifest(out: Path, manifest: dict[str, Any]) -> ShardSummary:
+def summary_from_manifest(
+    out: Path, manifest: dict[str, Any], *, already_done: bool = True
+) -> ShardSummary:
+    """A finished dir's summary from its manifest (``already_done``: this run wrote nothing)."""
     counts = manifest.get("counts", {})
     return ShardSummary(
         out=out,
@@ -407,6 +410,6 @@ def _summary_from_manifest(out: Path, manifest: dict[str, Any]) -> ShardSummary:
         funnel=[(r, n) for r, n in manifest.get("funnel", [])],
         samples={s: counts.get(f"samples_{s}", 0) for s in SPLITS},
         shards=counts.get("shards", 0),
-        shards_skipped=counts.get("shards", 0),
-        already_done=True,
+        shards_skipped=counts.get("shards", 0) if already_done else 0,
+        already_done=already_done,
     )

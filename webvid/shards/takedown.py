@@ -102,19 +102,10 @@ def _apply_set(root: Path, entry: dict[str, Any], step: Step) -> int:
 def _rewrite_report(shard_dir: Path) -> None:
     """``report.html`` again, from the dir as it is now (its thumbnails come from the tars)."""
     from webvid.shards.report import write_report
-    from webvid.shards.run import ShardSummary
+    from webvid.shards.run import summary_from_manifest
 
     manifest = read_json(shard_dir / contract.MANIFEST_NAME)
-    counts = manifest.get("counts", {})
-    summary = ShardSummary(
-        out=shard_dir,
-        inputs=counts.get("inputs", 0),
-        kept=counts.get("kept", 0),
-        skipped_records=counts.get("skipped_records", 0),
-        funnel=[(r, n) for r, n in manifest.get("funnel", [])],
-        samples={s: counts.get(f"samples_{s}", 0) for s in SPLITS},
-        shards=counts.get("shards", 0),
-    )
+    summary = summary_from_manifest(shard_dir, manifest, already_done=False)
     rows = pq.read_table(shard_dir / contract.VERDICTS_NAME).to_pylist()
     try:
         write_report(shard_dir, rows, summary)

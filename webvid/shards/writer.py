@@ -27,6 +27,7 @@ from typing import Any
 
 from webvid import contract
 from webvid.io import atomic_path, read_json, write_json, write_parquet
+from webvid.shards.probe import sha256_file
 
 BLOCK = 512
 
@@ -168,14 +169,6 @@ def _add_file(tar: tarfile.TarFile, name: str, path: str, mtime: int) -> int:
     return size
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_shard(
     out: Path, plan: ShardPlan, mtime: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -203,7 +196,7 @@ def write_shard(
                         size = _add_file(tar, name, payload, mtime)
                         media_bytes += size
                 rows.append({**s.row, "key": key, "shard": plan.name, "split": plan.split})
-        tar_sha = _sha256(tmp)
+        tar_sha = sha256_file(tmp)
     write_parquet(
         folder / f"{plan.name}.parquet", contract.rows_to_table(rows, contract.SAMPLE_SCHEMA)
     )
