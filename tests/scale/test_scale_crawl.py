@@ -354,8 +354,10 @@ def test_a_killed_driver_is_resumed_by_the_next_run(ray_cluster, tmp_path):
 
 def test_a_failing_task_stops_the_run_with_its_error(ray_cluster, tmp_path):
     # a table cut short: its header and first rows pass the checks made before the run, and
-    # each task's reader then refuses it ("cannot read past line N")
-    rows = "".join(f"ftp://example.com/{os.urandom(16).hex()}.mp4\n" for _ in range(5000))
+    # each task's reader then refuses it ("cannot read past line N") within its first rows, so
+    # the tasks fail at once, as the run's own input error would (a long table failing
+    # mid-stream kept two tasks writing records while the driver tore the run down)
+    rows = "".join(f"ftp://example.com/{os.urandom(16).hex()}.mp4\n" for _ in range(40))
     packed = gzip.compress(("url\n" + rows).encode())
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(packed[: len(packed) // 2])
