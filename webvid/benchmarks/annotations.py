@@ -25,40 +25,18 @@ import csv
 import io
 import json
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from webvid.errors import InputError
+from webvid.numpy_pickle import numpy_globals
 
 #: the largest annotation pickle read (MSR-VTT's raw-captions.pkl is a few MB)
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
 #: the largest JSON / CSV / list file read (MSR-VTT's MSR_VTT.json is ~30 MB)
 MAX_TEXT_BYTES = 512 * 1024 * 1024
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy 2 deprecates the numpy.core spelling
-        try:
-            from numpy._core import multiarray, numeric  # numpy >= 2
-        except ImportError:  # numpy 1.x
-            from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    out: dict[tuple[str, str], Any] = {
-        ("numpy", "dtype"): np.dtype,
-        ("numpy", "ndarray"): np.ndarray,
-    }
-    for pkg in ("numpy.core", "numpy._core"):
-        out[(f"{pkg}.multiarray", "scalar")] = multiarray.scalar
-        out[(f"{pkg}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        out[(f"{pkg}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol-5 arrays
-    for name in dir(getattr(np, "dtypes", None)) if hasattr(np, "dtypes") else ():
-        obj = getattr(np.dtypes, name)
-        if isinstance(obj, type) and issubclass(obj, np.dtype):
-            out[("numpy.dtypes", name)] = obj
-    return out
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
@@ -70,7 +48,7 @@ def _allowed() -> dict[tuple[str, str], Any]:
     for typ in (list, dict, tuple, set, frozenset, str, int, float, bool, bytes, bytearray):
         out[("builtins", typ.__name__)] = typ  # containers and scalars (defaultdict factories)
     out[("builtins", "complex")] = complex
-    out.update(_numpy_globals())
+    out.update(numpy_globals())
     return out
 
 

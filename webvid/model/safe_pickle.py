@@ -24,10 +24,10 @@ import pickle
 import types
 from typing import Any
 
-import numpy as np
 import torch
 
 from webvid.errors import InputError
+from webvid.numpy_pickle import numpy_globals
 
 
 class UnsafeCheckpointError(InputError):
@@ -53,26 +53,6 @@ class OfficialConfigStub:
 
     def __repr__(self) -> str:
         return f"<OfficialConfigStub of {self.pickled_as}>"
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core import multiarray as _ma  # numpy >= 2
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray as _ma
-
-    out: dict[tuple[str, str], Any] = {
-        ("numpy", "dtype"): np.dtype,
-        ("numpy", "ndarray"): np.ndarray,
-    }
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        out[(mod, "scalar")] = _ma.scalar
-        out[(mod, "_reconstruct")] = _ma._reconstruct
-    for name in dir(np.dtypes) if hasattr(np, "dtypes") else ():
-        obj = getattr(np.dtypes, name)
-        if isinstance(obj, type) and issubclass(obj, np.dtype):
-            out[("numpy.dtypes", name)] = obj
-    return out
 
 
 def _build_allowed() -> dict[tuple[str, str], Any]:
@@ -112,7 +92,7 @@ def _build_allowed() -> dict[tuple[str, str], Any]:
             allowed[("torch", name)] = obj
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        allowed.update(_numpy_globals())
+        allowed.update(numpy_globals())
     return allowed
 
 
