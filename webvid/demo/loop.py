@@ -67,7 +67,8 @@ class LoopConfig:
     max_per_semantic_cluster: int = 1
     #: retrain without the clips semantic dedup drops too (off: its precision and recall are
     #: measured on a dry run, and only the agreement filter is applied — with a model trained
-    #: for two CPU minutes the dedup groups every clip with its look-alikes, docs/benchmarks.md)
+    #: for two CPU minutes the dedup groups every clip with its look-alikes; the ceiling of any
+    #: view of these clips: benchmarks/dedup_ceiling.py, docs/benchmarks.md)
     apply_dedup: bool = False
     workers: int = 2
     val_fraction: float = 0.25  # the demo's output.val_fraction
