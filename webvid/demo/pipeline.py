@@ -218,9 +218,8 @@ def crawl_stage(root: Path, source: str, out: Path, progress: Progress, *, disco
     from webvid.crawl.run import run as crawl_run
 
     sets = ["polite.allow_private=true", "net.total_timeout_s=30.0"]
-    if discover:
+    if discover:  # the site's URL, the crawl's SOURCE, replaces the recipe's start URLs
         recipe = root / "crawl" / "demo-site.toml"
-        sets.append("discover.start_urls=[]")
     else:
         recipe = root / "crawl" / "cc3m-tsv.toml"
         sets += [
