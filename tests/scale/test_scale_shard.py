@@ -10,13 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from webvid.cli import cli
-from webvid.scale.executor import RayExecutor
 from webvid.scale.shard_engine import run_shard
 from webvid.shards import recipe
 from webvid.shards.run import run as local_run
 from webvid.synth import crawl_dir as synth
 
-from .conftest import Killer
+from .conftest import Killer, run_ray_child
 
 OVERRIDES = (
     "filters.min_short_side=32",
@@ -109,11 +108,10 @@ def test_shard_cli_engine_ray(ray_cluster, crawl_dirs, local_out, tmp_path):
     assert again.exit_code == 0 and "already complete" in again.output
 
 
-def test_executor_gives_the_functions_own_error(ray_cluster):
-    pool = RayExecutor()
-    ok, bad = pool.submit(int, "42"), pool.submit(int, "forty-two")
-    assert ok.result(timeout=60) == 42
-    with pytest.raises(ValueError, match="forty-two"):
-        bad.result(timeout=60)
-    assert type(bad.exception()) is ValueError
-    pool.shutdown()
+def test_executor_gives_the_functions_own_error(tmp_path):
+    """A failing call's future holds the function's own exception, not Ray's wrapper; run in
+    a child process with a Ray of its own (``ray_child.py``), as every Ray failure path."""
+    res = run_ray_child(tmp_path, "executor_error")
+    assert res["ok"] == {"value": "42"}
+    assert res["bad"]["error"] == "builtins.ValueError" and "forty-two" in res["bad"]["message"]
+    assert res["bad_exception_class"] == "builtins.ValueError"
