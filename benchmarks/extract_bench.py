@@ -80,7 +80,10 @@ def discover_page(mod: types.ModuleType, url: str, text: str, select: dict[str, 
             css, _, attr = spec.partition("@")
             followed += [doc.abs(el.attrs.get(attr or "href")) for el in mod.select(doc, css)]
     found = mod.links(doc)
-    return (clip.media_url, clip.caption, is_clip, opt_out, len(found), len(followed))
+    # a page that is not a clip page makes no record, so its caption is never used (since #19
+    # the ranked caption rule finds one on listing pages, the earlier extractors none)
+    caption = clip.caption if is_clip else None
+    return (clip.media_url, caption, is_clip, opt_out, len(found), len(followed))
 
 
 def one_pass(mod: types.ModuleType, pages: list[tuple[str, str]], select: dict[str, str]) -> tuple:
