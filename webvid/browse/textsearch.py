@@ -25,7 +25,7 @@ from webvid.browse.catalog import Root
 from webvid.clips.sample import Tokenize
 from webvid.errors import InputError
 from webvid.model.build import load_for_inference
-from webvid.retrieval.search import encode_queries, index_meta
+from webvid.retrieval.search import check_sources, encode_queries, index_meta, query_overrides
 
 MAX_K = 100
 MAX_TEXT_LEN = 64  # as `webvid search`
@@ -39,6 +39,7 @@ class _Index:
     matrix: np.ndarray
     checkpoint: str
     text_model: str | None
+    overrides: dict[str, str]
 
 
 class TextSearch:
@@ -47,13 +48,14 @@ class TextSearch:
     def __init__(self, root: Root) -> None:
         self.root = root
         self._indexes: dict[int, _Index] = {}
-        self._models: dict[tuple[str, str | None], Any] = {}
+        self._models: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
     def _index(self, n: int) -> _Index:
         if n not in self._indexes:
             path = self.root.indexes[n]
             meta = index_meta(path)
+            check_sources(path, meta)  # an index whose shards were rewritten since: refused
             table = pq.read_table(path, columns=["key", "caption", "source", "embedding"])
             dim = int(meta["dim"])
             flat = table.column("embedding").combine_chunks().flatten()
@@ -68,15 +70,18 @@ class TextSearch:
                 matrix,
                 str(ckpt),
                 meta.get("text_model"),
+                query_overrides(meta, None),
             )
         return self._indexes[n]
 
     def _model(self, index: _Index) -> Any:
-        key = (index.checkpoint, index.text_model)
+        key = (index.checkpoint, index.text_model, tuple(sorted(index.overrides.items())))
         if key not in self._models:
             if not Path(index.checkpoint).exists():
                 raise InputError(f"the index was built with {index.checkpoint}, which is gone")
-            model = load_for_inference(index.checkpoint, index.text_model).eval()
+            overrides = index.overrides or None
+            model = load_for_inference(index.checkpoint, index.text_model, overrides=overrides)
+            model = model.eval()
             self._models[key] = (model, Tokenize(model.config.tokenizer_ref, MAX_TEXT_LEN))
         return self._models[key]
 

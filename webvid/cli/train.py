@@ -321,6 +321,14 @@ def _show_results(table: Table, report: dict[str, Any], json_out: str | None) ->
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--text-model", help="DistilBERT dir for official checkpoints.")
+@click.option(
+    "--model",
+    "model_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a ModelConfig field of the checkpoint's model (repeatable), e.g. num_heads=12; "
+    "recorded in the index, so search embeds queries the same way.",
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing --index file.")
 def embed(
@@ -332,17 +340,21 @@ def embed(
     batch_size: int,
     workers: int,
     text_model: str | None,
+    model_items: tuple[str, ...],
     device: str,
     force: bool,
 ) -> None:
     """Embed every clip of DATA with CHECKPOINT into a Parquet index (key, caption, embedding).
 
     The --index path is checked before anything is embedded: its folder must exist and be
-    writable, and an existing file is kept unless --force.
+    writable, and an existing file is kept unless --force. The index records the size and
+    sha256 of every shard it read, so search can tell when a refilter, takedown or re-shard
+    has rewritten them since.
     """
     from webvid.retrieval.search import build_index
 
     check_output_file(out, flag="--index", force=force)
+    overrides = model_overrides(model_items)
 
     with progress_display() as progress:
         res = build_index(
@@ -354,6 +366,7 @@ def embed(
             batch_size=batch_size,
             num_workers=workers,
             text_model=text_model,
+            overrides=overrides,
             device=device,
             progress=progress,
         )
@@ -375,17 +388,50 @@ def embed(
     type=click.Path(exists=True),
     help="Model to embed the query (default: the index's).",
 )
+@click.option(
+    "--model",
+    "model_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A ModelConfig field for the query's model (repeatable; default: the overrides the "
+    "index was built with, which it may repeat but not change).",
+)
+@click.option(
+    "--allow-stale",
+    is_flag=True,
+    help="Search an index whose shards changed since webvid embed (a warning; such hits are "
+    "marked stale).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def search(
-    query: tuple[str, ...], index: str, k: int, checkpoint: str | None, as_json: bool
+    query: tuple[str, ...],
+    index: str,
+    k: int,
+    checkpoint: str | None,
+    model_items: tuple[str, ...],
+    allow_stale: bool,
+    as_json: bool,
 ) -> None:
-    """The top-k clips of an index for a text QUERY."""
+    """The top-k clips of an index for a text QUERY.
+
+    An index whose source shards were rewritten or removed since it was built (webvid
+    refilter, takedown, a re-shard) is refused with the webvid embed command that rebuilds it,
+    unless --allow-stale.
+    """
     from webvid.retrieval.search import search as do_search
 
     text = " ".join(query).strip()
     if not text:
         raise click.UsageError("QUERY is empty: give the words to search for")
-    hits = do_search(index, [text], k=k, checkpoint=checkpoint)[0]
+    overrides = model_overrides(model_items)
+    hits = do_search(
+        index,
+        [text],
+        k=k,
+        checkpoint=checkpoint,
+        overrides=overrides,
+        allow_stale=allow_stale,
+    )[0]
     if as_json:
         console.print_json(json.dumps([h.__dict__ for h in hits]))
         return
@@ -393,5 +439,6 @@ def search(
     for col in ("#", "key", "score", "caption", "source"):
         table.add_column(col, justify="right" if col in ("#", "score") else "left")
     for i, h in enumerate(hits, 1):
-        table.add_row(str(i), h.key, f"{h.score:.3f}", h.caption, h.source)
+        source = f"{h.source} (stale)" if h.stale else h.source
+        table.add_row(str(i), h.key, f"{h.score:.3f}", h.caption, source)
     console.print(table)

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from webvid import contract
+from webvid.index_sources import refresh_metadata
 from webvid.io import atomic_path, read_json, write_json, write_parquet
 from webvid.shards import writer
 from webvid.shards.probe import sha256_file
@@ -262,12 +263,17 @@ def index_rows_to_remove(path: Path, removed: Iterable[tuple[str, Path]]) -> lis
 
 
 def filter_embedding_index(path: Path, remove: Collection[tuple[str, str]]) -> bool:
-    """Drop the rows ``(key, source)`` from the embedding index ``path`` (metadata kept)."""
+    """Drop the rows ``(key, source)`` from the embedding index ``path`` (metadata kept, its
+    record of the sources it dropped rows of brought up to date: ``index_sources``)."""
     table = pq.read_table(path)
-    pairs = zip(table.column("key").to_pylist(), table.column("source").to_pylist(), strict=True)
+    pairs = list(
+        zip(table.column("key").to_pylist(), table.column("source").to_pylist(), strict=True)
+    )
     mask = [(k, s or "") not in remove for k, s in pairs]
     if all(mask):
         return False
     kept = table.filter(pa.array(mask, pa.bool_()))
-    write_parquet(path, kept.replace_schema_metadata(table.schema.metadata))
+    left = [(k, s or "") for (k, s), m in zip(pairs, mask, strict=True) if m]
+    meta = refresh_metadata(table.schema.metadata, path, {s for _, s in remove}, left)
+    write_parquet(path, kept.replace_schema_metadata(meta))
     return True
