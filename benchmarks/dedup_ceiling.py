@@ -37,13 +37,14 @@ import torch
 
 from webvid.clips.sample import ClipOptions
 from webvid.clips.stream import EvalStream
-from webvid.curate.semdedup import DedupParams, semantic_dedup
+from webvid.curate.semdedup import DedupParams, find_roots, semantic_dedup, union
 from webvid.demo.siteconfig import SiteConfig, site_catalog
 from webvid.model.build import data_stats, load_for_inference
 from webvid.synth.noise import NoiseConfig
 
 REPRESENTATIONS = ("joint", "cls", "tokens-2", "tokens-4", "pixels", "oracle")
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 0.999)
+MARGINS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 def _grid(tokens: torch.Tensor, frames: int, cells: int) -> torch.Tensor:
@@ -87,26 +88,25 @@ def representations(ckpt: Path, tars: list[str], frames: int = 4) -> tuple[list[
 
 
 def judge(
-    emb: np.ndarray, families: list[list[int]], content: list[tuple], threshold: float
+    group: np.ndarray, families: list[list[int]], content: list[tuple], setting: float
 ) -> dict[str, Any]:
-    """Keep one per near-duplicate group at ``threshold``; score the drops against families
-    (and count the drops whose kept clip shows the same ``content``: look and direction)."""
-    res = semantic_dedup(emb, np.arange(len(emb)), DedupParams(threshold=threshold))
-    dropped = res.group_rank > 1
-    same = sum(1 for i in np.flatnonzero(dropped) if content[i] == content[res.group[i]])
+    """Score one grouping (``group[i]``: the row each row's group keeps, the group's smallest
+    index) against the families; also count the drops whose kept clip shows the same
+    ``content`` (look and direction)."""
+    dropped = group != np.arange(len(group))
+    size = np.bincount(group, minlength=len(group))
+    same = sum(1 for i in np.flatnonzero(dropped) if content[i] == content[group[i]])
     right = sum(min(len(f) - 1, int(dropped[f].sum())) for f in families)
     extras = sum(len(f) - 1 for f in families)
     alone = sum(
-        1
-        for f in families
-        if len(set(res.group[f].tolist())) == 1 and res.group_size[f[0]] == len(f)
+        1 for f in families if len(set(group[f].tolist())) == 1 and size[group[f[0]]] == len(f)
     )
     n_drop = int(dropped.sum())
     p = right / n_drop if n_drop else float("nan")
     r = right / extras if extras else float("nan")
     f1 = 2 * p * r / (p + r) if n_drop and right else 0.0
     return {
-        "threshold": threshold,
+        "setting": setting,
         "dropped": n_drop,
         "right": right,
         "precision": p,
@@ -115,6 +115,27 @@ def judge(
         "families_alone": alone,
         "same_content": same,
     }
+
+
+def threshold_groups(emb: np.ndarray, threshold: float) -> np.ndarray:
+    """``webvid score``'s grouping: cosine ≥ ``threshold``, chained; the first row kept."""
+    res = semantic_dedup(emb, np.arange(len(emb)), DedupParams(threshold=threshold))
+    return res.group
+
+
+def relative_groups(emb: np.ndarray, margin: float, k: int = 3) -> np.ndarray:
+    """A relative rule: ``i`` and ``j`` are near-duplicates when their cosine beats both rows'
+    ``k``-th nearest other clip by ``margin`` (a duplicate stands out from its neighbourhood,
+    however dense); chained; the smallest index kept."""
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    kth = -np.sort(-sims, axis=1)[:, min(k, len(emb) - 1) - 1]
+    pairs = np.argwhere(
+        np.triu((sims >= kth[:, None] + margin) & (sims >= kth[None, :] + margin), 1)
+    )
+    parent = np.arange(len(emb))
+    union(parent, pairs[:, 0], pairs[:, 1])  # the smaller root index becomes the root
+    return find_roots(parent, np.arange(len(emb)))
 
 
 def loop_catalog(loop: Path) -> Any:
@@ -170,12 +191,15 @@ def run_seed(loop: Path, seed: str, thresholds: tuple[float, ...]) -> dict[str, 
         "chance_precision": extras / len(keys) if keys else float("nan"),
     }
     for name, emb in reps.items():
-        sweep = [judge(emb, families, content, t) for t in thresholds]
+        sweep = [judge(threshold_groups(emb, t), families, content, t) for t in thresholds]
+        rel = [judge(relative_groups(emb, m), families, content, m) for m in MARGINS]
         out[name] = {
             "dim": int(emb.shape[1]),
             "original_rank": original_rank(emb, families),
             "sweep": sweep,
-            "best": max(sweep, key=lambda s: (s["f1"], s["threshold"])),
+            "best": max(sweep, key=lambda s: (s["f1"], s["setting"])),
+            "relative_sweep": rel,
+            "relative_best": max(rel, key=lambda s: (s["f1"], s["setting"])),
         }
     return out
 
@@ -189,14 +213,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     seeds = list(results)
     lines = [
         "| representation | dim | original's rank (median) | best threshold per seed "
-        "| precision | recall | dropped | of them same look and direction | families alone |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| precision | recall | dropped | of them same look and direction | families alone "
+        "| relative rule: best margin, precision / recall |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name in REPRESENTATIONS:
         best = [results[s][name]["best"] for s in seeds]
         ranks = [r for s in seeds for r in results[s][name]["original_rank"]]
         fam = sum(results[s]["families"] for s in seeds)
-        thresholds = ", ".join(f"{b['threshold']:g}" for b in best)
+        thresholds = ", ".join(f"{b['setting']:g}" for b in best)
+        rel = [results[s][name]["relative_best"] for s in seeds]
+        margins = ", ".join(f"{b['setting']:g}" for b in rel)
         lines.append(
             f"| {name} | {results[seeds[0]][name]['dim']} | {statistics.median(ranks):g} "
             f"| {thresholds} "
@@ -204,7 +231,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f"| {_mean([b['recall'] for b in best]):.2f} "
             f"| {', '.join(str(b['dropped']) for b in best)} "
             f"| {', '.join(str(b['same_content']) for b in best)} "
-            f"| {sum(b['families_alone'] for b in best)}/{fam} |"
+            f"| {sum(b['families_alone'] for b in best)}/{fam} "
+            f"| {margins}: {_mean([b['precision'] for b in rel]):.2f} / "
+            f"{_mean([b['recall'] for b in rel]):.2f} |"
         )
     chance = _mean([results[s]["chance_precision"] for s in seeds])
     clips = ", ".join(str(results[s]["clips"]) for s in seeds)
