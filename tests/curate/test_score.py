@@ -129,12 +129,14 @@ def test_another_plan_is_refused(tiny_ckpt: Path, clip_shards: Path, tmp_path: P
 def test_cli_scores_a_shard_set_and_query_joins_it(
     run_cli, shard_set: Path, tiny_ckpt: Path, tmp_path: Path
 ) -> None:
-    """A `webvid shard` set scored from the command line; `scores` joins `samples`/`verdicts`."""
+    """A `webvid shard` set scored from the command line (mp4 clips decoded by two workers);
+    `scores` joins `samples`/`verdicts`."""
     root = tmp_path / "data"
     shutil.copytree(shard_set, root / "shards")
     code, out, err = run_cli(
-        ["score", str(tiny_ckpt), str(root / "shards"), "--out", str(root / "scores.parquet")]
-    )
+        ["score", str(tiny_ckpt), str(root / "shards"), "--out", str(root / "scores.parquet"),
+         "--workers", "2"]
+    )  # fmt: skip
     assert code == 0, err
     assert "scored 6 samples of 3 shards" in " ".join(out.split())
     con = open_readonly(root)

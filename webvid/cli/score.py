@@ -27,6 +27,14 @@ from webvid.cli.util import console, is_quiet, model_overrides, progress_display
 )
 @click.option("--device", default="cpu", show_default=True, help="Where to embed (cuda, cpu).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes that decode shards (each a whole shard at a time; 0: the main process). "
+    "The table is the same whatever the number.",
+)
 @click.option("--frames", type=int, default=4, show_default=True, help="Frames per clip (uniform).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option(
@@ -76,6 +84,7 @@ def score(
     out: str,
     device: str,
     batch_size: int,
+    workers: int,
     frames: int,
     precision: str,
     text_model: str | None,
@@ -121,7 +130,7 @@ def score(
         rank_pool=rank_pool,
     )
     with progress_display() as progress:
-        res = run_score(checkpoint, shards, out, opts, progress)
+        res = run_score(checkpoint, shards, out, opts, progress, workers=workers)
     if not is_quiet():
         console.print(
             f"[bold green]scored[/] {res['samples']} samples of {res['shards']} shards "

@@ -7,17 +7,19 @@ caption, why it could not be decoded (``broken``) and its unit-norm ``video`` an
 embeddings (float32). A part is written whole (temp name, fsync, rename) only once its shard
 is done, so a killed run leaves finished parts and nothing half-written; the rerun finds the
 ``plan.json`` it wrote (checkpoint, shards, options: a different plan is refused) and embeds
-only the shards without a part. Each shard is decoded by the evaluation stream
-(:class:`~webvid.clips.stream.EvalStream`: uniform frames, central crop) and embedded by
-:func:`webvid.retrieval.evaluate.embed` in batches on the device, the same way whether it runs
-in one go or after a kill, so the parts are the same bytes either way.
+only the shards without a part. The shards are decoded as the evaluation stream decodes
+(uniform frames, central crop), in this process or in DataLoader workers, each shard whole by
+one of them (:mod:`webvid.curate.decode`), and each shard's clips and captions are embedded
+here, on the device, in batches of that shard alone: the same batches whether it runs in one
+go or after a kill, with or without workers, so the parts are the same bytes either way.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import IterableDataset
 
 from webvid.clips.sample import ClipOptions, Tokenize
-from webvid.clips.stream import EvalStream, expand_shards
+from webvid.clips.stream import expand_shards
+from webvid.curate import decode
 from webvid.errors import ConfigError, InputError
 from webvid.io import read_json, remove_stale_temps, write_json, write_parquet
 from webvid.log import NullProgress, Progress
 from webvid.model.build import data_stats, load_for_inference
-from webvid.retrieval.evaluate import embed
 
 PART_COLUMNS = ("clip_id", "shard", "key", "split", "caption", "broken", "video", "text")
 
@@ -109,21 +110,6 @@ def part_schema(dim: int) -> pa.Schema:
     return pa.schema([*text, pa.field("video", vec), pa.field("text", vec)])
 
 
-class _Recording(IterableDataset):
-    """Passes the evaluation stream through, noting the keys of broken samples."""
-
-    def __init__(self, stream: EvalStream) -> None:
-        super().__init__()
-        self.stream = stream
-        self.broken: dict[str, str] = {}
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for item in self.stream:
-            if "broken" in item:
-                self.broken[item["key"]] = item["broken"]
-            yield item
-
-
 def _sample_ids(tar: Path) -> dict[str, tuple[str, str | None]]:
     """key → (clip_id, split) from the shard's ``NNNNN.parquet`` when it has one."""
     table_path = tar.with_suffix(".parquet")
@@ -142,60 +128,109 @@ def _vectors(x: torch.Tensor | None, n: int, dim: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), dim)
 
 
+@dataclass
+class ShardState:
+    """One shard's embedding under way: its decodable samples in tar order, embedded a batch
+    at a time as they come, and its broken samples' reasons by key."""
+
+    keys: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    video: list[torch.Tensor] = field(default_factory=list)  # embedded batches (B, d)
+    clips: list[torch.Tensor] = field(default_factory=list)  # decoded, not embedded yet
+    broken: dict[str, str] = field(default_factory=dict)
+
+
 class ShardEmbedder:
-    """A loaded model and its decode settings; :meth:`part` embeds one shard into a table."""
+    """A loaded model and its decode settings. :meth:`add` takes a shard's decoded items
+    (:mod:`webvid.curate.decode`) one by one, :meth:`table` turns the shard into its part.
+
+    A shard's clips are embedded in batches of ``batch_size`` in tar order, then its captions
+    in batches of ``4 × batch_size``, as :func:`webvid.retrieval.evaluate.embed` does: the
+    batches are the same whether the shard was decoded here or in a worker, alone or beside
+    others, in one run or after a kill, so the vectors are the same numbers.
+    """
 
     def __init__(self, checkpoint: Path, opts: EmbedOptions) -> None:
         self.opts, self.device = opts, torch.device(opts.device)
         self.model = load_for_inference(checkpoint, opts.text_model, opts.overrides or None)
         self.model = self.model.to(self.device)
         stats = data_stats(checkpoint)
-        self.mean, self.std = stats["mean"], stats["std"]
+        self.mean = torch.tensor(stats["mean"], device=self.device).view(1, 1, 3, 1, 1) * 255
+        self.std = torch.tensor(stats["std"], device=self.device).view(1, 1, 3, 1, 1) * 255
         self.clip = ClipOptions(
             size=self.model.config.img_size, train=False, short_side=stats["short_side"]
         )
         self.tokenize = Tokenize(self.model.config.tokenizer_ref, stats["max_text_len"])
+        self.dim = int(self.model.config.projection_dim)
 
-    def part(self, tar: str, progress: Progress) -> pa.Table:
-        rec = _Recording(EvalStream([tar], "video", self.opts.frames, self.clip))
-        try:
-            emb = embed(
-                self.model,
-                rec,  # type: ignore[arg-type]  # an EvalStream passed through
-                self.tokenize,
-                device=self.device,
-                mean=self.mean,
-                std=self.std,
-                batch_size=self.opts.batch_size,
-                precision=self.opts.precision,
-                progress=progress,
+    def _amp(self) -> AbstractContextManager[Any]:
+        if self.opts.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def add(self, shard: ShardState, item: Mapping[str, Any], progress: Progress) -> None:
+        """One decoded item of ``shard``: a broken sample is noted, a clip batched."""
+        if "broken" in item:
+            shard.broken[item["key"]] = item["broken"]
+            return
+        shard.keys.append(item["key"])
+        shard.captions.append(item["captions"][0] if item["captions"] else "")
+        shard.clips.append(item["clips"])
+        if len(shard.clips) >= self.opts.batch_size:
+            self._flush(shard)
+        progress.update("embed", advance=1)
+
+    @torch.no_grad()
+    def _flush(self, shard: ShardState) -> None:
+        if not shard.clips:
+            return
+        clips = torch.cat(shard.clips).to(self.device).float()
+        with self._amp():
+            shard.video.append(
+                self.model.encode_video((clips - self.mean) / self.std).float().cpu()
             )
-            keys, caps = emb.keys, [c[0] if c else "" for c in emb.captions]
-            k = emb.mask.shape[1]
-            video = torch.nn.functional.normalize(emb.video, dim=1, eps=1e-8)
-            text = torch.nn.functional.normalize(emb.text.view(len(keys), k, -1)[:, 0], dim=1)
-        except InputError:
-            if not rec.broken and _has_samples(tar):
-                raise
-            keys, caps, video, text = [], [], None, None
-        dim = int(self.model.config.projection_dim)
+        shard.clips.clear()
+
+    @torch.no_grad()
+    def _text(self, captions: list[str]) -> torch.Tensor:
+        """Caption embeddings, zero rows for empty captions."""
+        out = torch.zeros(len(captions), self.dim)
+        real = [i for i, c in enumerate(captions) if c]
+        step = max(1, self.opts.batch_size * 4)
+        for j in range(0, len(real), step):
+            idx = real[j : j + step]
+            with self._amp():
+                out[idx] = (
+                    self.model.encode_text(self.tokenize([captions[i] for i in idx])).float().cpu()
+                )
+        return out
+
+    def table(self, shard: ShardState, tar: str, read: int) -> pa.Table:
+        """The part of a finished shard (``read``: the samples its tar gave): decodable
+        samples in tar order with unit vectors, then the broken ones by key, without."""
+        if read == 0 and _has_samples(tar):
+            raise InputError(f"{tar}: no sample could be read from this shard")
+        self._flush(shard)
+        keys, n_ok, dim = shard.keys, len(shard.keys), self.dim
+        video = text = None
+        if n_ok:
+            video = torch.nn.functional.normalize(torch.cat(shard.video), dim=1, eps=1e-8)
+            text = torch.nn.functional.normalize(self._text(shard.captions), dim=1)
         ids = _sample_ids(Path(tar))
-        shard = Path(tar).stem
         split = Path(tar).parent.name if Path(tar).parent.name in ("train", "val") else None
-        broken = sorted(rec.broken)
+        broken = sorted(shard.broken)
         all_keys = [*keys, *broken]
-        n_ok = len(keys)
         vec_v = _vectors(video, n_ok, dim)
         vec_t = _vectors(text, n_ok, dim)
         nulls = pa.nulls(len(broken), vec_v.type)
         return pa.Table.from_pydict(
             {
                 "clip_id": [ids.get(k, (k, None))[0] for k in all_keys],
-                "shard": [shard] * len(all_keys),
+                "shard": [Path(tar).stem] * len(all_keys),
                 "key": all_keys,
                 "split": [ids.get(k, (None, split))[1] or split for k in all_keys],
-                "caption": [*caps, *([None] * len(broken))],
-                "broken": [*([None] * n_ok), *(rec.broken[k] for k in broken)],
+                "caption": [*shard.captions, *([None] * len(broken))],
+                "broken": [*([None] * n_ok), *(shard.broken[k] for k in broken)],
                 "video": pa.concat_arrays([vec_v, nulls]),
                 "text": pa.concat_arrays([vec_t, nulls]),
             },
@@ -217,19 +252,33 @@ def embed_parts(
     out: Path,
     opts: EmbedOptions,
     progress: Progress | None = None,
+    *,
+    workers: int = 0,
 ) -> tuple[list[Path], int]:
-    """Every shard's committed part (embedding those that have none). Returns the part paths,
-    in shard order, and how many were embedded now (the rest were found from a killed run)."""
+    """Every shard's committed part (embedding those that have none, decoded by ``workers``
+    processes: 0, in this one). Returns the part paths, in shard order, and how many were
+    embedded now (the rest were found from a killed run).
+
+    With workers, several shards are decoded at once and their items come interleaved; each
+    goes to its shard's :class:`ShardState`, and a shard's part is written as soon as its
+    end marker comes, so parts may be committed out of shard order (each whole, as ever).
+    """
     progress = progress or NullProgress()
     ckpt = Path(checkpoint)
     folder = open_parts(out, ckpt, shards, opts)
     paths = [part_path(folder, i) for i in range(len(shards))]
-    todo = [i for i, p in enumerate(paths) if not p.is_file()]
+    todo = [(i, shards[i]) for i, p in enumerate(paths) if not p.is_file()]
     progress.update("shards", total=len(shards), advance=len(shards) - len(todo))
     if todo:
         embedder = ShardEmbedder(ckpt, opts)
-        for i in todo:
-            write_parquet(paths[i], embedder.part(shards[i], progress))
+        under_way: dict[int, ShardState] = {}
+        for item in decode.loader(todo, opts.frames, embedder.clip, workers):
+            i = item["shard"]
+            shard = under_way.setdefault(i, ShardState())
+            if "end" not in item:
+                embedder.add(shard, item, progress)
+                continue
+            write_parquet(paths[i], embedder.table(under_way.pop(i), shards[i], item["end"]))
             progress.update("shards", advance=1)
     remove_stale_temps(folder)  # a killed writer's temp file
     return paths, len(todo)

@@ -235,15 +235,20 @@ def score(
     out: str | Path,
     opts: ScoreOptions | None = None,
     progress: Progress | None = None,
+    *,
+    workers: int = 0,
 ) -> dict[str, Any]:
-    """Embed (resuming) and score every sample of ``data``; write the table to ``out``."""
+    """Embed (resuming; shards decoded by ``workers`` processes, 0: this one) and score every
+    sample of ``data``; write the table to ``out``. The table does not depend on ``workers``."""
     opts = opts or ScoreOptions()
     progress = progress or NullProgress()
     out = Path(out)
     if out.suffix != ".parquet":
         raise ConfigError(f"--out {out}: the scores table is a .parquet file")
     shards = find_shards(data)
-    paths, embedded_now = embed_parts(checkpoint, shards, out, opts.embed, progress)
+    paths, embedded_now = embed_parts(
+        checkpoint, shards, out, opts.embed, progress, workers=workers
+    )
     total = sum(pq.read_metadata(p).num_rows for p in paths)
     table = scores_table(embedded((pq.read_table(p) for p in paths), total), opts)
     meta = {
