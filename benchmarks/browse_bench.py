@@ -6,9 +6,17 @@ shard tables and a shard index), Parquet only, except the first shard's tar, whi
 H.264 clips for the first M samples (one generated clip's bytes, repeated); a run's
 metrics.jsonl (10,000 steps); an embedding index of N rows (random unit vectors) whose
 checkpoint is a tiny model trained for 2 steps on four synthetic clips. Then serve the root
-in-process (`webvid.browse.server.serve`, loopback), request each endpoint once to warm it
+in a fresh child process (`webvid.browse.server.serve`, loopback), twice: "cold" with a new
+empty cache folder (the first open builds the browser's database), then "warm" in another
+process reusing it. Each time, request each endpoint once to warm it
 (first-request times reported apart: they include the tar header walk, the search model and
-matrix loads), then R more times sequentially, and report median and p95 per endpoint.
+matrix loads), then R more times sequentially, and report median and p95 per endpoint, the
+open times (cold: first open, building the cache; warm: a second open) and the child's peak
+RSS (``ru_maxrss``) after its imports, after opening, after every endpoint but search and
+after search (which loads the model and the index's matrix), with DuckDB's own memory.
+
+To compare with another commit, run this script with ``PYTHONPATH`` set to a checkout of it
+(e.g. ``git worktree add /tmp/wt HEAD~1``): the child imports ``webvid`` from there.
 
 Usage: python benchmarks/browse_bench.py [--samples 100000] [--media 300] [--repeats 30]
        [--dir /tmp/browse-bench] [--json out.json]
@@ -19,11 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import random
+import resource
 import statistics
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -249,28 +260,48 @@ def endpoints(ids: dict[str, str], n: int) -> dict[str, tuple[str, dict[str, str
         "run curves": ("/api/run/0", {}),
         "samples page 0": ("/api/samples?size=24", {}),
         "samples deep page": (f"/api/samples?size=24&page={n // 48}", {}),
+        "samples deep page, kept": (f"/api/samples?status=kept&size=24&page={n // 48}", {}),
         "samples status+split": ("/api/samples?status=rejected&split=&size=24", {}),
         "samples caption text": ("/api/samples?q=sunset%20forest&size=24", {}),
         "samples score range": ("/api/samples?range=motion_score:0.01:0.02&size=24", {}),
         "sample detail": (f"/api/sample/0/{cid}", {}),
         "threshold": ("/api/threshold?src=0&name=min_motion&value=0.01&size=24", {}),
-        "search": ("/api/search?q=a%20red%20car%20at%20sunset&k=12", {}),
         "sql": ("/api/sql?q=SELECT%20status,%20count(*)%20FROM%20items%20GROUP%20BY%201", {}),
         "media (whole clip)": (f"/media/0/{cid}", {}),
         "media Range 1 KiB": (f"/media/0/{cid}", {"Range": "bytes=1024-2047"}),
+        "search": ("/api/search?q=a%20red%20car%20at%20sunset&k=12", {}),  # last: loads a model
     }
+
+
+def peak_mb() -> float:
+    """This process's peak resident set so far (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 async def measure(root: Path, ids: dict[str, str], n: int, repeats: int) -> dict[str, dict]:
     from webvid.browse.catalog import open_root
     from webvid.browse.server import serve
 
+    rss = {"imported": peak_mb()}
     t = time.perf_counter()
     data = open_root(root)
     open_s = time.perf_counter() - t
-    out: dict[str, dict] = {"open_root": {"first_ms": open_s * 1000}}
+    rss["opened"] = peak_mb()
+    t = time.perf_counter()
+    open_root(root).con.close()
+    warm_s = time.perf_counter() - t
+    out: dict[str, dict] = {
+        "open_root": {"first_ms": round(open_s * 1000, 1), "warm_ms": round(warm_s * 1000, 1)}
+    }
+    print(f"open_root cold {open_s * 1000:8.1f} ms, warm {warm_s * 1000:8.1f} ms")
     async with serve(data) as url, aiohttp.ClientSession() as session:
         for name, (path, headers) in endpoints(ids, n).items():
+            if name == "search":
+                rss["endpoints"] = peak_mb()
+                ((duck,),) = data.con.execute(
+                    "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+                ).fetchall()
+                rss["duckdb_mb"] = round(int(duck) / 2**20, 1)
             times = []
             for _ in range(repeats + 1):
                 t = time.perf_counter()
@@ -287,7 +318,26 @@ async def measure(root: Path, ids: dict[str, str], n: int, repeats: int) -> dict
             print(
                 f"{name:24s} first {times[0]:8.1f}  median {out[name]['median_ms']:7.1f}  p95 {out[name]['p95_ms']:7.1f} ms"
             )
+    rss["search"] = peak_mb()
+    print("peak RSS (MB):", json.dumps(rss))
+    out["peak_rss_mb"] = rss
     return out
+
+
+def _child(root: Path, ids: dict[str, str], n: int, repeats: int, cache: str, queue) -> None:
+    os.environ["WEBVID_BROWSE_CACHE"] = cache
+    queue.put(asyncio.run(measure(root, ids, n, repeats)))
+
+
+def measure_in_child(root: Path, ids: dict[str, str], n: int, repeats: int, cache: str) -> dict:
+    """:func:`measure` in a fresh process, so its peak RSS is the browser's alone."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(root, ids, n, repeats, cache, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def main() -> None:
@@ -316,13 +366,19 @@ def main() -> None:
         stamp.write_text(json.dumps(ids))
         print(f"built {root} in {time.perf_counter() - t:.0f} s")
     ids = json.loads(stamp.read_text())
-    result = asyncio.run(measure(root, ids, args.samples, args.repeats))
+    with tempfile.TemporaryDirectory(prefix="browse-cache-") as cache:
+        print("-- cold: an empty cache folder, the first open builds the browser's database")
+        result = measure_in_child(root, ids, args.samples, args.repeats, cache)
+        print("-- warm: a new process, the database of the cold run reused")
+        warm = measure_in_child(root, ids, args.samples, args.repeats, cache)
     info = {
         "samples": args.samples,
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "load": os.getloadavg(),
+        "webvid": str(Path(contract.__file__).parent),
         "results": result,
+        "warm_results": warm,
     }
     print(json.dumps(info["load"]))
     if args.json:

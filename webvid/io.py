@@ -324,3 +324,12 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     if missing:
         raise WebvidError(f"{path}: manifest lacks {', '.join(missing)}")
     return manifest
+
+
+def user_cache_dir(name: str, env: str) -> Path:
+    """``$<env>``, else ``$XDG_CACHE_HOME/webvid/<name>``, else ``~/.cache/webvid/<name>``."""
+    explicit = os.environ.get(env)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "webvid" / name

@@ -71,12 +71,13 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
 }
 #: Then, in this order, once the database runs: DuckDB refuses some of them at connect time,
 #: and ``enable_external_access = false`` given at connect time would allow-list files
-#: named ``:memory:*`` in the working directory. The lock comes last.
+#: named ``:memory:*`` in the working directory; it comes before the file system is disabled
+#: (with a database attached, DuckDB checks its path then). The lock comes last.
 SANDBOX_LOCKDOWN = (
     # DuckDB's progress bar draws on stdout: inside a CSV streamed there, or a server's log
     "SET enable_progress_bar = false",
-    "SET disabled_filesystems = 'LocalFileSystem'",
     "SET enable_external_access = false",
+    "SET disabled_filesystems = 'LocalFileSystem'",
     "SET lock_configuration = true",
 )
 #: Name prefix of the registered Arrow datasets behind the views (not listed by describe).
@@ -187,7 +188,11 @@ def _ident(name: str) -> str:
 
 
 def open_readonly(
-    root: str | os.PathLike[str] = ".", *, threads: int | None = None
+    root: str | os.PathLike[str] = ".",
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    attach: dict[str, Path] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per metadata kind under ``root``, sandboxed.
 
@@ -196,6 +201,8 @@ def open_readonly(
     docstring). For notebooks: ``con = webvid.query.open_readonly("data");
     con.sql("SELECT …").fetchall()``. Raises :class:`InputError` for a missing root or one
     without any Parquet file, :class:`QueryError` for files that cannot be read as Parquet.
+    ``memory_limit`` (DuckDB's setting, e.g. ``"256MB"``) bounds the connection's memory;
+    ``attach`` names DuckDB database files attached read-only before the lockdown.
     """
     files = scan_root(root)
     if files.total == 0:
@@ -205,7 +212,11 @@ def open_readonly(
     config = dict(SANDBOX_CONFIG)
     if threads:
         config["threads"] = str(int(threads))
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     con = duckdb.connect(":memory:", config=config)
+    for name, path in (attach or {}).items():
+        con.execute(f"ATTACH {_sql_str(str(path))} AS {_ident(name)} (READ_ONLY)")
     for view, paths in files.groups.items():
         try:
             dataset = _parquet_dataset(paths)

@@ -9,6 +9,7 @@ search for it must return that clip first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,6 +38,15 @@ CAPTIONS = {
     "still": "A picture that never moves at all here",
     "near0": "The same small square again at another size",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def browse_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The browser's cache folder for this session (never the user's ~/.cache)."""
+    cache = tmp_path_factory.mktemp("browse-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WEBVID_BROWSE_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")

@@ -231,23 +231,22 @@ def test_cli_serves_the_root_on_loopback(data_root: Path) -> None:
         proc.wait(timeout=20)
 
 
-def test_views_over_the_files_answer_as_the_in_memory_copy(data_root: Path, monkeypatch) -> None:
-    """Above MATERIALIZE_ROWS the relations stay views over the files: same answers."""
-    from webvid.browse import catalog, detail
+def test_views_over_the_files_answer_as_the_cached_tables(data_root: Path) -> None:
+    """Without the cache the relations are views over the files: same answers."""
+    from webvid.browse import detail
     from webvid.browse import items as it
 
-    copied = open_root(data_root)
-    monkeypatch.setattr(catalog, "MATERIALIZE_ROWS", 0)
-    viewed = open_root(data_root)
-    is_view = "SELECT count(*) FROM duckdb_views() WHERE view_name = 'items'"
-    is_table = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'items'"
-    assert viewed.con.execute(is_view).fetchone() == (1,)
-    assert copied.con.execute(is_table).fetchone() == (1,)
+    cached = open_root(data_root)
+    viewed = open_root(data_root, cache=False)
+    assert cached.cache is not None and viewed.cache is None
+    where = "SELECT database_name FROM duckdb_tables() WHERE table_name = 'items'"
+    assert cached.con.execute(where).fetchall() == [("browse",)]
+    assert viewed.con.execute(where).fetchall() == []
     for f in (it.Filters(), it.Filters(status="rejected"), it.Filters(text="square")):
-        assert it.grid(viewed, f, size=5) == it.grid(copied, f, size=5)
-    assert detail.sample(viewed, 0, "near0") == detail.sample(copied, 0, "near0")
+        assert it.grid(viewed, f, size=5) == it.grid(cached, f, size=5)
+    assert detail.sample(viewed, 0, "near0") == detail.sample(cached, 0, "near0")
     assert detail.threshold(viewed, 0, "min_motion", 0.0) == detail.threshold(
-        copied, 0, "min_motion", 0.0
+        cached, 0, "min_motion", 0.0
     )
 
 

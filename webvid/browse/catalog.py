@@ -1,9 +1,12 @@
 """What lies under a data root, for the browser: the sandboxed views plus ``items``.
 
 Takes a data root; produces a :class:`Root`: the read-only DuckDB connection of
-:func:`webvid.query.open_readonly` (same views, same sandbox) with two more, temporary
-relations, copied into memory once when the root has at most :data:`MATERIALIZE_ROWS` rows
-(so a page is a query over memory, not a scan of the files through Arrow), views otherwise:
+:func:`webvid.query.open_readonly` (same views, same sandbox; DuckDB's ``memory_limit`` and
+``threads`` set) with two more relations, views over tables of a DuckDB database file that
+:mod:`webvid.browse.cache` writes once per state of the files into a cache folder outside the
+root, sorted in display order and attached read-only (DuckDB reads its blocks as queries need
+them, within :data:`cache.MEMORY_LIMIT`: memory does not grow with the number of clips);
+views straight over the files when ``cache=False`` or the cache folder cannot be written:
 
 * ``items`` — one row per clip the browser can show: every curation input of every shard set
   (``verdicts``, all its columns; status ``kept`` or ``rejected``), every crawl record that
@@ -30,6 +33,8 @@ import pyarrow.parquet as pq
 
 from webvid import contract
 from webvid import query as q
+from webvid.browse import cache as dbcache
+from webvid.errors import DiskFullError
 from webvid.io import read_json
 
 #: Numeric verdict columns shown as scores (filterable, sortable), in display order.
@@ -53,9 +58,10 @@ SCORES = (
 _TEXT = ("reason", "split", "media_kind", "caption", "caption_raw", "key", "shard")
 _SKIP_DIRS = {".venv", ".git", "__pycache__", "node_modules", ".cache"}
 MAX_WALK_FILES = 200_000
-#: Up to this many rows, ``items`` and ``crawl_rows`` are in-memory tables copied once at
-#: start (fast per request); above it they stay views over the files (no copy, slower pages).
-MATERIALIZE_ROWS = 5_000_000
+#: DuckDB threads of the browser's connections (build and serve) unless ``threads`` is given.
+THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Name of the attached cache database inside the connection.
+CACHE_DB = "browse"
 #: Crawl-record columns the browser shows (the ``crawl_rows`` table).
 CRAWL_COLUMNS = (
     "clip_id",
@@ -91,6 +97,7 @@ class Root:
     reports: list[Path] = field(default_factory=list)
     indexes: list[Path] = field(default_factory=list)
     sample_rows: int = 0
+    cache: Path | None = None  # the attached database file (None: views over the files)
     _src_ids: dict[str, int] = field(default_factory=dict)
 
     def src_id(self, filename: str) -> int:
@@ -117,25 +124,49 @@ class Root:
         return out if isinstance(out, dict) else {}
 
 
-def open_root(root: str | os.PathLike[str], *, threads: int | None = None) -> Root:
-    """Open ``root`` read-only for browsing (InputError: no root / no Parquet file in it)."""
+def open_root(
+    root: str | os.PathLike[str], *, threads: int | None = None, cache: bool = True
+) -> Root:
+    """Open ``root`` read-only for browsing (InputError: no root / no Parquet file in it).
+
+    With ``cache`` (the default), ``items`` and ``crawl_rows`` come from the cache database
+    (built first when the files changed); without, or when it cannot be written, they are
+    views straight over the files (same rows, slower pages)."""
     path = Path(root).resolve()
-    con = q.open_readonly(path, threads=threads)
+    threads = int(threads or THREADS)
     groups = q.scan_root(path).groups
     verdicts = groups.get("verdicts", [])
     with_verdicts = {p.parent for p in verdicts}
     samples = [p for p in groups.get("samples", []) if p.parent.parent not in with_verdicts]
     crawl = groups.get("crawl", [])
-    sources = [str(p) for p in (*verdicts, *samples, *crawl)]
-    views = dict(q.describe(con))
-    columns = {c for c, _ in views.get("verdicts", [])}
-    scores = tuple(s for s in SCORES if s in columns) if verdicts else ()
-    rows = sum(pq.read_metadata(p).num_rows for p in (*verdicts, *samples, *crawl))
-    kind = "TABLE" if rows <= MATERIALIZE_ROWS else "VIEW"
-    con.execute(f"CREATE TEMP {kind} items AS " + _items_sql(bool(verdicts), samples, bool(crawl)))
-    crawl_cols = [c for c, _ in views.get("crawl", []) if c in CRAWL_COLUMNS]
-    con.execute(f"CREATE TEMP {kind} crawl_rows AS SELECT {', '.join(crawl_cols)} FROM crawl")
+    inputs = [*verdicts, *samples, *crawl]
+    scores = tuple(s for s in SCORES if s in _columns(verdicts)) if verdicts else ()
+    shown = (*(_columns(crawl) or contract.CRAWL_RECORD_SCHEMA.names), "filename")
+    crawl_cols = [c for c in dict.fromkeys(shown) if c in CRAWL_COLUMNS]
+    tables = {
+        "items": dbcache.Table(
+            f"SELECT *, {SEARCH_TEXT} AS search_text"
+            f" FROM ({_items_sql(bool(verdicts), samples, bool(crawl))})",
+            "src, key NULLS LAST, id",
+            numbered=True,
+            plain=("search_text",),
+        ),
+        "crawl_rows": dbcache.Table(f"SELECT {', '.join(crawl_cols)} FROM crawl", "clip_id"),
+    }
+    files = {"verdicts": verdicts, "samples": samples, "crawl": crawl}
+    db = _cached(path, {k: v for k, v in files.items() if v}, tables, threads) if cache else None
+    con = q.open_readonly(
+        path,
+        threads=threads,
+        memory_limit=dbcache.MEMORY_LIMIT,
+        attach={CACHE_DB: db} if db else None,
+    )
+    for name, table in tables.items():
+        body = table.cached_sql(f"{CACHE_DB}.{name}") if db else table.view_sql()
+        con.execute(f"CREATE TEMP VIEW {name} AS {body}")
+    sources = [str(p) for p in inputs]
     out = Root(path, con, sources, scores, _src_ids={s: i for i, s in enumerate(sources)})
+    out.cache = db
     out.shard_sets = sorted(p.parent for p in verdicts)
     out.indexes = list(groups.get(q.EMBEDDINGS_VIEW, []))
     out.sample_rows = sum(pq.read_metadata(p).num_rows for p in groups.get("samples", []))
@@ -143,8 +174,35 @@ def open_root(root: str | os.PathLike[str], *, threads: int | None = None) -> Ro
     return out
 
 
+#: The caption filter's column: both captions, lower-cased.
+SEARCH_TEXT = "lower(concat_ws(chr(10), caption, caption_raw))"
+
+
+def _cached(
+    path: Path, files: dict[str, list[Path]], tables: dict[str, dbcache.Table], threads: int
+) -> Path | None:
+    """The cache database of the root in its current state, built when missing (None when
+    there is no input file or the cache folder cannot be written)."""
+    inputs = [p for paths in files.values() for p in paths]
+    if not inputs:
+        return None
+    try:
+        db = dbcache.entry_path(dbcache.cache_home(), path, inputs, list(tables.values()))
+        return db if db.exists() else dbcache.build(db, files, tables, threads=threads)
+    except (OSError, DiskFullError, duckdb.IOException, duckdb.OutOfMemoryException):
+        return None  # no room for it: views over the files, as with cache=False
+
+
+def _columns(paths: list[Path]) -> list[str]:
+    """Column names of ``paths``' Parquet schemas, in order of first appearance."""
+    names: dict[str, None] = {}
+    for p in paths:
+        names.update(dict.fromkeys(pq.read_schema(p).names))
+    return list(names)
+
+
 def _items_sql(verdicts: bool, samples: list[Path], crawl: bool) -> str:
-    """The ``items`` rows in display order (``ord``): by source file, sample key, clip id."""
+    """One row per clip the browser shows (the module docstring), in no particular order."""
     parts = []
     if verdicts:
         parts.append(
@@ -170,12 +228,7 @@ def _items_sql(verdicts: bool, samples: list[Path], crawl: bool) -> str:
         parts.append(
             f"SELECT {cols}, NULL::VARCHAR AS crawl_dir, NULL::VARCHAR AS media_path WHERE false"
         )
-    union = " UNION ALL BY NAME ".join(parts)
-    return (
-        "SELECT row_number() OVER (ORDER BY src, key NULLS LAST, id) AS ord, *,"
-        " lower(concat_ws(chr(10), caption, caption_raw)) AS search_text"
-        f" FROM ({union}) ORDER BY ord"
-    )
+    return " UNION ALL BY NAME ".join(parts)
 
 
 def _walk_files(root: Root) -> None:

@@ -2,8 +2,9 @@
 
 Takes a :class:`~webvid.browse.catalog.Root` and request parameters (already parsed: strings
 and numbers, never SQL); produces JSON-ready dicts. Every value reaches DuckDB as a bound
-parameter; column names only ever come from :data:`catalog.SCORES`. Each call is one paged
-query (``LIMIT``/``OFFSET``) plus one filtered count.
+parameter; column names only ever come from :data:`catalog.SCORES`. A grid page is at most
+three queries: the page's range of ``ord`` (``LIMIT``/``OFFSET`` over ``ord`` alone; none when
+nothing is filtered), its rows, and the filtered count.
 """
 
 from __future__ import annotations
@@ -108,11 +109,19 @@ def grid(root: Root, f: Filters, *, page: int = 0, size: int = 24) -> dict[str, 
     page = max(0, int(page))
     clause, params = where(root, f)
     cols = ", ".join([*GRID_COLUMNS, *root.scores])
-    items = rows(
-        root,
-        f"SELECT {cols} FROM items{clause} ORDER BY ord LIMIT ? OFFSET ?",
-        [*params, size, page * size],
-    )
+    first = page * size
+    # The page is the range of ord between its first and last row: found on ord alone (an
+    # unfiltered page from ord = 1..n directly), then only its rows are read in full.
+    lo, hi = (first + 1, first + size)
+    if clause:
+        lo, hi = root.con.execute(
+            f"SELECT min(ord), max(ord) FROM (SELECT ord FROM items{clause}"
+            " ORDER BY ord LIMIT ? OFFSET ?)",
+            [*params, size, first],
+        ).fetchone()
+    within = f"{clause} AND" if clause else " WHERE"
+    sql = f"SELECT {cols} FROM items{within} ord BETWEEN ? AND ? ORDER BY ord"
+    items = rows(root, sql, [*params, lo, hi]) if lo is not None else []
     ((total,),) = root.con.execute(f"SELECT count(*) FROM items{clause}", params).fetchall()
     return {"total": int(total), "page": page, "size": size, "items": items}
 

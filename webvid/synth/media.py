@@ -36,7 +36,7 @@ from typing import Final
 import numpy as np
 
 from webvid.errors import WebvidError
-from webvid.io import atomic_path
+from webvid.io import atomic_path, user_cache_dir
 from webvid.log import NullProgress, Progress
 from webvid.synth.catalog import Catalog, RenderSpec
 from webvid.synth.palette import BACKGROUNDS, COLOURS
@@ -78,11 +78,7 @@ class MediaParams:
 
 def default_cache_dir() -> Path:
     """``$WEBVID_DEMO_CACHE``, else ``$XDG_CACHE_HOME/webvid/demo``, else ``~/.cache/webvid/demo``."""
-    env = os.environ.get("WEBVID_DEMO_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "webvid" / "demo"
+    return user_cache_dir("demo", "WEBVID_DEMO_CACHE")
 
 
 #: RenderSpec fields added later, left out of the cache key at these values, so that the keys
