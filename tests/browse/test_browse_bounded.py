@@ -112,3 +112,13 @@ def test_no_writable_cache_folder_means_views_over_the_files(
     assert root.cache is None
     assert root.con.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)
     assert it.grid(root, it.Filters(status="kept"))["total"] == 5
+
+
+def test_a_root_of_shards_alone(data_root: Path, tmp_path: Path) -> None:
+    """No crawl dir under the root (shards moved elsewhere): the file is still built."""
+    shutil.copytree(data_root / "shards", tmp_path / "shards")
+    root = open_root(tmp_path)
+    assert root.cache is not None
+    assert root.con.execute("SELECT count(*) FROM crawl_rows").fetchone() == (0,)
+    assert it.grid(root, it.Filters(status="kept"))["total"] == 5
+    assert it.grid(root, it.Filters())["total"] == 8  # the failed crawl record is not there

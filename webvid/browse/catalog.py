@@ -141,8 +141,11 @@ def open_root(
     crawl = groups.get("crawl", [])
     inputs = [*verdicts, *samples, *crawl]
     scores = tuple(s for s in SCORES if s in _columns(verdicts)) if verdicts else ()
-    shown = (*(_columns(crawl) or contract.CRAWL_RECORD_SCHEMA.names), "filename")
-    crawl_cols = [c for c in dict.fromkeys(shown) if c in CRAWL_COLUMNS]
+    shown = [c for c in dict.fromkeys((*_columns(crawl), "filename")) if c in CRAWL_COLUMNS]
+    crawl_sql = f"SELECT {', '.join(shown)} FROM crawl"
+    if not crawl:  # no crawl file: no crawl view to read in the build either
+        nulls = ", ".join(f"NULL::VARCHAR AS {c}" for c in CRAWL_COLUMNS)
+        crawl_sql = f"SELECT {nulls} WHERE false"
     tables = {
         "items": dbcache.Table(
             f"SELECT *, {SEARCH_TEXT} AS search_text"
@@ -151,7 +154,7 @@ def open_root(
             numbered=True,
             plain=("search_text",),
         ),
-        "crawl_rows": dbcache.Table(f"SELECT {', '.join(crawl_cols)} FROM crawl", "clip_id"),
+        "crawl_rows": dbcache.Table(crawl_sql, "clip_id"),
     }
     files = {"verdicts": verdicts, "samples": samples, "crawl": crawl}
     db = _cached(path, {k: v for k, v in files.items() if v}, tables, threads) if cache else None
