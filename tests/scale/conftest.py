@@ -59,7 +59,8 @@ def run_ray_child(workdir: Path, case: str, timeout_s: float = 240.0, **args: An
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # never another cluster
     env |= {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     out, err = workdir / f"{case}.out", workdir / f"{case}.err"
-    spec = json.dumps({"case": case, **args})
+    temp = tempfile.mkdtemp(prefix="wvrayc-", dir="/tmp")  # short: socket paths are limited
+    spec = json.dumps({"case": case, "ray_temp_dir": temp, **args})
     with out.open("wb") as so, err.open("wb") as se:  # files: Ray's processes may hold pipes
         child = subprocess.Popen(
             [sys.executable, str(CHILD), spec],
@@ -80,6 +81,8 @@ def run_ray_child(workdir: Path, case: str, timeout_s: float = 240.0, **args: An
                 child.kill()
                 child.wait()
             pytest.fail(f"{case}: no exit within {timeout_s:g} s\n{_tail(err)}")
+        finally:  # Ray's session files, also when Ray aborted the child before its cleanup
+            shutil.rmtree(temp, ignore_errors=True)
     tail = _tail(err)
     aborted = "Ray aborted the driver (a failed RAY_CHECK in its core worker)\n"
     assert code == 0, f"{case}: the child exited {code}: {aborted * ('Check failed' in tail)}{tail}"

@@ -4,7 +4,8 @@ can only end this process, never the pytest process that started it.
 
 Run as ``python tests/scale/ray_child.py SPEC`` (by ``conftest.run_ray_child``): SPEC is a
 JSON object naming the case and its arguments. The child starts a Ray cluster of its own
-(``num_cpus=2``, its own temp folder; never another's: ``RAY_ADDRESS`` is not passed on),
+(``num_cpus=2``, in the temp folder SPEC names, which the parent removes even when the child
+is aborted; never another's cluster: ``RAY_ADDRESS`` is not passed on),
 runs the case, shuts Ray down, and prints one line ``RESULT {json}`` on stdout: what each
 call returned or raised (exception class as ``module.Name`` and its message). It exits 0 when
 the case ran to its end, whatever the calls raised; anything else is a crash.
@@ -13,9 +14,7 @@ the case ran to its end, whatever the calls raised; anything else is a crash.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,13 +67,12 @@ def main(spec: dict[str, Any]) -> None:
     import ray
 
     case = CASES[spec.pop("case")]
-    temp = tempfile.mkdtemp(prefix="wvrayc-", dir="/tmp")  # short: socket paths are limited
+    temp = spec.pop("ray_temp_dir")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
     try:
         result = case(**spec)
     finally:
         ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
     print(RESULT + json.dumps(result), flush=True)
 
 
