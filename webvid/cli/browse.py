@@ -37,7 +37,9 @@ def browse(root: str, port: int, host: str) -> None:
     Pages: Overview (funnel, counts, report plots, shard sizes, training curves),
     Samples (clips playing in place, filters), Threshold (what a new value would drop,
     with its --set override), Sample detail, Search (an embedding index from webvid
-    embed), SQL (the sandbox of webvid query). Nothing is ever written.
+    embed), SQL (the sandbox of webvid query). Nothing is written under ROOT; a
+    sorted copy of its clip table is kept in ~/.cache/webvid/browse
+    ($WEBVID_BROWSE_CACHE), so memory stays bounded and later opens are instant.
     """
     if not is_loopback(host):
         err_console.print(
