@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -122,3 +123,25 @@ def test_a_root_of_shards_alone(data_root: Path, tmp_path: Path) -> None:
     assert root.con.execute("SELECT count(*) FROM crawl_rows").fetchone() == (0,)
     assert it.grid(root, it.Filters(status="kept"))["total"] == 5
     assert it.grid(root, it.Filters())["total"] == 8  # the failed crawl record is not there
+
+
+def test_a_killed_builds_leftovers_are_swept_once_stale(
+    data_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A build killed mid-way leaves its spill folder and temp file: the next build deletes
+    them once a day old, and leaves a younger one (another browser's live build) alone."""
+    home = tmp_path / "cache"
+    monkeypatch.setenv("WEBVID_BROWSE_CACHE", str(home))
+    old_spill, live_spill = home / ".build-killed", home / ".build-live"
+    for d in (old_spill, live_spill):
+        (d / "duckdb_temp_storage").mkdir(parents=True)
+        (d / "duckdb_temp_storage" / "block-0.tmp").write_bytes(b"\0" * 4096)
+    old_tmp = home / ".tmp-killed.duckdb"
+    old_tmp.write_bytes(b"half a database")
+    day_ago = time.time() - cache.STALE_BUILD_S - 60
+    for p in (old_spill, old_tmp):
+        os.utime(p, (day_ago, day_ago))
+    root = open_root(data_root)
+    assert root.cache is not None and root.cache.parent == home
+    assert not old_spill.exists() and not old_tmp.exists()
+    assert live_spill.is_dir() and (live_spill / "duckdb_temp_storage" / "block-0.tmp").exists()

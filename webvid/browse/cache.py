@@ -14,27 +14,34 @@ state of the files and reused by later opens; a changed file gives a new name, a
 it deletes the root's older files. The build (:func:`build`) is a private DuckDB connection
 with the same memory limit that reads the Parquet files with DuckDB's own reader and sorts
 each relation (spilling into its temporary folder), in a temporary folder next to the
-result, which is then renamed into place (atomic: a reader sees the whole file or none).
-Nothing is ever written under the root.
+result, which is then renamed into place (atomic: a reader sees the whole file or none); what
+a killed build left (its spill folder, its temp file) is deleted by a later build once a day
+old. Nothing is ever written under the root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
-from webvid.io import atomic_path, user_cache_dir
+from webvid.io import TMP_PREFIX, atomic_path, user_cache_dir
 
 #: DuckDB memory limit of the browser's connections (build and serve).
 MEMORY_LIMIT = "256MB"
 FORMAT = 1
 SUFFIX = ".duckdb"
+BUILD_PREFIX = ".build-"
+#: a build's spill folder or temp file older than this was left by a killed build (a live
+#: build of another browser sharing the cache folder is younger: 1.94 M clips take 15 s)
+STALE_BUILD_S = 24 * 3600
 
 
 def cache_home() -> Path:
@@ -97,7 +104,8 @@ def build(
     (:func:`webvid.io.atomic_path`); the root's other database files (same name prefix) are
     deleted afterwards."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))  # the sort's spill
+    sweep_leftovers(path.parent)
+    work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=path.parent))  # the sort's spill
     config = {
         "memory_limit": MEMORY_LIMIT,
         "threads": str(threads),
@@ -130,6 +138,25 @@ def build(
         if old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+def sweep_leftovers(folder: Path, now: float | None = None) -> int:
+    """Delete what killed builds left in ``folder`` (spill folders, temp database files) once
+    older than :data:`STALE_BUILD_S`; returns how many. Younger ones may be a live build."""
+    cutoff = (time.time() if now is None else now) - STALE_BUILD_S
+    n = 0
+    for p in folder.iterdir():
+        if not p.name.startswith((BUILD_PREFIX, TMP_PREFIX)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if p.lstat().st_mtime >= cutoff:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink()
+            n += 1
+    return n
 
 
 def _read_parquet(paths: list[Path]) -> str:
