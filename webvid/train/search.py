@@ -2,18 +2,28 @@
 
 from webvid.retrieval.search import (
     INDEX_META_KEY,
+    OVERRIDES_KEY,
+    STALE_NAMED,
     Hit,
     build_index,
+    check_sources,
     encode_queries,
     index_meta,
+    query_overrides,
+    rebuild_command,
     search,
 )
 
 __all__ = [
     "Hit",
     "INDEX_META_KEY",
+    "OVERRIDES_KEY",
+    "STALE_NAMED",
     "build_index",
+    "check_sources",
     "encode_queries",
     "index_meta",
+    "query_overrides",
+    "rebuild_command",
     "search",
 ]
