@@ -33,6 +33,7 @@ import torch
 from webvid.clips import fastframes as ff
 from webvid.clips import frames as fr
 from webvid.errors import ConfigError
+from webvid.model.text import load_tokenizer
 
 #: The values of ``caption_sample`` (``data.caption_sample`` in a training recipe).
 CAPTION_SAMPLES = ("rand", "first")
@@ -59,16 +60,6 @@ class ClipOptions:
             raise ConfigError(
                 f"caption_sample must be one of {CAPTION_SAMPLES}, got {self.caption_sample!r}"
             )
-
-
-def load_tokenizer(text_model: str) -> Any:
-    """The text model's tokenizer from a local directory (or the hub cache; never downloads)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(text_model, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the tokenizer of {text_model!r}: {exc}") from None
 
 
 class Tokenize:
