@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from aiohttp import web
 
+from tests.loopback_polite import strict
 from webvid import io
 from webvid.crawl.config import PoliteConfig
 from webvid.crawl.run import run
@@ -22,19 +23,6 @@ def rows_of(out: Path) -> dict[str, dict]:
         for r in pq.read_table(p).to_pylist()
     ]
     return {r["clip_id"]: r for r in rows}
-
-
-def strict(**kw: object) -> PoliteConfig:
-    """Politeness as shipped (no --allow-private), but 127.0.0.1 stands in for a public host."""
-    base = dict(
-        allow_private=False,
-        private_allowlist=("127.0.0.1/32",),
-        per_host_rps=1000.0,
-        per_host_burst=100,
-        per_host_concurrency=8,
-    )
-    base.update(kw)
-    return PoliteConfig(**base)  # type: ignore[arg-type]
 
 
 def test_redirect_to_private_address_refused(tmp_path: Path, kit, crawl_config) -> None:

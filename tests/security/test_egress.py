@@ -27,6 +27,7 @@ import yarl
 from aiohttp import web
 from aiohttp.helpers import is_ip_address
 
+from tests.loopback_polite import strict
 from webvid.crawl import polite
 from webvid.crawl.config import NetConfig, PoliteConfig
 from webvid.crawl.egress import EgressPolicy, PrivateAddressError, literal_address
@@ -312,20 +313,6 @@ def test_guarded_resolver_refuses_a_name_of_loopback() -> None:
 # --------------------------------------------------------------------------------------------
 # end to end: a hostile table, redirect, robots.txt, remote table, discovered page
 # --------------------------------------------------------------------------------------------
-
-
-def strict(**kw: object) -> PoliteConfig:
-    """Politeness as shipped (no --allow-private) but 127.0.0.1 stands in for a public
-    host; the secret server listens on 127.0.0.2, which stays forbidden."""
-    base: dict[str, object] = dict(
-        allow_private=False,
-        private_allowlist=("127.0.0.1/32",),
-        per_host_rps=1000.0,
-        per_host_burst=100,
-        per_host_concurrency=8,
-    )
-    base.update(kw)
-    return PoliteConfig(**base)  # type: ignore[arg-type]
 
 
 def rows_of(out: Path) -> dict[str, dict]:

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from webvid.crawl.config import NetConfig, PoliteConfig
+from tests.loopback_polite import strict
+from webvid.crawl.config import NetConfig
 from webvid.crawl.run import run
 
 
@@ -38,17 +39,6 @@ kit = _load_crawl_kit()
 
 ENDLESS_CAP_BYTES = 48 * 1024 * 1024  # what the endless route sends at most, whatever happens
 TRICKLE_CAP_S = 25.0
-
-
-def strict() -> PoliteConfig:
-    """As shipped (no --allow-private), 127.0.0.1 posing as a public host."""
-    return PoliteConfig(
-        allow_private=False,
-        private_allowlist=("127.0.0.1/32",),
-        per_host_rps=1000.0,
-        per_host_burst=100,
-        per_host_concurrency=8,
-    )
 
 
 def rows_of(out: Path) -> dict[str, dict]:
