@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.browse.conftest import PLANTED_QUERY
 from webvid import contract
-from webvid.browse import cache, catalog, server
+from webvid.browse import cache, catalog, server, textsearch
 from webvid.browse import items as it
 from webvid.browse.catalog import open_root
 
@@ -145,3 +146,18 @@ def test_a_killed_builds_leftovers_are_swept_once_stale(
     assert root.cache is not None and root.cache.parent == home
     assert not old_spill.exists() and not old_tmp.exists()
     assert live_spill.is_dir() and (live_spill / "duckdb_temp_storage" / "block-0.tmp").exists()
+
+
+def test_a_big_index_is_streamed_not_held(data_root: Path, monkeypatch) -> None:
+    """Over MATRIX_BYTES the Search page keeps no matrix and streams the index at each search,
+    with the same hits and scores as the in-memory product."""
+    held = textsearch.TextSearch(open_root(data_root))
+    expected = held.search(PLANTED_QUERY, k=5)["hits"]
+    assert held._indexes[0].matrix is not None
+    monkeypatch.setattr(textsearch, "MATRIX_BYTES", 0)
+    streamed = textsearch.TextSearch(open_root(data_root))
+    got = streamed.search(PLANTED_QUERY, k=5)["hits"]
+    assert streamed._indexes[0].matrix is None and streamed._indexes[0].keys is None
+    assert [h["key"] for h in got] == [h["key"] for h in expected]
+    assert [h["id"] for h in got] == [h["id"] for h in expected]  # mapped back to items rows
+    assert [h["score"] for h in got] == pytest.approx([h["score"] for h in expected], abs=1e-6)

@@ -5,7 +5,10 @@ its embedding indexes (written by ``webvid embed``), each mapped back to its ``i
 it plays in place. The query is embedded with the index's own checkpoint through
 :func:`webvid.retrieval.search.encode_queries`; the model (per checkpoint) and the index's
 unit-norm embedding matrix (``rows × dim × 4`` bytes) are loaded on the first search and kept,
-so a search costs one text encoding and one matrix product.
+so a search costs one text encoding and one matrix product — up to :data:`MATRIX_BYTES`; a
+bigger index is not held: each search streams it in record batches
+(:func:`webvid.retrieval.search.top_k`), so memory stays bounded and a search costs a read of
+the index file.
 """
 
 from __future__ import annotations
@@ -25,21 +28,31 @@ from webvid.browse.catalog import Root
 from webvid.clips.sample import Tokenize
 from webvid.errors import InputError
 from webvid.model.build import load_for_inference
-from webvid.retrieval.search import check_sources, encode_queries, index_meta, query_overrides
+from webvid.retrieval.search import (
+    check_sources,
+    encode_queries,
+    index_meta,
+    query_overrides,
+    top_k,
+)
 
 MAX_K = 100
 MAX_TEXT_LEN = 64  # as `webvid search`
+#: the largest embedding matrix kept in memory (1 M rows at 64-d, 262,144 at 256-d)
+MATRIX_BYTES = 256 << 20
 
 
 @dataclass
 class _Index:
-    keys: list[str]
-    captions: list[str]
-    sources: list[str]
-    matrix: np.ndarray
+    path: Path
+    dim: int
     checkpoint: str
     text_model: str | None
     overrides: dict[str, str]
+    matrix: np.ndarray | None = None  # None: streamed at each search (over MATRIX_BYTES)
+    keys: list[str] | None = None
+    captions: list[str] | None = None
+    sources: list[str] | None = None
 
 
 class TextSearch:
@@ -56,22 +69,20 @@ class TextSearch:
             path = self.root.indexes[n]
             meta = index_meta(path)
             check_sources(path, meta)  # an index whose shards were rewritten since: refused
-            table = pq.read_table(path, columns=["key", "caption", "source", "embedding"])
             dim = int(meta["dim"])
-            flat = table.column("embedding").combine_chunks().flatten()
-            matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
             ckpt = Path(meta["checkpoint"])
             if not ckpt.is_absolute():
                 ckpt = path.parent / ckpt
-            self._indexes[n] = _Index(
-                table.column("key").to_pylist(),
-                [c or "" for c in table.column("caption").to_pylist()],
-                [s or "" for s in table.column("source").to_pylist()],
-                matrix,
-                str(ckpt),
-                meta.get("text_model"),
-                query_overrides(meta, None),
-            )
+            idx = _Index(path, dim, str(ckpt), meta.get("text_model"), query_overrides(meta, None))
+            if pq.ParquetFile(path).metadata.num_rows * dim * 4 <= MATRIX_BYTES:
+                table = pq.read_table(path, columns=["key", "caption", "source", "embedding"])
+                flat = table.column("embedding").combine_chunks().flatten()
+                idx.matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32)
+                idx.matrix = idx.matrix.reshape(-1, dim)
+                idx.keys = table.column("key").to_pylist()
+                idx.captions = [c or "" for c in table.column("caption").to_pylist()]
+                idx.sources = [s or "" for s in table.column("source").to_pylist()]
+            self._indexes[n] = idx
         return self._indexes[n]
 
     def _model(self, index: _Index) -> Any:
@@ -97,22 +108,33 @@ class TextSearch:
             idx = self._index(index)
             model, tokenize = self._model(idx)
             q = encode_queries(model, [query], MAX_TEXT_LEN, tokenize)
-        if q.shape[1] != idx.matrix.shape[1]:
+        if q.shape[1] != idx.dim:
             raise InputError("the index's checkpoint gives another dimension than the index")
-        scores = idx.matrix @ q[0]
-        top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k] if len(scores) else []
-        order = sorted(top, key=lambda i: (-float(scores[i]), int(i)))
-        hits = [
-            {
-                "key": idx.keys[i],
-                "caption": idx.captions[i],
-                "score": float(scores[i]),
-                "source": idx.sources[i],
-            }
-            for i in order
-        ]
+        hits = _hits(idx, q[0], k)
         attach_items(self.root, self.root.indexes[index].parent, hits)
         return {"query": query, "index": index, "hits": hits}
+
+
+def _hits(idx: _Index, q: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """The top ``k`` rows of ``idx`` for the unit query ``q``, best first (ties: index order)."""
+    if idx.matrix is None:
+        return [
+            {"key": h.key, "caption": h.caption, "score": h.score, "source": h.source}
+            for h in top_k(idx.path, q[None, :], k)[0]
+        ]
+    assert idx.keys is not None and idx.captions is not None and idx.sources is not None
+    scores = idx.matrix @ q
+    top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k] if len(scores) else []
+    order = sorted(top, key=lambda i: (-float(scores[i]), int(i)))
+    return [
+        {
+            "key": idx.keys[i],
+            "caption": idx.captions[i],
+            "score": float(scores[i]),
+            "source": idx.sources[i],
+        }
+        for i in order
+    ]
 
 
 def attach_items(root: Root, base: Path, hits: list[dict[str, Any]]) -> None:

@@ -227,7 +227,7 @@ def search(
         raise InputError(
             f"query dim {q.shape[1]} != index dim {meta['dim']}: another model built this index"
         )
-    return _top_k(index, q, k, stale_names)
+    return top_k(index, q, k, stale_names)
 
 
 def _stale_names(index: str | Path, meta: Mapping[str, Any], allow_stale: bool) -> set[str]:
@@ -249,8 +249,13 @@ def _stale_names(index: str | Path, meta: Mapping[str, Any], allow_stale: bool) 
     return {s.source for s in stale or ()}
 
 
-def _top_k(index: str | Path, q: np.ndarray, k: int, stale: set[str]) -> list[list[Hit]]:
-    """Each query row's top-``k`` rows of the index, read in record batches."""
+def top_k(
+    index: str | Path, q: np.ndarray, k: int, stale: set[str] | None = None
+) -> list[list[Hit]]:
+    """Each query row's (of ``q``: unit rows) top-``k`` rows of the index, best first, read in
+    record batches of 65,536 rows (memory bounded whatever the index's size); the hits whose
+    ``source`` is in ``stale`` are marked so."""
+    stale = stale or set()
     heaps: list[list[tuple[float, int, Hit]]] = [[] for _ in range(len(q))]
     counter = 0
     pf = pq.ParquetFile(index)

@@ -12,6 +12,7 @@ from webvid.retrieval.search import (
     query_overrides,
     rebuild_command,
     search,
+    top_k,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "query_overrides",
     "rebuild_command",
     "search",
+    "top_k",
 ]
